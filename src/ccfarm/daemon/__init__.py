@@ -1,0 +1,1 @@
+"""ccfarmd: the compile daemon (distcc-compatible) and, later, its host agent."""

@@ -1,0 +1,116 @@
+"""From a received request to a compile plan, and from results to a reply.
+
+No sockets here: the service feeds request events in and runs the plan.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ccfarm.compiler.daemon_args import (
+    DaemonJob,
+    Refusal,
+    check_request_args,
+    daemon_argv_preprocessed,
+    daemon_argv_rooted,
+    rewrite_deps_text,
+)
+from ccfarm.daemon.compilers import CompilerAllowList
+from ccfarm.daemon.workspace import Workspace
+from ccfarm.errors import RemoteProtocolError
+from ccfarm.protocol import CCFARM, FileEntry, JobHeader, LinkEntry, sends_files
+
+#: client variables (ccfarm protocol) that may change what the compiler prints
+CLIENT_ENV_KEYS = frozenset(
+    {"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "SOURCE_DATE_EPOCH",
+     "GCC_COLORS", "GCC_URLS", "TERM_URLS", "TERM"}
+)
+
+
+@dataclass(frozen=True)
+class CompilePlan:
+    program: str
+    argv: tuple[str, ...]
+    cwd: str
+    env: Mapping[str, str]
+    version: int
+    root: str | None  # set when the client's files were mirrored (version 3+)
+    dep_target: str | None
+
+
+class JobBuilder:
+    """Collects one request's events into a workspace; then `plan()`."""
+
+    def __init__(self, header: JobHeader, compilers: CompilerAllowList, ws: Workspace) -> None:
+        self.header = header
+        self.ws = ws
+        argv = [os.fsdecode(a) for a in header.argv]
+        try:
+            name = compilers.check(argv[0])
+            self.program = compilers.resolve(name)
+        except ValueError as exc:
+            raise RemoteProtocolError(str(exc)) from None
+        checked = check_request_args(argv, version=header.version)
+        if isinstance(checked, Refusal):
+            raise RemoteProtocolError(f"refused arguments: {checked.reason}")
+        self.job: DaemonJob = checked
+        self._input: str | None = None
+
+    def add_source(self, data: bytes) -> None:
+        self._input = self.ws.write_input(self.job.input_suffix, data)
+
+    def add_entry(self, entry: FileEntry | LinkEntry) -> None:
+        if isinstance(entry, FileEntry):
+            self.ws.add_file(entry.name, entry.data)
+        else:
+            self.ws.add_link(entry.name, entry.target)
+
+    def plan(self, base_env: Mapping[str, str]) -> CompilePlan:
+        env = dict(base_env)
+        env["TMPDIR"] = self.ws.path
+        if self.header.version == CCFARM:
+            for key in CLIENT_ENV_KEYS:
+                env.pop(key, None)
+            for item in self.header.env:
+                key, _, value = os.fsdecode(item).partition("=")
+                if key in CLIENT_ENV_KEYS:
+                    env[key] = value
+        if not sends_files(self.header.version):
+            if self._input is None:
+                raise RemoteProtocolError("no preprocessed source received")
+            argv = daemon_argv_preprocessed(self.job, self._input, self.ws.output)
+            return CompilePlan(
+                self.program, tuple(argv), self.ws.path, env, self.header.version, None, None
+            )
+        assert self.header.cwd is not None
+        cwd = self.ws.client_dir(self.header.cwd)
+        rooted = daemon_argv_rooted(
+            self.job, root=self.ws.root, output_path=self.ws.output, deps_path=self.ws.deps
+        )
+        return CompilePlan(
+            self.program, tuple(rooted.argv), cwd, env, self.header.version,
+            self.ws.root, rooted.dep_target,
+        )
+
+
+def unroot(plan: CompilePlan, text: bytes) -> bytes:
+    """Remove the mirror root from compiler messages (paths read as the client's)."""
+    if plan.root is None:
+        return text
+    return text.replace(os.fsencode(plan.root), b"")
+
+
+def deps_reply(plan: CompilePlan, raw: bytes) -> bytes:
+    if plan.root is None:
+        return b""
+    target = os.fsencode(plan.dep_target) if plan.dep_target is not None else None
+    return rewrite_deps_text(raw, root=os.fsencode(plan.root), target=target)
+
+
+def wait_status(returncode: int) -> int:
+    """asyncio's returncode (negative = signal) as a raw wait status."""
+    if returncode < 0:
+        return -returncode & 0x7F
+    return (returncode & 0xFF) << 8

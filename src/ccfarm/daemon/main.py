@@ -1,0 +1,129 @@
+"""`ccfarmd`: command line of the compile daemon (a drop-in for distccd)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ccfarm import __version__
+from ccfarm.config import build, load_toml
+from ccfarm.daemon.compilers import CompilerAllowList
+from ccfarm.daemon.config import DaemonConfig
+from ccfarm.errors import ConfigError
+
+EXIT_BAD_ARGUMENTS = 101
+EXIT_BIND_FAILED = 102
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ccfarmd", description="ccfarm compile daemon (speaks the distcc protocol)"
+    )
+    p.add_argument("--version", action="version", version=f"ccfarmd {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML file; flags override it")
+    p.add_argument("-p", "--port", type=int, help="TCP port (default 3632)")
+    p.add_argument("--listen", metavar="ADDR", help="address to bind (default all)")
+    p.add_argument("-a", "--allow", action="append", default=[], metavar="CIDR",
+                   help="allowed client network (repeatable); none given = nobody allowed")
+    p.add_argument("-j", "--jobs", type=int, help="compilers run at once (default: CPUs)")
+    p.add_argument("--queue", type=int, help="jobs that may wait for a slot (default 4 x jobs)")
+    p.add_argument("-N", "--nice", type=int, help="niceness increment for compilers")
+    p.add_argument("--job-lifetime", type=float, metavar="S", help="kill compiles older than S")
+    p.add_argument("--io-timeout", type=float, metavar="S", help="network wait limit")
+    p.add_argument("--compiler", dest="compilers", action="append", default=[], metavar="NAME",
+                   help="allow exactly these compiler names (repeatable)")
+    p.add_argument("--allow-compiler", action="append", default=[], metavar="NAME",
+                   help="allow this compiler name in addition to the defaults")
+    p.add_argument("--tmpdir", help="where job directories are made (default $TMPDIR)")
+    p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (default)")
+    p.add_argument("--no-detach", dest="detach", action="store_const", const=False,
+                   help="stay in the foreground")
+    p.add_argument("--log-file", metavar="FILE")
+    p.add_argument("--log-stderr", action="store_const", const=True)
+    p.add_argument("--log-level", choices=["debug", "info", "notice", "warning", "error",
+                                           "critical"])
+    p.add_argument("-P", "--pid-file", metavar="FILE")
+    return p
+
+
+def load_config(argv: Sequence[str] | None = None) -> DaemonConfig:
+    args = parser().parse_args(argv)
+    file_values = load_toml(args.config, "ccfarmd") if args.config else {}
+    config = build(DaemonConfig, args, file_values)
+    if not 1 <= config.jobs <= 1000:
+        raise ConfigError("--jobs must be between 1 and 1000")
+    return config
+
+
+def _setup_logging(config: DaemonConfig) -> None:
+    level = {"notice": "INFO"}.get(config.log_level, config.log_level.upper())
+    handlers: list[logging.Handler] = []
+    if config.log_file:
+        handlers.append(logging.FileHandler(config.log_file))
+    if config.log_stderr or not handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    fmt = "%(asctime)s ccfarmd[%(process)d] %(levelname)s %(message)s"
+    logging.basicConfig(level=level, handlers=handlers, format=fmt)
+
+
+def _detach() -> None:
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        print(f"ccfarmd: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    search = config.compiler_path or os.environ.get("DISTCCD_PATH") or os.environ.get("PATH", "")
+    compilers = CompilerAllowList.discover(
+        [d for d in search.split(":") if d],
+        extra=config.allow_compiler,
+        only=config.compilers or None,
+    )
+    if config.detach:
+        _detach()
+    _setup_logging(config)
+    if not config.allow:
+        logging.getLogger("ccfarmd").warning("no --allow given: every client will be refused")
+    return asyncio.run(_run(config, compilers))
+
+
+async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
+    from ccfarm.daemon.service import DaemonService
+
+    service = DaemonService(config, compilers)
+    try:
+        await service.start()
+    except OSError as exc:
+        logging.getLogger("ccfarmd").error("cannot listen on %s:%d: %s",
+                                           config.listen, config.port, exc)
+        return EXIT_BIND_FAILED
+    if config.pid_file:
+        with open(config.pid_file, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    try:
+        await service.serve_until_drained()
+    finally:
+        if config.pid_file:
+            try:
+                os.unlink(config.pid_file)
+            except FileNotFoundError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The daemon's asyncio shell: accept, read a request, compile, reply.
+
+All decisions about bytes live in `ccfarm.protocol`, about arguments in
+`ccfarm.compiler`, about files in `workspace`; this module moves data
+between sockets, processes and those cores, arms timeouts and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+from ccfarm.daemon.access import AccessList
+from ccfarm.daemon.compilers import CompilerAllowList
+from ccfarm.daemon.config import DaemonConfig
+from ccfarm.daemon.job import CompilePlan, JobBuilder, deps_reply, unroot, wait_status
+from ccfarm.daemon.workspace import Workspace
+from ccfarm.errors import RemoteProtocolError
+from ccfarm.protocol import (
+    NEED_DATA,
+    FileEntry,
+    JobHeader,
+    LinkEntry,
+    PreprocessedSource,
+    RequestComplete,
+    RequestParser,
+    encode_reply,
+    encode_reply_head,
+)
+
+log = logging.getLogger("ccfarmd")
+
+EXIT_IO_ERROR = 107  # distcc's code when the client went away
+EXIT_TIMEOUT = 118  # distcc's code when --job-lifetime expired
+_READ_SIZE = 256 * 1024
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class DaemonService:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        compilers: CompilerAllowList,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.compilers = compilers
+        self.access = AccessList.parse(config.allow)
+        self.env = dict(os.environ if env is None else env)
+        self._slots = asyncio.Semaphore(config.jobs)
+        self._waiting = 0
+        self._active: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._draining = asyncio.Event()
+        self.jobs_done = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection, self.config.listen, self.config.port, backlog=1024
+        )
+        addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
+        log.info("listening on %s, %d job slots", addrs, self.config.jobs)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def drain(self) -> None:
+        """Stop accepting; running and queued jobs finish (SIGTERM)."""
+        if self._draining.is_set():
+            return
+        log.info("draining: %d connection(s) still running", len(self._active))
+        self._draining.set()
+        if self._server is not None:
+            self._server.close()
+
+    async def serve_until_drained(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.drain)
+        await self._draining.wait()
+        if self._active:
+            await asyncio.wait(set(self._active), timeout=self.config.drain_timeout)
+        log.info("stopped after %d jobs", self.jobs_done)
+
+    # -- one connection ------------------------------------------------------------
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        peer = writer.get_extra_info("peername")
+        client = f"{peer[0]}:{peer[1]}" if peer else "?"
+        try:
+            if self._draining.is_set():
+                log.info("refused %s: draining", client)
+            elif not peer or not self.access.allows(peer[0]):
+                log.warning("connection from %s denied by access list", client)
+            else:
+                await self._serve(client, reader, writer)
+        except (RemoteProtocolError, _ClientGone, TimeoutError, ConnectionError) as exc:
+            log.warning("job from %s failed: %s", client, exc or type(exc).__name__)
+        except Exception:
+            log.exception("internal error serving %s", client)
+        finally:
+            writer.close()
+            self._active.discard(task)
+
+    async def _serve(
+        self, client: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        ws = Workspace(self.config.tmpdir or None)
+        try:
+            started = time.monotonic()
+            builder = await self._read_request(reader, ws)
+            plan = builder.plan(self.env)
+            if self._waiting >= self.config.queue_limit:
+                raise RemoteProtocolError("too many jobs waiting; refusing")
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
+            try:
+                reply = await self._compile(plan, reader, ws)
+            finally:
+                self._slots.release()
+            writer.write(reply)
+            await asyncio.wait_for(writer.drain(), self.config.io_timeout)
+            self.jobs_done += 1
+            log.info(
+                "%s %s v%x %.0f ms", client, os.path.basename(plan.argv[-1]),
+                plan.version, (time.monotonic() - started) * 1000,
+            )
+        finally:
+            ws.remove()
+
+    async def _read_request(self, reader: asyncio.StreamReader, ws: Workspace) -> JobBuilder:
+        parser = RequestParser()
+        builder: JobBuilder | None = None
+        while True:
+            event = parser.next_event()
+            if event is NEED_DATA:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.config.io_timeout)
+                if data:
+                    parser.receive_data(data)
+                else:
+                    parser.receive_eof()
+                continue
+            if isinstance(event, JobHeader):
+                builder = JobBuilder(event, self.compilers, ws)
+            elif isinstance(event, PreprocessedSource):
+                assert builder is not None
+                builder.add_source(event.data)
+            elif isinstance(event, FileEntry | LinkEntry):
+                assert builder is not None
+                builder.add_entry(event)
+            elif isinstance(event, RequestComplete):
+                assert builder is not None
+                return builder
+
+    async def _compile(self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            plan.program, *plan.argv[1:], cwd=plan.cwd, env=dict(plan.env),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            preexec_fn=(lambda: os.nice(self.config.nice)) if self.config.nice else None,
+        )
+        run = asyncio.ensure_future(proc.communicate())
+        watch = asyncio.ensure_future(_wait_for_eof(reader))
+        lifetime = self.config.job_lifetime or None
+        try:
+            done, _ = await asyncio.wait({run, watch}, timeout=lifetime, return_when="FIRST_COMPLETED")
+            if run not in done:
+                _kill_group(proc)
+                await run
+                if watch in done:
+                    raise _ClientGone("client disconnected, compile killed")
+                message = b"ccfarmd: compilation took too long, killed\n"
+                return encode_reply(plan.version, EXIT_TIMEOUT << 8, stderr=message)
+        finally:
+            watch.cancel()
+            if not run.done():
+                _kill_group(proc)
+        stdout, stderr = run.result()
+        assert proc.returncode is not None
+        status = wait_status(proc.returncode)
+        obj = deps = b""
+        if status == 0:
+            obj = _read(ws.output)
+            if plan.root is not None:
+                deps = deps_reply(plan, _read(ws.deps))
+        return encode_reply(
+            plan.version, status, stderr=unroot(plan, stderr), stdout=stdout, obj=obj, deps=deps
+        )
+
+
+async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
+    """Return when the client closes its side (bytes sent meanwhile are ignored)."""
+    while await reader.read(4096):
+        pass
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+__all__ = ["DaemonService", "encode_reply_head"]

@@ -1,0 +1,60 @@
+"""A receive buffer that yields whole tokens (and their payloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from ccfarm.errors import RemoteProtocolError
+from ccfarm.protocol.tokens import TOKEN_SIZE, describe, parse_token
+
+
+class TokenBuffer:
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.eof = False
+
+    def feed(self, data: bytes) -> None:
+        if self.eof and data:
+            raise RemoteProtocolError("data after end of stream")
+        if self._pos > 65536 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def take(
+        self, expected: Collection[bytes], with_payload: Collection[bytes], max_payload: int
+    ) -> tuple[bytes, int, bytes | None] | None:
+        """The next token if it is whole and its name is one of `expected`.
+
+        Returns None when more bytes are needed. The name is checked as soon
+        as 12 bytes are there, before waiting for a payload, so garbage and
+        absurd lengths are refused at once.
+        """
+        if self.pending < TOKEN_SIZE:
+            return None
+        raw = self._buf[self._pos : self._pos + TOKEN_SIZE]
+        name, value = parse_token(raw)
+        if name not in expected:
+            wanted = "/".join(n.decode() for n in expected)
+            raise RemoteProtocolError(f"expected {wanted}, got {describe(bytes(raw))}")
+        if name not in with_payload:
+            self._pos += TOKEN_SIZE
+            return name, value, None
+        if value > max_payload:
+            raise RemoteProtocolError(f"{name.decode()} body of {value} bytes exceeds the limit")
+        end = self._pos + TOKEN_SIZE + value
+        if len(self._buf) < end:
+            return None
+        payload = bytes(self._buf[self._pos + TOKEN_SIZE : end])
+        self._pos = end
+        return name, value, payload
+
+    def check_truncated(self, where: str) -> None:
+        """Raise if the stream ended while more was expected."""
+        if self.eof:
+            raise RemoteProtocolError(f"connection closed {where}")

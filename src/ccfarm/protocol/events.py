@@ -1,0 +1,133 @@
+"""Events of one distcc job connection, as frozen dataclasses.
+
+Request events flow client -> daemon, reply events daemon -> client. Bulk
+bodies are always the plain (decompressed) bytes; compression is a property
+of the protocol version and lives in the codec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Need(Enum):
+    """Sentinel returned by `next_event` when more bytes are needed."""
+
+    DATA = "need-data"
+
+
+NEED_DATA = Need.DATA
+
+#: distcc's protocol versions (there is no version 4 in distcc 3.4).
+PLAIN = 1  # client preprocesses, no compression
+LZO = 2  # client preprocesses, LZO bodies
+PUMP = 3  # client sends the source and headers, daemon preprocesses
+#: ccfarm's own extension of version 3: adds the client's environment
+#: (locale, SOURCE_DATE_EPOCH) so diagnostics and macros match a local run.
+#: Real distccd refuses it (any version above 3), so clients only send it
+#: to hosts known to be ccfarmd.
+CCFARM = 0x43460001
+
+VERSIONS = (PLAIN, LZO, PUMP, CCFARM)
+
+
+def sends_files(version: int) -> bool:
+    """True when the client sends source files instead of a .i body."""
+    return version in (PUMP, CCFARM)
+
+
+def compressed(version: int) -> bool:
+    return version != PLAIN
+
+
+@dataclass(frozen=True)
+class JobHeader:
+    """Everything before the bulk input: version, environment, cwd, argv."""
+
+    version: int
+    argv: tuple[bytes, ...]
+    cwd: bytes | None = None
+    env: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreprocessedSource:
+    """DOTI: the preprocessed translation unit (versions 1 and 2)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """NAME + FILE: a regular file at the client's absolute path `name`."""
+
+    name: bytes
+    data: bytes
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    """NAME + LINK: a symbolic link at `name` pointing to `target`."""
+
+    name: bytes
+    target: bytes
+
+
+@dataclass(frozen=True)
+class RequestComplete:
+    """The request has been read in full."""
+
+
+@dataclass(frozen=True)
+class ReplyHeader:
+    """DONE: the daemon accepted and ran the job."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class CompileStatus:
+    """STAT: the compiler's raw wait status (exit code N is N << 8)."""
+
+    wait_status: int
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code, or None when the compiler died of a signal."""
+        if self.wait_status & 0x7F:
+            return None
+        return (self.wait_status >> 8) & 0xFF
+
+
+@dataclass(frozen=True)
+class Stderr:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Stdout:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ObjectFile:
+    """DOTO: the object (or assembly for -S); empty when the compile failed."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DepsFile:
+    """DOTD: dependency text (version 3 and later, only after a success)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReplyComplete:
+    """The whole reply has been read."""
+
+
+RequestEvent = JobHeader | PreprocessedSource | FileEntry | LinkEntry | RequestComplete
+ReplyEvent = ReplyHeader | CompileStatus | Stderr | Stdout | ObjectFile | DepsFile | ReplyComplete

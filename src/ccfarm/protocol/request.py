@@ -1,0 +1,249 @@
+"""The request half of a job connection (client -> daemon), sans-IO.
+
+Grammar, by version (one token per step; `*n` = repeated by the count):
+
+    1, 2:    DIST ARGC ARGV*n DOTI
+    3:       DIST CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
+    ccfarm:  DIST ENVC ENVV*n CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
+
+`RequestParser` is the daemon's side: bytes in, events out. `encode_request`
+is the client's side: events in, bytes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import Enum
+
+from ccfarm.errors import LocalProtocolError, RemoteProtocolError
+from ccfarm.protocol import compression
+from ccfarm.protocol._buffer import TokenBuffer
+from ccfarm.protocol.events import (
+    CCFARM,
+    NEED_DATA,
+    VERSIONS,
+    FileEntry,
+    JobHeader,
+    LinkEntry,
+    Need,
+    PreprocessedSource,
+    RequestComplete,
+    RequestEvent,
+    compressed,
+    sends_files,
+)
+from ccfarm.protocol.limits import Limits
+from ccfarm.protocol.tokens import encode_blob, encode_token
+
+
+class _State(Enum):
+    DIST = "DIST"
+    ENVC = "ENVC"
+    ENVV = "ENVV"
+    CDIR = "CDIR"
+    ARGC = "ARGC"
+    ARGV = "ARGV"
+    DOTI = "DOTI"
+    NFIL = "NFIL"
+    NAME = "NAME"
+    BODY = "FILE|LINK"
+    COMPLETE = "complete"
+
+
+#: state -> (token names accepted, names that carry a payload)
+_GRAMMAR: dict[_State, tuple[frozenset[bytes], frozenset[bytes]]] = {
+    _State.DIST: (frozenset({b"DIST"}), frozenset()),
+    _State.ENVC: (frozenset({b"ENVC"}), frozenset()),
+    _State.ENVV: (frozenset({b"ENVV"}), frozenset({b"ENVV"})),
+    _State.CDIR: (frozenset({b"CDIR"}), frozenset({b"CDIR"})),
+    _State.ARGC: (frozenset({b"ARGC"}), frozenset()),
+    _State.ARGV: (frozenset({b"ARGV"}), frozenset({b"ARGV"})),
+    _State.DOTI: (frozenset({b"DOTI"}), frozenset({b"DOTI"})),
+    _State.NFIL: (frozenset({b"NFIL"}), frozenset()),
+    _State.NAME: (frozenset({b"NAME"}), frozenset({b"NAME"})),
+    _State.BODY: (frozenset({b"FILE", b"LINK"}), frozenset({b"FILE", b"LINK"})),
+}
+
+
+class RequestParser:
+    """Parse one job request; call `next_event` until RequestComplete."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._buf = TokenBuffer()
+        self._state = _State.DIST
+        self._version = 0
+        self._remaining = 0
+        self._env: list[bytes] = []
+        self._cwd: bytes | None = None
+        self._argv: list[bytes] = []
+        self._name = b""
+        self._file_bytes = 0
+        self._reported_complete = False
+        self._handlers: dict[_State, Callable[[bytes, int, bytes | None], RequestEvent | None]] = {
+            _State.DIST: self._on_dist,
+            _State.ENVC: self._on_envc,
+            _State.ENVV: self._on_envv,
+            _State.CDIR: self._on_cdir,
+            _State.ARGC: self._on_argc,
+            _State.ARGV: self._on_argv,
+            _State.DOTI: self._on_doti,
+            _State.NFIL: self._on_nfil,
+            _State.NAME: self._on_name,
+            _State.BODY: self._on_body,
+        }
+
+    @property
+    def version(self) -> int:
+        """The protocol version announced by DIST (0 before it arrived)."""
+        return self._version
+
+    @property
+    def complete(self) -> bool:
+        return self._state is _State.COMPLETE
+
+    def receive_data(self, data: bytes) -> None:
+        self._buf.feed(data)
+
+    def receive_eof(self) -> None:
+        self._buf.eof = True
+
+    def next_event(self) -> RequestEvent | Need:
+        while self._state is not _State.COMPLETE:
+            expected, with_payload = _GRAMMAR[self._state]
+            token = self._buf.take(expected, with_payload, self.limits.max_body)
+            if token is None:
+                self._buf.check_truncated(f"while waiting for {self._state.value}")
+                return NEED_DATA
+            event = self._handlers[self._state](*token)
+            if event is not None:
+                return event
+        if not self._reported_complete:
+            self._reported_complete = True
+            return RequestComplete()
+        return NEED_DATA
+
+    # -- one handler per state -------------------------------------------------
+
+    def _on_dist(self, _name: bytes, value: int, _payload: bytes | None) -> None:
+        if value not in VERSIONS:
+            raise RemoteProtocolError(f"unsupported protocol version {value}")
+        self._version = value
+        if value == CCFARM:
+            self._state = _State.ENVC
+        else:
+            self._state = _State.CDIR if sends_files(value) else _State.ARGC
+
+    def _on_envc(self, _name: bytes, value: int, _payload: bytes | None) -> None:
+        if value > self.limits.max_env:
+            raise RemoteProtocolError(f"too many environment entries: {value}")
+        self._remaining = value
+        self._state = _State.ENVV if value else _State.CDIR
+
+    def _on_envv(self, _name: bytes, _value: int, payload: bytes | None) -> None:
+        assert payload is not None
+        if b"=" not in payload or len(payload) > self.limits.max_arg_bytes:
+            raise RemoteProtocolError("malformed environment entry")
+        self._env.append(payload)
+        self._remaining -= 1
+        if not self._remaining:
+            self._state = _State.CDIR
+
+    def _on_cdir(self, _name: bytes, _value: int, payload: bytes | None) -> None:
+        assert payload is not None
+        if not payload.startswith(b"/") or len(payload) > self.limits.max_name_bytes:
+            raise RemoteProtocolError("CDIR must be an absolute path")
+        self._cwd = payload
+        self._state = _State.ARGC
+
+    def _on_argc(self, _name: bytes, value: int, _payload: bytes | None) -> None:
+        if not 1 <= value <= self.limits.max_args:
+            raise RemoteProtocolError(f"argument count {value} out of range")
+        self._remaining = value
+        self._state = _State.ARGV
+
+    def _on_argv(self, _name: bytes, _value: int, payload: bytes | None) -> JobHeader | None:
+        assert payload is not None
+        if len(payload) > self.limits.max_arg_bytes:
+            raise RemoteProtocolError("argument too long")
+        self._argv.append(payload)
+        self._remaining -= 1
+        if self._remaining:
+            return None
+        self._state = _State.NFIL if sends_files(self._version) else _State.DOTI
+        return JobHeader(self._version, tuple(self._argv), self._cwd, tuple(self._env))
+
+    def _on_doti(self, _name: bytes, _value: int, payload: bytes | None) -> PreprocessedSource:
+        assert payload is not None
+        self._state = _State.COMPLETE
+        return PreprocessedSource(self._plain(payload))
+
+    def _on_nfil(self, _name: bytes, value: int, _payload: bytes | None) -> None:
+        if value > self.limits.max_files:
+            raise RemoteProtocolError(f"too many files: {value}")
+        self._remaining = value
+        self._state = _State.NAME if value else _State.COMPLETE
+
+    def _on_name(self, _name: bytes, _value: int, payload: bytes | None) -> None:
+        assert payload is not None
+        if not payload.startswith(b"/") or len(payload) > self.limits.max_name_bytes:
+            raise RemoteProtocolError("NAME must be an absolute path")
+        if b"\0" in payload:
+            raise RemoteProtocolError("NAME contains a NUL byte")
+        self._name = payload
+        self._state = _State.BODY
+
+    def _on_body(self, name: bytes, _value: int, payload: bytes | None) -> FileEntry | LinkEntry:
+        assert payload is not None
+        self._remaining -= 1
+        self._state = _State.NAME if self._remaining else _State.COMPLETE
+        if name == b"LINK":
+            if not payload or b"\0" in payload or len(payload) > self.limits.max_name_bytes:
+                raise RemoteProtocolError("malformed LINK target")
+            return LinkEntry(self._name, payload)
+        data = self._plain(payload)
+        self._file_bytes += len(data)
+        if self._file_bytes > self.limits.max_request_bytes:
+            raise RemoteProtocolError("request files exceed the size limit")
+        return FileEntry(self._name, data)
+
+    def _plain(self, payload: bytes) -> bytes:
+        if compressed(self._version):
+            return compression.decompress(payload, self.limits.max_plain_body)
+        return payload
+
+
+def encode_request(
+    header: JobHeader,
+    *,
+    source: bytes | None = None,
+    files: Sequence[FileEntry | LinkEntry] = (),
+) -> bytes:
+    """The whole request for one job: `source` for versions 1/2, `files` for 3+."""
+    version = header.version
+    if version not in VERSIONS:
+        raise LocalProtocolError(f"unknown protocol version {version}")
+    pack = compression.compress if compressed(version) else bytes
+    parts = [encode_token(b"DIST", version)]
+    if version == CCFARM:
+        parts.append(encode_token(b"ENVC", len(header.env)))
+        parts.extend(encode_blob(b"ENVV", item) for item in header.env)
+    if sends_files(version):
+        if header.cwd is None:
+            raise LocalProtocolError("protocol version 3 needs the client's directory")
+        parts.append(encode_blob(b"CDIR", header.cwd))
+    parts.append(encode_token(b"ARGC", len(header.argv)))
+    parts.extend(encode_blob(b"ARGV", arg) for arg in header.argv)
+    if not sends_files(version):
+        if source is None:
+            raise LocalProtocolError("protocol versions 1 and 2 need a preprocessed source")
+        parts.append(encode_blob(b"DOTI", pack(source)))
+        return b"".join(parts)
+    parts.append(encode_token(b"NFIL", len(files)))
+    for entry in files:
+        parts.append(encode_blob(b"NAME", entry.name))
+        if isinstance(entry, LinkEntry):
+            parts.append(encode_blob(b"LINK", entry.target))
+        else:
+            parts.append(encode_blob(b"FILE", pack(entry.data)))
+    return b"".join(parts)
