@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install ccfarm into ./.venv (system packages first, as root or with sudo).
+#   scripts/setup.sh          runtime: gcc, make, liblzo2 headers, ccfarm
+#   scripts/setup.sh --test   also the test tools and Debian's distcc (interop tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+packages=(gcc g++ make liblzo2-dev python3-venv)
+[ "$want_test" = 1 ] && packages+=(distcc distcc-pump)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
+if [ "$want_test" = 1 ]; then
+    .venv/bin/python -m pip install --quiet -e '.[test]'
+else
+    .venv/bin/python -m pip install --quiet -e .
+fi

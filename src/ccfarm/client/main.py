@@ -1,0 +1,44 @@
+"""`ccfarm`: the compiler wrapper's entry point (kept tiny for fast start-up)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+USAGE = """\
+usage: ccfarm [COMPILER] [COMPILER ARGS...]
+       (or as CC="ccfarm gcc", CMAKE_C_COMPILER_LAUNCHER=ccfarm, or a link named gcc/cc)
+
+Hosts come from CCFARM_HOSTS (ccfarmd hosts) or DISTCC_HOSTS (distcc syntax).
+Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
+remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
+state directory (default $DISTCC_DIR or ~/.distcc).
+"""
+
+
+def main() -> int:
+    argv = sys.argv
+    if len(argv) == 2 and os.path.basename(argv[0]).startswith("ccfarm"):
+        if argv[1] in ("--help", "-h"):
+            sys.stdout.write(USAGE)
+            return 0
+        if argv[1] == "--version":
+            from ccfarm import __version__
+
+            sys.stdout.write(f"ccfarm {__version__}\n")
+            return 0
+    from ccfarm.client.invocation import resolve
+    from ccfarm.client.run import compile_job
+    from ccfarm.errors import CcfarmError
+
+    try:
+        inv = resolve(argv, os.environ)
+    except CcfarmError as exc:
+        sys.stderr.write(f"ccfarm: {exc}\n")
+        return 101
+    return compile_job(inv, os.environ)
+
+
+if __name__ == "__main__":
+    sys.argv[0] = "ccfarm"  # `python -m ccfarm.client.main` is the wrapper, not a masquerade
+    sys.exit(main())

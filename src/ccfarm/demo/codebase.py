@@ -1,0 +1,105 @@
+"""Real C code bases, fetched by package name (never committed).
+
+Lua's sources ship inside the `lupa` sdist on PyPI (several Lua versions
+under `third-party/`). We download that sdist with pip, unpack the Lua
+trees and write our own small Makefile for each (Lua's own development
+makefile wants `-march=native` and readline).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+
+LUPA = "lupa==2.8"
+LUA_TREES = ("lua54", "lua53", "lua55", "lua51", "lua52")
+#: files that are not part of the library or interpreter build
+_SKIP = {"onelua.c", "ltests.c", "luac.c", "lua.c", "print.c", "lbitlib.c.orig"}
+
+
+@dataclass(frozen=True)
+class LuaTree:
+    name: str
+    path: str
+    sources: tuple[str, ...]  # library sources (file names in `path`)
+
+
+def default_cache() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ccfarm", "codebases")
+
+
+def fetch_lupa(cache: str | None = None) -> str:
+    """Download and unpack the lupa sdist once; return the unpacked directory."""
+    cache = cache or default_cache()
+    os.makedirs(cache, exist_ok=True)
+    unpacked = glob.glob(os.path.join(cache, "lupa-*", "third-party"))
+    if unpacked:
+        return os.path.dirname(unpacked[0])
+    archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
+    if not archives:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+             ":all:", "-d", cache, LUPA],
+            check=True,
+        )
+        archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
+    with tarfile.open(archives[0]) as tar:
+        members = [m for m in tar.getmembers() if "/third-party/lua5" in m.name]
+        tar.extractall(cache, members=members, filter="data")
+    return os.path.dirname(glob.glob(os.path.join(cache, "lupa-*", "third-party"))[0])
+
+
+def lua_trees(root: str, names: tuple[str, ...] = LUA_TREES) -> list[LuaTree]:
+    trees = []
+    for name in names:
+        path = os.path.join(root, "third-party", name)
+        if not os.path.isdir(path):
+            continue
+        sources = sorted(
+            f for f in os.listdir(path)
+            if f.endswith(".c") and f not in _SKIP and os.path.isfile(os.path.join(path, f))
+        )
+        trees.append(LuaTree(name, path, tuple(sources)))
+    return trees
+
+
+MAKEFILE = """\
+# Written by ccfarm's demo: builds the Lua library and interpreter.
+CC ?= cc
+CFLAGS ?= -O2 -Wall
+CPPFLAGS += -DLUA_USE_LINUX
+OBJS = {objs}
+
+all: lua
+
+lua: lua.o liblua.a
+\t$(CC) -o $@ lua.o liblua.a -lm -ldl
+
+liblua.a: $(OBJS)
+\tar rcs $@ $(OBJS)
+
+%.o: %.c
+\t$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+clean:
+\trm -f lua lua.o liblua.a $(OBJS) *.d
+"""
+
+
+def prepare_build(tree: LuaTree, build_dir: str) -> str:
+    """Copy a tree's sources into `build_dir` with our Makefile; return the dir."""
+    import shutil
+
+    if os.path.isdir(build_dir):
+        shutil.rmtree(build_dir)
+    shutil.copytree(tree.path, build_dir, ignore=shutil.ignore_patterns("testes", "manual",
+                                                                         ".git", "*.o"))
+    objs = " ".join(s[:-2] + ".o" for s in tree.sources)
+    with open(os.path.join(build_dir, "Makefile"), "w") as f:
+        f.write(MAKEFILE.format(objs=objs))
+    return build_dir

@@ -1,0 +1,67 @@
+"""Start and stop `ccfarmd` processes on loopback addresses (127.0.1.N)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LocalDaemon:
+    address: str
+    port: int
+    jobs: int
+    log_path: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.address}:{self.port}/{self.jobs}"
+
+
+def wait_listening(address: str, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def start_daemon(
+    address: str, port: int, jobs: int, log_dir: str, extra: tuple[str, ...] = (),
+    wrapper: tuple[str, ...] = (),
+) -> LocalDaemon:
+    """Run `ccfarmd` in the foreground of a child process; return when it listens."""
+    log_path = os.path.join(log_dir, f"ccfarmd-{address}-{port}.log")
+    cmd = [*wrapper, sys.executable, "-m", "ccfarm.daemon.main", "--no-detach",
+           "--listen", address, "--port", str(port), "--jobs", str(jobs),
+           "--allow", "127.0.0.0/8", "--log-file", log_path, *extra]
+    daemon = LocalDaemon(address, port, jobs, log_path)
+    daemon.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(address, port)
+    except OSError:
+        stop_daemon(daemon)
+        raise
+    return daemon
+
+
+def stop_daemon(daemon: LocalDaemon, timeout: float = 30.0) -> None:
+    proc = daemon.process
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

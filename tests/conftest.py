@@ -1,0 +1,118 @@
+"""Shared fixtures: real daemons on loopback addresses, real code, local references."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccfarm.demo.farm import LocalDaemon, start_daemon, stop_daemon, wait_listening
+
+REPO = Path(__file__).resolve().parent.parent
+_next_host = [10]
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
+def next_address() -> str:
+    """A fresh 127.0.1.N for each emulated host in this test session."""
+    _next_host[0] += 1
+    return f"127.0.1.{_next_host[0] % 250 + 2}"
+
+
+@pytest.fixture
+def ccfarmd(tmp_path: Path) -> Iterator[object]:
+    """Factory: start a real ccfarmd on its own 127.0.1.N address."""
+    started: list[LocalDaemon] = []
+
+    def start(jobs: int = 2, extra: tuple[str, ...] = ()) -> LocalDaemon:
+        address = next_address()
+        daemon = start_daemon(address, free_port(address), jobs, str(tmp_path), extra=extra)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for d in started:
+        stop_daemon(d)
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup.sh --test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def distccd(tmp_path: Path) -> Iterator[object]:
+    """Factory: start Debian's real distccd on its own address."""
+    binary = require_binary("distccd")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(jobs: int = 2) -> tuple[str, int]:
+        address = next_address()
+        port = free_port(address)
+        log = open(tmp_path / f"distccd-{address}.log", "wb")
+        proc = subprocess.Popen(
+            [binary, "--daemon", "--no-detach", "--log-stderr", "--log-level=info",
+             "--listen", address, "--port", str(port), "--allow", "127.0.0.0/8",
+             "--jobs", str(jobs)],
+            stdin=subprocess.DEVNULL, stderr=log, env={**os.environ, "TMPDIR": "/tmp"},
+        )
+        procs.append(proc)
+        wait_listening(address, port)
+        return address, port
+
+    yield start
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture
+def client_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a wrapper run: private state dir, no fallback, no host list."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DISTCC_", "CCFARM_"))}
+    state = tmp_path / "state"
+    state.mkdir()
+    env.update({"CCFARM_DIR": str(state), "DISTCC_DIR": str(state), "CCFARM_FALLBACK": "0"})
+    return env
+
+
+def ccfarm_cmd() -> list[str]:
+    return [sys.executable, "-m", "ccfarm.client.main"]
+
+
+@pytest.fixture(scope="session")
+def lua_root() -> Path:
+    """Lua sources from PyPI's lupa sdist (downloaded once, cached)."""
+    from ccfarm.demo.codebase import fetch_lupa
+
+    cache = os.environ.get("CCFARM_CODEBASE_CACHE")
+    return Path(fetch_lupa(cache))
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
