@@ -36,9 +36,11 @@ def ccfarmd(tmp_path: Path) -> Iterator[object]:
     """Factory: start a real ccfarmd on its own 127.0.1.N address."""
     started: list[LocalDaemon] = []
 
-    def start(jobs: int = 2, extra: tuple[str, ...] = ()) -> LocalDaemon:
+    def start(jobs: int = 2, extra: tuple[str, ...] = (),
+              allow: tuple[str, ...] = ("127.0.0.0/8",)) -> LocalDaemon:
         address = next_address()
-        daemon = start_daemon(address, free_port(address), jobs, str(tmp_path), extra=extra)
+        daemon = start_daemon(address, free_port(address), jobs, str(tmp_path), extra=extra,
+                              allow=allow)
         started.append(daemon)
         return daemon
 
@@ -116,3 +118,33 @@ def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout,
+                          check=False)
+
+
+def ccfarm_exe() -> str:
+    """The installed `ccfarm` console script (scripts/test.sh puts .venv/bin on PATH)."""
+    path = shutil.which("ccfarm")
+    if path is None:
+        pytest.fail("the ccfarm console script is not on PATH; run scripts/test.sh")
+    return path
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("testes", "manual", ".git"))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def captures_dir() -> Path:
+    """distcc byte captures; they live beside the repository, not in it."""
+    path = Path(os.environ.get("CCFARM_CAPTURES", REPO.parent / "shared" / "distcc-captures"))
+    if not (path / "a-p1-plain.client.bin").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
+        pytest.skip(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
+    return path

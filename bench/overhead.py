@@ -1,0 +1,70 @@
+"""Per-job overhead: N sequential compiles of a tiny C file, three ways, one run.
+
+    python bench/overhead.py [-n 200]
+
+local gcc vs ccfarm -> ccfarmd vs distcc -> distccd (both daemons on their
+own 127.0.1.N address). Prints medians and the ratio of time added per job
+over local gcc, ccfarm/distcc (target <= 1.5). Rounds are interleaved so
+that machine noise hits all three alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ccfarmd, distccd, median_ms, timed  # noqa: E402
+
+TINY = "int add(int a, int b) { return a + b; }\nint twice(int x) { return add(x, x); }\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("-n", type=int, default=200)
+    args = p.parse_args()
+    ccfarm = shutil.which("ccfarm")
+    distcc = shutil.which("distcc")
+    if not ccfarm or not distcc:
+        sys.exit("need ccfarm (scripts/setup.sh) and distcc (apt-get install distcc) on PATH")
+    work = tempfile.mkdtemp(prefix="ccfarm-bench-")
+    with open(os.path.join(work, "tiny.c"), "w") as f:
+        f.write(TINY)
+    state = os.path.join(work, "state")
+    os.mkdir(state)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
+    base.update(CCFARM_DIR=state, DISTCC_DIR=state)
+    times: dict[str, list[float]] = {"local": [], "ccfarm": [], "distcc": []}
+    with ccfarmd("127.0.1.1", 2, work) as cf, distccd("127.0.1.2", 2, work) as (dhost, dport):
+        envs = {
+            "local": base,
+            "ccfarm": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
+            "distcc": {**base, "DISTCC_HOSTS": f"{dhost}:{dport}", "DISTCC_FALLBACK": "0"},
+        }
+        cmds = {
+            "local": ["gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "distcc": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+        }
+        for name in times:  # warm-up (caches, page cache)
+            timed(cmds[name], work, envs[name])
+        for _ in range(args.n):
+            for name in times:
+                times[name].append(timed(cmds[name], work, envs[name]))
+    shutil.rmtree(work, ignore_errors=True)
+    med = {k: median_ms(v) for k, v in times.items()}
+    added_cf = med["ccfarm"] - med["local"]
+    added_dc = med["distcc"] - med["local"]
+    print(f"sequential compiles of a tiny C file, n={args.n} each, interleaved")
+    for name in ("local", "ccfarm", "distcc"):
+        print(f"  {name:<7} median {med[name]:7.2f} ms")
+    print(f"  added per job over local gcc: ccfarm {added_cf:.2f} ms, distcc {added_dc:.2f} ms")
+    print(f"  ratio ccfarm/distcc (added time): {added_cf / added_dc:.2f}  (target <= 1.5)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
