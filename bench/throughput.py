@@ -29,19 +29,15 @@ from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build  # noqa: E
 
 
 def build_all(dirs: list[str], jobs: int, cc: str, env: dict[str, str]) -> float:
+    """Build each tree from clean, one `make -jN` after the other; total seconds."""
     for d in dirs:
         subprocess.run(["make", "clean"], cwd=d, check=True, capture_output=True)
     started = time.perf_counter()
-    procs = [subprocess.Popen(["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"], cwd=d,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for d in dirs[:1]]
-    for p in procs:
-        _, err = p.communicate()
-        if p.returncode:
-            sys.exit(f"build failed with {cc}: {err.decode()[-2000:]}")
-    for d in dirs[1:]:  # one make at a time keeps -jN meaningful
-        subprocess.run(["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"], cwd=d, env=env,
-                       check=True, capture_output=True)
+    for d in dirs:
+        proc = subprocess.run(["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"], cwd=d,
+                              env=env, capture_output=True, check=False)
+        if proc.returncode:
+            sys.exit(f"build failed with {cc}: {proc.stderr.decode()[-2000:]}")
     return time.perf_counter() - started
 
 

@@ -139,7 +139,7 @@ class DaemonService:
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
             log.info(
-                "%s %s v%x %.0f ms", client, os.path.basename(plan.argv[-1]),
+                "%s %s v%x %.0f ms", client, builder.job.argv[builder.job.source_index],
                 plan.version, (time.monotonic() - started) * 1000,
             )
         finally:
