@@ -99,7 +99,7 @@ def test_sigterm_drains_running_job(tmp_path: Path, ccfarmd, client_env) -> None
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGTERM)
     _, stderr = client.communicate(timeout=120)
-    assert client.returncode == 0
+    assert client.returncode == 0, stderr.decode()
     assert b"compiled on " + daemon.spec.encode() in stderr, stderr  # finished remotely
     assert daemon.process.wait(30) == 0
     assert not any(jobs_dir.iterdir())

@@ -76,8 +76,9 @@ WARNING_SOURCE = """\
 struct point { int x; int y; };
 int main(void) {
 \tint unused_variable;
+\tchar *not_a_pointer = 42;
 \tstruct point p = {1, 2};   int z = SQUARE(p.x) + p.y;
-  printf("%d\\n", z, 3);
+  printf("%d %p\\n", z, (void *)not_a_pointer, 3);
   return 0;
 }
 """

@@ -108,7 +108,9 @@ class DaemonService:
                 log.warning("connection from %s denied by access list", client)
             else:
                 await self._serve(client, reader, writer)
-        except (RemoteProtocolError, _ClientGone, TimeoutError, ConnectionError) as exc:
+        except _ClientGone as exc:
+            log.debug("%s: %s", client, exc)
+        except (RemoteProtocolError, TimeoutError, ConnectionError) as exc:
             log.warning("job from %s failed: %s", client, exc or type(exc).__name__)
         except Exception:
             log.exception("internal error serving %s", client)
@@ -148,12 +150,16 @@ class DaemonService:
     async def _read_request(self, reader: asyncio.StreamReader, ws: Workspace) -> JobBuilder:
         parser = RequestParser()
         builder: JobBuilder | None = None
+        received = False
         while True:
             event = parser.next_event()
             if event is NEED_DATA:
                 data = await asyncio.wait_for(reader.read(_READ_SIZE), self.config.io_timeout)
                 if data:
+                    received = True
                     parser.receive_data(data)
+                elif not received:
+                    raise _ClientGone("closed without sending a request")
                 else:
                     parser.receive_eof()
                 continue
@@ -185,7 +191,7 @@ class DaemonService:
                 _kill_group(proc)
                 await run
                 if watch in done:
-                    raise _ClientGone("client disconnected, compile killed")
+                    raise ConnectionError("client disconnected, compile killed")
                 message = b"ccfarmd: compilation took too long, killed\n"
                 return encode_reply(plan.version, EXIT_TIMEOUT << 8, stderr=message)
         finally:
