@@ -68,13 +68,13 @@ def distccd(tmp_path: Path) -> Iterator[object]:
     def start(jobs: int = 2) -> tuple[str, int]:
         address = next_address()
         port = free_port(address)
-        log = open(tmp_path / f"distccd-{address}.log", "wb")
-        proc = subprocess.Popen(
-            [binary, "--daemon", "--no-detach", "--log-stderr", "--log-level=info",
-             "--listen", address, "--port", str(port), "--allow", "127.0.0.0/8",
-             "--jobs", str(jobs)],
-            stdin=subprocess.DEVNULL, stderr=log, env={**os.environ, "TMPDIR": "/tmp"},
-        )
+        with open(tmp_path / f"distccd-{address}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [binary, "--daemon", "--no-detach", "--log-stderr", "--log-level=info",
+                 "--listen", address, "--port", str(port), "--allow", "127.0.0.0/8",
+                 "--jobs", str(jobs)],
+                stdin=subprocess.DEVNULL, stderr=log, env={**os.environ, "TMPDIR": "/tmp"},
+            )
         procs.append(proc)
         wait_listening(address, port)
         return address, port
