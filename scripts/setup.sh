@@ -31,3 +31,6 @@ if [ "$want_test" = 1 ]; then
 else
     .venv/bin/python -m pip install --quiet -e .
 fi
+# Byte-compile now: the wrapper starts once per compile job, and some
+# environments (PYTHONDONTWRITEBYTECODE) would otherwise recompile every time.
+.venv/bin/python -m compileall -q src >/dev/null

@@ -23,6 +23,10 @@ class LocalProtocolError(ProtocolError):
     """Our side tried to send something the protocol forbids."""
 
 
+class HostFailure(CcfarmError):
+    """A host could not run a job (not a compile error): try elsewhere or locally."""
+
+
 class ConfigError(CcfarmError):
     """A configuration value (flag, variable or file) is invalid."""
 
@@ -30,6 +34,7 @@ class ConfigError(CcfarmError):
 __all__ = [
     "CcfarmError",
     "ConfigError",
+    "HostFailure",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",

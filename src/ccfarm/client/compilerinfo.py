@@ -3,17 +3,16 @@
 One `compiler -x LANG -E -v -` run tells the target triple and the default
 system include directories; the answer is cached per compiler binary
 (path, size, mtime), language and the options that move those directories.
+The cache file repeats its full key, so a name collision is only a miss.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import subprocess
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from ccfarm._record import record
 from ccfarm.compiler.args import system_include_dirs
 from ccfarm.compiler.identity import parse_version_output
 
@@ -21,7 +20,7 @@ _DIR_OPTIONS = ("-m", "--sysroot", "-isysroot", "-nostdinc", "-stdlib", "-target
                 "-std=")
 
 
-@dataclass(frozen=True)
+@record
 class CompilerInfo:
     target: str
     system_dirs: tuple[str, ...]
@@ -36,25 +35,31 @@ def compiler_info(
 ) -> CompilerInfo:
     options = relevant_options(args)
     st = os.stat(compiler_path)
-    key_text = "\0".join([compiler_path, str(st.st_size), str(st.st_mtime_ns), language, *options])
-    key = hashlib.sha1(key_text.encode("utf-8", "surrogateescape")).hexdigest()
-    path = os.path.join(cache_dir, f"compiler-{key}.json")
+    key = "\0".join([compiler_path, str(st.st_size), str(st.st_mtime_ns), language, *options])
+    path = os.path.join(cache_dir, f"compiler-{zlib.crc32(key.encode('utf-8', 'replace')):08x}")
     try:
-        with open(path) as f:
-            data = json.load(f)
-        return CompilerInfo(data["target"], tuple(data["system_dirs"]))
-    except (OSError, ValueError, KeyError):
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().split("\n")
+        if lines[0] == key.replace("\n", " "):
+            return CompilerInfo(lines[1], tuple(x for x in lines[2:] if x))
+    except (OSError, IndexError):
         pass
+    info = _probe(compiler_path, language, options)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write("\n".join([key.replace("\n", " "), info.target, *info.system_dirs]) + "\n")
+    os.replace(tmp, path)
+    return info
+
+
+def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInfo:
+    import subprocess  # only on a cache miss
+
     proc = subprocess.run(
         [compiler_path, "-x", language, *options, "-E", "-v", "-"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "LC_ALL": "C"}, check=False,
     )
     text = proc.stderr.decode("utf-8", "replace")
-    info = CompilerInfo(parse_version_output(text).target, tuple(system_include_dirs(text)))
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump({"target": info.target, "system_dirs": list(info.system_dirs)}, f)
-    os.replace(tmp, path)
-    return info
+    return CompilerInfo(parse_version_output(text).target, tuple(system_include_dirs(text)))

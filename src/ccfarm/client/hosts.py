@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from ccfarm._record import record, replace
 
 from ccfarm.errors import ConfigError
 
@@ -25,7 +25,7 @@ class HostListError(ConfigError):
     """The host list cannot be parsed; the whole list is rejected (as distcc)."""
 
 
-@dataclass(frozen=True)
+@record
 class HostSpec:
     text: str
     kind: str  # "tcp", "local" or "ssh"
@@ -42,7 +42,7 @@ class HostSpec:
         return self.kind in ("tcp", "local") and not self.down and not self.auth
 
 
-@dataclass(frozen=True)
+@record
 class HostList:
     hosts: tuple[HostSpec, ...]
     randomize: bool = False

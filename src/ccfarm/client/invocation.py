@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from ccfarm._record import record
 
 from ccfarm.errors import CcfarmError
 
@@ -17,7 +17,7 @@ _SOURCE_OR_OBJECT = (".c", ".cc", ".cpp", ".cxx", ".cp", ".c++", ".C", ".i", ".i
                      ".mm", ".mi", ".mii", ".M", ".s", ".S", ".o")
 
 
-@dataclass(frozen=True)
+@record
 class Invocation:
     argv: tuple[str, ...]  # argv[0] is the compiler as the user named it
     compiler_path: str  # the real compiler to run locally (never ccfarm)

@@ -4,33 +4,25 @@ Any failure on the remote path that is not the compiler's own verdict (the
 host refused, vanished, timed out, spoke nonsense) backs the host off and
 moves on: another host, or the local compiler. The build only ever sees
 what a local compile would have shown.
+
+Start-up matters (this runs once per job): the local preprocessor is
+started as soon as the job is known to be distributable, and the rest
+(host choice, protocol imports, connecting) happens while it runs.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from ccfarm.client import hosts as hostlist
 from ccfarm.client import slots
-from ccfarm.client.invocation import Invocation
-from ccfarm.client.outputs import write_atomically
-from ccfarm.client.transport import HostFailure, JobResult, run_remote
-from ccfarm.compiler.args import (
-    CompileJob,
-    LocalOnly,
-    analyse,
-    local_preprocess_argv,
-    remote_argv_full,
-    remote_argv_stripped,
-    rewrite_compiler_name,
-)
-from ccfarm.errors import CcfarmError
+from ccfarm.client.invocation import Invocation, find_compiler
+from ccfarm.client.process import Spawned, spawn, temp_path
+from ccfarm.compiler.args import CompileJob, LocalOnly, analyse, local_preprocess_argv
+from ccfarm.errors import CcfarmError, HostFailure
 
 SAFEGUARD = "CCFARM_SAFEGUARD"
 EXIT_NO_HOSTS = 116
@@ -38,6 +30,10 @@ MAX_HOSTS_TRIED = 3
 #: variables sent with the ccfarm protocol so remote output matches local
 FORWARDED_ENV = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "SOURCE_DATE_EPOCH",
                  "GCC_COLORS", "GCC_URLS", "TERM_URLS", "TERM")
+#: with these set, the compile reads or writes things a daemon cannot see
+LOCAL_ONLY_ENV = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
+                  "DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "GCC_EXEC_PREFIX",
+                  "COMPILER_PATH")
 
 
 def warn(message: str) -> None:
@@ -53,7 +49,6 @@ class Settings:
     """The client's knobs, read once from the environment."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
         self.fallback = _flag(env, "CCFARM_FALLBACK", _flag(env, "DISTCC_FALLBACK", True))
         self.connect_timeout = _number(env, "CCFARM_CONNECT_TIMEOUT", 4.0)
         self.io_timeout = _number(env, "CCFARM_IO_TIMEOUT", _number(env, "DISTCC_IO_TIMEOUT", 300))
@@ -76,6 +71,31 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value if value > 0 else default
 
 
+class _Preprocessing:
+    """The local preprocessor run, started early, collected when needed."""
+
+    def __init__(self, inv: Invocation, job: CompileJob, env: Mapping[str, str]) -> None:
+        suffix = {"c++": ".ii", "objective-c": ".mi", "objective-c++": ".mii"}
+        self.path = temp_path(suffix.get(job.language, ".i"), env)
+        argv = local_preprocess_argv(job, self.path)
+        self.proc: Spawned = spawn(inv.compiler_path, argv, {**env, SAFEGUARD: "1"})
+
+    def result(self) -> tuple[bytes, bytes]:
+        """(preprocessed text, preprocessor stderr); raises if it failed."""
+        code, stderr = self.proc.wait()
+        if code != 0:
+            raise _LocalPreprocessFailed()
+        with open(self.path, "rb") as f:
+            return f.read(), stderr
+
+    def discard(self) -> None:
+        self.proc.wait()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
 def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
     """Run the job somewhere; return the exit status the build must see."""
     settings = Settings(env)
@@ -85,75 +105,92 @@ def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
     if isinstance(analysis, LocalOnly):
         _verbose(settings, f"local: {analysis.reason}")
         return exec_local(inv, env, None)
+    if any(name in env for name in LOCAL_ONLY_ENV):
+        _verbose(settings, "local: compiler environment variables set")
+        return exec_local(inv, env, None)
     try:
         listing = hostlist.hosts_from_environment(env, read_file=_read_text)
     except hostlist.HostListError as exc:
         warn(f"bad host list ({exc}); compiling locally")
         listing = None
-    if listing is None or not any(h.kind == "tcp" for h in listing.hosts):
+    if listing is None or not any(h.kind == "tcp" and h.usable for h in listing.hosts):
         return run_local(inv, env, listing, settings)
+    cpp = _Preprocessing(inv, analysis, env)
+    try:
+        return _run_remote_or_local(inv, analysis, listing, cpp, env, settings)
+    finally:
+        cpp.discard()
+
+
+def _run_remote_or_local(
+    inv: Invocation, job: CompileJob, listing: hostlist.HostList, cpp: _Preprocessing,
+    env: Mapping[str, str], settings: Settings,
+) -> int:
     state = slots.state_dir(env)
     tried: list[hostlist.HostSpec] = []
-    for _ in range(MAX_HOSTS_TRIED):
+    while len(tried) < MAX_HOSTS_TRIED:
         candidates = [h for h in listing.hosts if h not in tried]
         slot = slots.acquire_slot(
             state, candidates, now=time.time(), backoff_period=settings.backoff,
-            sleep=time.sleep, pause=settings.pause, deadline=None, rng=random.Random(),
-            randomize=listing.randomize,
+            sleep=time.sleep, pause=settings.pause, randomize=listing.randomize,
         )
-        if slot is None:
+        if slot is None or slot.spec is None:
             break
         if slot.spec.kind == "local":
+            cpp.discard()
             return exec_local(inv, env, slot)
+        spec = slot.spec
         with slot:
             try:
-                outcome = _distribute(inv, analysis, slot.spec, env, settings)
-            except HostFailure as exc:
-                slots.mark_backoff(state, slot.spec)
-                tried.append(slot.spec)
-                if not settings.fallback:
-                    warn(f"{slot.spec.text} failed ({exc}); CCFARM_FALLBACK=0, giving up")
-                    return EXIT_NO_HOSTS
-                warn(f"{slot.spec.text} failed ({exc}); compiling {analysis.source} "
-                     f"{'elsewhere' if len(tried) < MAX_HOSTS_TRIED else 'locally'}")
-                continue
+                status = _distribute(inv, job, spec, cpp, env, settings)
             except _LocalPreprocessFailed:
                 return exec_local(inv, env, None)  # shows the preprocessor's own errors
-        slots.clear_backoff(state, slot.spec)
-        if outcome is not None:
-            return outcome
+            except HostFailure as exc:
+                slots.mark_backoff(state, spec)
+                tried.append(spec)
+                if not settings.fallback:
+                    warn(f"{spec.text} failed ({exc}); CCFARM_FALLBACK=0, giving up")
+                    return EXIT_NO_HOSTS
+                where = "elsewhere" if len(tried) < MAX_HOSTS_TRIED else "locally"
+                warn(f"{spec.text} failed ({exc}); compiling {job.source} {where}")
+                continue
+        slots.clear_backoff(state, spec)
+        if status is not None:
+            return status
         # the remote compiler failed: re-run here so the messages are the local ones
         return exec_local(inv, env, None)
     return run_local(inv, env, listing, settings)
 
 
 def _distribute(
-    inv: Invocation, job: CompileJob, spec: hostlist.HostSpec, env: Mapping[str, str],
-    settings: Settings,
+    inv: Invocation, job: CompileJob, spec: hostlist.HostSpec, cpp: _Preprocessing,
+    env: Mapping[str, str], settings: Settings,
 ) -> int | None:
     """Compile on `spec`; the exit status, or None when the compile failed there."""
     from ccfarm import protocol
+    from ccfarm.client.compilerinfo import compiler_info
+    from ccfarm.client.transport import run_remote
+    from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
 
     version = protocol.CCFARM if spec.ccfarm else spec.protocol
-    with tempfile.TemporaryDirectory(prefix="ccfarm-") as tmp:
-        i_path = os.path.join(tmp, "pp" + _preprocessed_suffix(job))
-        cpp_stderr = _preprocess(inv, job, i_path, env)
-        with open(i_path, "rb") as f:
-            preprocessed = f.read()
-    info = _compiler_info(inv, job, env)
-    name = rewrite_compiler_name(os.path.basename(job.argv[0]), which=_which(env),
-                                 target=info.target)
+    info = compiler_info(inv.compiler_path, job.language, job.argv[1:],
+                         os.path.join(slots.state_dir(env), "cache"))
+    path = env.get("PATH", os.defpath)
+    name = rewrite_compiler_name(os.path.basename(job.argv[0]),
+                                 which=lambda n: find_compiler(n, path), target=info.target)
+    preprocessed, cpp_stderr = cpp.result()
     if protocol.sends_files(version):
         from ccfarm.client import sources
 
+        cwd = os.getcwd()
         argv = remote_argv_full(job, system_dirs=info.system_dirs, extra=_color_flags(job, env))
+        forwarded = [f"{k}={env[k]}" for k in FORWARDED_ENV if k in env]
         header = protocol.JobHeader(
-            version, _encode([name, *argv[1:]]), os.fsencode(os.getcwd()),
-            _encode(f"{k}={env[k]}" for k in FORWARDED_ENV if k in env)
-            if version == protocol.CCFARM else (),
+            version, _encode([name, *argv[1:]]), os.fsencode(cwd),
+            _encode(forwarded) if version == protocol.CCFARM else (),
         )
-        files = sources.entries(preprocessed, job, os.getcwd())
-        request = protocol.encode_request(header, files=files)
+        request = protocol.encode_request(header, files=sources.entries(preprocessed, job, cwd))
+        cpp_stderr = b""  # the daemon preprocesses again and reports the same messages
     else:
         argv = remote_argv_stripped(job)
         header = protocol.JobHeader(version, _encode([name, *argv[1:]]))
@@ -164,37 +201,18 @@ def _distribute(
                        f"status {result.wait_status:#x}")
     if result.wait_status != 0:
         if result.wait_status >> 8 >= 100 or result.wait_status & 0x7F:
-            raise HostFailure(f"host could not run the compiler (status {result.wait_status:#x})")
+            raise HostFailure(f"host could not run the compiler "
+                                   f"(status {result.wait_status:#x})")
         return None
-    return _deliver(job, result, b"" if protocol.sends_files(version) else cpp_stderr)
-
-
-def _deliver(job: CompileJob, result: JobResult, cpp_stderr: bytes) -> int | None:
     try:
+        from ccfarm.client.outputs import write_atomically
+
         write_atomically(job.output, result.obj)
     except OSError:
         return None  # let the local compiler report it exactly
     _write(sys.stdout, result.stdout)
     _write(sys.stderr, cpp_stderr + result.stderr)
     return 0
-
-
-def _preprocess(inv: Invocation, job: CompileJob, i_path: str, env: Mapping[str, str]) -> bytes:
-    argv = local_preprocess_argv(job, i_path)
-    proc = subprocess.run(
-        [inv.compiler_path, *argv[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env={**env, SAFEGUARD: "1"}, check=False,
-    )
-    if proc.returncode != 0:
-        raise _LocalPreprocessFailed()
-    return proc.stderr
-
-
-def _compiler_info(inv: Invocation, job: CompileJob, env: Mapping[str, str]):  # type: ignore[no-untyped-def]
-    from ccfarm.client.compilerinfo import compiler_info
-
-    return compiler_info(inv.compiler_path, job.language, job.argv[1:],
-                         os.path.join(slots.state_dir(env), "cache"))
 
 
 def _color_flags(job: CompileJob, env: Mapping[str, str]) -> list[str]:
@@ -206,20 +224,16 @@ def _color_flags(job: CompileJob, env: Mapping[str, str]) -> list[str]:
     return []
 
 
-def _preprocessed_suffix(job: CompileJob) -> str:
-    return {"c++": ".ii", "objective-c": ".mi", "objective-c++": ".mii"}.get(job.language, ".i")
-
-
 def run_local(
-    inv: Invocation, env: Mapping[str, str], listing: hostlist.HostList | None, settings: Settings
+    inv: Invocation, env: Mapping[str, str], listing: hostlist.HostList | None,
+    settings: Settings,
 ) -> int:
     """Compile here, holding one of this machine's local slots."""
     limit = listing.local_slots if listing is not None else 0
     if limit <= 0:
         return exec_local(inv, env, None)
-    slot = slots.acquire_local_slot(
-        slots.state_dir(env), limit, sleep=time.sleep, pause=settings.pause, deadline=None
-    )
+    slot = slots.acquire_local_slot(slots.state_dir(env), limit, sleep=time.sleep,
+                                    pause=settings.pause)
     return exec_local(inv, env, slot)
 
 
@@ -233,15 +247,8 @@ def exec_local(inv: Invocation, env: Mapping[str, str], slot: slots.Slot | None)
     return 127  # not reached
 
 
-def _which(env: Mapping[str, str]):  # type: ignore[no-untyped-def]
-    from ccfarm.client.invocation import find_compiler
-
-    path = env.get("PATH", os.defpath)
-    return lambda name: find_compiler(name, path)
-
-
-def _encode(items: Sequence[str] | object) -> tuple[bytes, ...]:
-    return tuple(os.fsencode(s) for s in items)  # type: ignore[attr-defined]
+def _encode(items: Iterable[str]) -> tuple[bytes, ...]:
+    return tuple(os.fsencode(s) for s in items)
 
 
 def _read_text(path: str) -> str | None:

@@ -7,9 +7,9 @@ simpler and starts faster than an event loop.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from ccfarm._record import record
 
-from ccfarm.errors import CcfarmError
+from ccfarm.errors import CcfarmError, HostFailure
 from ccfarm.protocol import (
     NEED_DATA,
     CompileStatus,
@@ -22,11 +22,7 @@ from ccfarm.protocol import (
 )
 
 
-class HostFailure(CcfarmError):
-    """The host could not run the job (not a compile error): try elsewhere."""
-
-
-@dataclass(frozen=True)
+@record
 class JobResult:
     wait_status: int
     stderr: bytes

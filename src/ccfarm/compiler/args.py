@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from ccfarm._record import record
 
 SOURCE_LANGUAGES = {
     ".c": "c", ".cc": "c++", ".cpp": "c++", ".cxx": "c++", ".cp": "c++", ".c++": "c++",
@@ -49,7 +49,7 @@ _LOCAL_PREFIXES = (
 _DEP_OK = frozenset({"-MD", "-MMD", "-MG", "-MP", "-MF", "-MT", "-MQ"})
 
 
-@dataclass(frozen=True)
+@record
 class DepRequest:
     """The dependency file a local compile of the command would write."""
 
@@ -60,7 +60,7 @@ class DepRequest:
     missing_ok: bool  # -MG
 
 
-@dataclass(frozen=True)
+@record
 class CompileJob:
     argv: tuple[str, ...]  # the user's command, `-Wp,` options expanded
     source: str
@@ -77,7 +77,7 @@ class CompileJob:
         return self.argv[0]
 
 
-@dataclass(frozen=True)
+@record
 class LocalOnly:
     """The command must run on this machine, untouched; `reason` says why."""
 

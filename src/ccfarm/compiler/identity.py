@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from ccfarm._record import record
 
 _TARGET = re.compile(r"^Target: (\S+)", re.MULTILINE)
 _GCC = re.compile(r"^gcc version (\S+)", re.MULTILINE)
 _CLANG = re.compile(r"clang version (\S+)", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@record
 class CompilerIdentity:
     family: str  # "gcc", "clang" or "unknown"
     version: str

@@ -7,7 +7,7 @@ of the protocol version and lives in the codec.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ccfarm._record import record
 from enum import Enum
 
 
@@ -41,7 +41,7 @@ def compressed(version: int) -> bool:
     return version != PLAIN
 
 
-@dataclass(frozen=True)
+@record
 class JobHeader:
     """Everything before the bulk input: version, environment, cwd, argv."""
 
@@ -51,14 +51,14 @@ class JobHeader:
     env: tuple[bytes, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class PreprocessedSource:
     """DOTI: the preprocessed translation unit (versions 1 and 2)."""
 
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class FileEntry:
     """NAME + FILE: a regular file at the client's absolute path `name`."""
 
@@ -66,7 +66,7 @@ class FileEntry:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class LinkEntry:
     """NAME + LINK: a symbolic link at `name` pointing to `target`."""
 
@@ -74,19 +74,19 @@ class LinkEntry:
     target: bytes
 
 
-@dataclass(frozen=True)
+@record
 class RequestComplete:
     """The request has been read in full."""
 
 
-@dataclass(frozen=True)
+@record
 class ReplyHeader:
     """DONE: the daemon accepted and ran the job."""
 
     version: int
 
 
-@dataclass(frozen=True)
+@record
 class CompileStatus:
     """STAT: the compiler's raw wait status (exit code N is N << 8)."""
 
@@ -100,31 +100,31 @@ class CompileStatus:
         return (self.wait_status >> 8) & 0xFF
 
 
-@dataclass(frozen=True)
+@record
 class Stderr:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Stdout:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ObjectFile:
     """DOTO: the object (or assembly for -S); empty when the compile failed."""
 
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class DepsFile:
     """DOTD: dependency text (version 3 and later, only after a success)."""
 
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class ReplyComplete:
     """The whole reply has been read."""
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ccfarm._record import record
 
 MiB = 1 << 20
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     max_args: int = 10_000
     max_arg_bytes: int = 128 * 1024
