@@ -55,7 +55,8 @@ class DepRequest:
 
     system: bool  # -MD (True) or -MMD (False)
     file: str
-    targets: tuple[tuple[str, bool], ...]  # (target, quoted) from -MT / -MQ, in order
+    #: (target, quoted) from -MT / -MQ in order, else the compiler's default target
+    targets: tuple[tuple[str, bool], ...]
     phony: bool  # -MP
     missing_ok: bool  # -MG
 
@@ -179,11 +180,22 @@ def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
     return CompileJob(
         argv=tuple(args), source=name, source_index=index, output=output, output_given=given,
         mode=mode, language=lang, preprocessed=ext in PREPROCESSED,
-        deps=_dep_request(args, name, output if given else None),
+        deps=_dep_request(args, name, output if given else None, _deps_via_wp(argv)),
     )
 
 
-def _dep_request(args: Sequence[str], source: str, output: str | None) -> DepRequest | None:
+def _deps_via_wp(argv: Sequence[str]) -> bool:
+    """True when -MD/-MMD reached the preprocessor directly (`-Wp,-MD,file`).
+
+    The preprocessor then does not know the driver's -o, and its default
+    rule target is the source's base name with `.o`.
+    """
+    return any(a.startswith(("-Wp,-MD,", "-Wp,-MMD,")) for a in argv)
+
+
+def _dep_request(
+    args: Sequence[str], source: str, output: str | None, via_wp: bool
+) -> DepRequest | None:
     system: bool | None = None
     dep_file: str | None = None
     targets: list[tuple[str, bool]] = []
@@ -204,11 +216,12 @@ def _dep_request(args: Sequence[str], source: str, output: str | None) -> DepReq
             missing_ok = True
     if system is None:
         return None
+    stem = posixpath.splitext(posixpath.basename(source))[0]
     if dep_file is None:
-        if output is not None:
-            dep_file = posixpath.splitext(output)[0] + ".d"
-        else:
-            dep_file = posixpath.splitext(posixpath.basename(source))[0] + ".d"
+        dep_file = posixpath.splitext(output)[0] + ".d" if output is not None else stem + ".d"
+    if not targets:
+        default = output if output is not None and not via_wp else stem + ".o"
+        targets = [(default, True)]
     return DepRequest(system, dep_file, tuple(targets), phony, missing_ok)
 
 
@@ -267,8 +280,7 @@ def local_preprocess_argv(job: CompileJob, i_path: str) -> list[str]:
     if job.deps is not None:
         d = job.deps
         argv += ["-MD" if d.system else "-MMD", "-MF", d.file]
-        targets = d.targets or ((job.output, True),)
-        for target, quoted in targets:
+        for target, quoted in d.targets:
             argv += ["-MQ" if quoted else "-MT", target]
         if d.phony:
             argv.append("-MP")
