@@ -3,7 +3,8 @@
 The files are named as distcc names them (`lock/cpu_tcp_HOST_PORT_N`,
 `lock/cpu_localhost_N`) and held with the same `fcntl` write locks, so a
 ccfarm and a distcc using one state directory respect each other's limits.
-A backed-off host has `lock/backoff_tcp_HOST_PORT_0`, fresh for
+(Each file gets both an flock and an fcntl lock: see `_try_lock`.) A
+backed-off host has `lock/backoff_tcp_HOST_PORT_0`, fresh for
 `backoff_period` seconds (its mtime is the mark).
 """
 
@@ -67,8 +68,12 @@ def _backoff_path(state: str, spec: HostSpec) -> str:
 
 
 def _try_lock(path: str) -> int | None:
+    """Lock `path` with flock (exclusive per open file, so also between the
+    threads or slots of one process) and with an fcntl lock (what distcc
+    takes, so distcc and ccfarm exclude each other)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
