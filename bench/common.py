@@ -9,9 +9,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from collections.abc import Iterator
 
 from ccfarm.demo.farm import LocalDaemon, start_daemon, stop_daemon, wait_listening
 
@@ -23,7 +22,9 @@ def free_port(address: str) -> int:
 
 
 @contextmanager
-def ccfarmd(address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()) -> Iterator[LocalDaemon]:
+def ccfarmd(
+    address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()
+) -> Iterator[LocalDaemon]:
     daemon = start_daemon(address, free_port(address), jobs, log_dir, wrapper=wrapper)
     try:
         yield daemon
@@ -32,24 +33,37 @@ def ccfarmd(address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()
 
 
 @contextmanager
-def distccd(address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
+def distccd(
+    address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int]]:
     binary = shutil.which("distccd")
     if binary is None:
         sys.exit("distccd is not installed (apt-get install distcc)")
     port = free_port(address)
-    log = open(os.path.join(log_dir, f"distccd-{address}.log"), "wb")
-    proc = subprocess.Popen(
-        [*wrapper, binary, "--daemon", "--no-detach", "--log-stderr", "--listen", address,
-         "--port", str(port), "--allow", "127.0.0.0/8", "--jobs", str(jobs)],
-        stdin=subprocess.DEVNULL, stderr=log,
-    )
+    log_path = os.path.join(log_dir, f"distccd-{address}.log")
+    cmd = [
+        *wrapper,
+        binary,
+        "--daemon",
+        "--no-detach",
+        "--log-stderr",
+        "--listen",
+        address,
+        "--port",
+        str(port),
+        "--allow",
+        "127.0.0.0/8",
+        "--jobs",
+        str(jobs),
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log)
     try:
         wait_listening(address, port)
         yield address, port
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 def timed(cmd: Sequence[str], cwd: str, env: dict[str, str]) -> float:

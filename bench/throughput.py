@@ -34,16 +34,22 @@ def build_all(dirs: list[str], jobs: int, cc: str, env: dict[str, str]) -> float
         subprocess.run(["make", "clean"], cwd=d, check=True, capture_output=True)
     started = time.perf_counter()
     for d in dirs:
-        proc = subprocess.run(["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"], cwd=d,
-                              env=env, capture_output=True, check=False)
+        proc = subprocess.run(
+            ["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"],
+            cwd=d,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         if proc.returncode:
             sys.exit(f"build failed with {cc}: {proc.stderr.decode()[-2000:]}")
     return time.perf_counter() - started
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("-j", type=int, default=8)
     p.add_argument("--trees", default="lua54,lua53,lua55")
     p.add_argument("--rounds", type=int, default=2)
@@ -68,23 +74,31 @@ def main() -> int:
         cf_hosts = " ".join(d.spec for d in cf)
         configs = {
             "ccfarm -> ccfarmd": (f"{ccfarm} gcc", {**base, "CCFARM_HOSTS": cf_hosts}),
-            "distcc -> distccd": (f"{distcc} gcc", {**base, "DISTCC_HOSTS": " ".join(
-                f"{a}:{port}/{jph},lzo" for a, port in dc)}),
-            "distcc -> ccfarmd": (f"{distcc} gcc", {**base, "DISTCC_HOSTS": " ".join(
-                f"{d.address}:{d.port}/{jph},lzo" for d in cf)}),
+            "distcc -> distccd": (
+                f"{distcc} gcc",
+                {**base, "DISTCC_HOSTS": " ".join(f"{a}:{port}/{jph},lzo" for a, port in dc)},
+            ),
+            "distcc -> ccfarmd": (
+                f"{distcc} gcc",
+                {**base, "DISTCC_HOSTS": " ".join(f"{d.address}:{d.port}/{jph},lzo" for d in cf)},
+            ),
             "local": ("gcc", base),
         }
         for _ in range(args.rounds):
             for name, (cc, env) in configs.items():
                 results.setdefault(name, []).append(build_all(dirs, args.j, cc, env))
     shutil.rmtree(work, ignore_errors=True)
-    print(f"make -j{args.j} of {files} C files ({args.trees}), 2 hosts x {jph} slots, "
-          f"best of {args.rounds}")
+    print(
+        f"make -j{args.j} of {files} C files ({args.trees}), 2 hosts x {jph} slots, "
+        f"best of {args.rounds}"
+    )
     best = {k: min(v) for k, v in results.items()}
     for name, t in best.items():
         print(f"  {name:<18} {t:6.2f} s   ({', '.join(f'{x:.2f}' for x in results[name])})")
-    print(f"  ratio ccfarm/distcc (wall time, full stacks): "
-          f"{best['ccfarm -> ccfarmd'] / best['distcc -> distccd']:.2f}")
+    print(
+        f"  ratio ccfarm/distcc (wall time, full stacks): "
+        f"{best['ccfarm -> ccfarmd'] / best['distcc -> distccd']:.2f}"
+    )
     return 0
 
 

@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
+if [ "$#" -eq 0 ]; then  # the full run also checks style and types
+    .venv/bin/ruff check src tests bench
+    .venv/bin/mypy
+fi
 exec .venv/bin/python -m pytest "$@"

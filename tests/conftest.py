@@ -36,11 +36,13 @@ def ccfarmd(tmp_path: Path) -> Iterator[object]:
     """Factory: start a real ccfarmd on its own 127.0.1.N address."""
     started: list[LocalDaemon] = []
 
-    def start(jobs: int = 2, extra: tuple[str, ...] = (),
-              allow: tuple[str, ...] = ("127.0.0.0/8",)) -> LocalDaemon:
+    def start(
+        jobs: int = 2, extra: tuple[str, ...] = (), allow: tuple[str, ...] = ("127.0.0.0/8",)
+    ) -> LocalDaemon:
         address = next_address()
-        daemon = start_daemon(address, free_port(address), jobs, str(tmp_path), extra=extra,
-                              allow=allow)
+        daemon = start_daemon(
+            address, free_port(address), jobs, str(tmp_path), extra=extra, allow=allow
+        )
         started.append(daemon)
         return daemon
 
@@ -70,10 +72,24 @@ def distccd(tmp_path: Path) -> Iterator[object]:
         port = free_port(address)
         with open(tmp_path / f"distccd-{address}.log", "wb") as log:
             proc = subprocess.Popen(
-                [binary, "--daemon", "--no-detach", "--log-stderr", "--log-level=info",
-                 "--listen", address, "--port", str(port), "--allow", "127.0.0.0/8",
-                 "--jobs", str(jobs)],
-                stdin=subprocess.DEVNULL, stderr=log, env={**os.environ, "TMPDIR": "/tmp"},
+                [
+                    binary,
+                    "--daemon",
+                    "--no-detach",
+                    "--log-stderr",
+                    "--log-level=info",
+                    "--listen",
+                    address,
+                    "--port",
+                    str(port),
+                    "--allow",
+                    "127.0.0.0/8",
+                    "--jobs",
+                    str(jobs),
+                ],
+                stdin=subprocess.DEVNULL,
+                stderr=log,
+                env={**os.environ, "TMPDIR": "/tmp"},
             )
         procs.append(proc)
         wait_listening(address, port)
@@ -91,8 +107,7 @@ def distccd(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture
 def client_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a wrapper run: private state dir, no fallback, no host list."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DISTCC_", "CCFARM_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC_", "CCFARM_"))}
     state = tmp_path / "state"
     state.mkdir()
     env.update({"CCFARM_DIR": str(state), "DISTCC_DIR": str(state), "CCFARM_FALLBACK": "0"})
@@ -120,10 +135,10 @@ def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.02)
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout,
-                          check=False)
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=timeout, check=False)
 
 
 def ccfarm_exe() -> str:

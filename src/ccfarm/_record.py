@@ -37,7 +37,7 @@ def record(cls: type[T]) -> type[T]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(names):
             raise TypeError(f"{cls.__name__} takes {len(names)} arguments")
-        values = dict(zip(names, args))
+        values = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key not in names or key in values:
                 raise TypeError(f"{cls.__name__}: bad or repeated argument {key!r}")
@@ -66,8 +66,8 @@ def record(cls: type[T]) -> type[T]:
 
     for func in (__init__, __eq__, __hash__, __repr__, __setattr__):
         setattr(cls, func.__name__, func)
-    cls.__match_args__ = names  # type: ignore[attr-defined]
-    cls.__record_fields__ = names  # type: ignore[attr-defined]
+    setattr(cls, "__match_args__", names)  # noqa: B010
+    setattr(cls, "__record_fields__", names)  # noqa: B010
     return cls
 
 

@@ -50,10 +50,10 @@ BAD_REQUESTS = {
     "link-not-compile": _request(["gcc", "x.c", "-o", "x"]),
     "two-sources": _request(["gcc", "-c", "x.c", "y.c"]),
     "bad-lzo": b"DIST00000002ARGC00000003ARGV00000003gccARGV00000002-cARGV00000003x.c"
-               b"DOTI00000008\xff\xff\xff\xff\xff\xff\xff\xff",
+    b"DOTI00000008\xff\xff\xff\xff\xff\xff\xff\xff",
     "pump-path-escape": b"DIST00000003CDIR00000004/tmpARGC00000003ARGV00000003gcc"
-                        b"ARGV00000002-cARGV00000003x.cNFIL00000001NAME0000000f/tmp/../etc/pw"
-                        b"FILE00000000",
+    b"ARGV00000002-cARGV00000003x.cNFIL00000001NAME0000000f/tmp/../etc/pw"
+    b"FILE00000000",
 }
 
 

@@ -13,7 +13,8 @@ from tests.conftest import ccfarm_exe, free_port, next_address, run, wait_for
 def _slow_source(path: Path, functions: int = 1500) -> None:
     body = "\n".join(
         f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 50 + 3}; k++) "
-        f"s += x * k / (k + {i + 1}.0); return s; }}" for i in range(functions)
+        f"s += x * k / (k + {i + 1}.0); return s; }}"
+        for i in range(functions)
     )
     path.write_text(body + "\n")
 
@@ -54,8 +55,12 @@ def test_daemon_killed_mid_job(tmp_path: Path, ccfarmd, client_env) -> None:
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     _slow_source(tmp_path / "slow.c")
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_FALLBACK": "1"}
-    client = subprocess.Popen([ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
-                              cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    client = subprocess.Popen(
+        [ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: any(jobs_dir.iterdir()), timeout=30)  # the job is on the daemon
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGKILL)
@@ -73,8 +78,12 @@ def test_daemon_stopped_mid_job_times_out(tmp_path: Path, ccfarmd, client_env) -
     jobs_dir.mkdir()
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     _slow_source(tmp_path / "slow.c", functions=600)
-    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_FALLBACK": "1",
-           "CCFARM_IO_TIMEOUT": "2"}
+    env = {
+        **client_env,
+        "CCFARM_HOSTS": daemon.spec,
+        "CCFARM_FALLBACK": "1",
+        "CCFARM_IO_TIMEOUT": "2",
+    }
     assert daemon.process is not None
     os.kill(daemon.process.pid, signal.SIGSTOP)
     try:
@@ -93,8 +102,12 @@ def test_sigterm_drains_running_job(tmp_path: Path, ccfarmd, client_env) -> None
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     _slow_source(tmp_path / "slow.c", functions=800)
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
-    client = subprocess.Popen([ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
-                              cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    client = subprocess.Popen(
+        [ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: any(jobs_dir.iterdir()), timeout=30)
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGTERM)

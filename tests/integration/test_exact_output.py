@@ -36,19 +36,25 @@ def test_every_lua_object_identical(flags: str, lua_copy: Path, ccfarmd, client_
     for name in sources:
         base = name[:-2]
         extra = [f.format(base=base) for f in FLAG_SETS[flags]]
-        local = run(["gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.local.o"],
-                    lua_copy)
+        local = run(
+            ["gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.local.o"], lua_copy
+        )
         local_deps = _deps_files(lua_copy, base)
-        remote = run([ccfarm_exe(), "gcc", *extra, "-DLUA_USE_LINUX", "-c", name,
-                      "-o", f"{base}.remote.o"], lua_copy, env)
+        remote = run(
+            [ccfarm_exe(), "gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.remote.o"],
+            lua_copy,
+            env,
+        )
         assert remote.returncode == local.returncode == 0, remote.stderr.decode()
         assert b"compiled on " + daemon.spec.encode() in remote.stderr
         assert (lua_copy / f"{base}.remote.o").read_bytes() == (
-            lua_copy / f"{base}.local.o").read_bytes(), name
+            lua_copy / f"{base}.local.o"
+        ).read_bytes(), name
         _assert_same_deps(lua_copy, base, local_deps)
         # diagnostics: identical text (the verbose line aside)
-        shown = b"".join(ln for ln in remote.stderr.splitlines(True)
-                         if not ln.startswith(b"ccfarm: "))
+        shown = b"".join(
+            ln for ln in remote.stderr.splitlines(True) if not ln.startswith(b"ccfarm: ")
+        )
         assert shown == local.stderr
 
 
@@ -102,8 +108,7 @@ def test_warnings_identical(tmp_path: Path, ccfarmd, client_env, extra: list[str
     assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
 
 
-def test_warning_in_header_reached_by_absolute_include(tmp_path: Path, ccfarmd,
-                                                       client_env) -> None:
+def test_warning_in_header_reached_by_absolute_include(tmp_path: Path, ccfarmd, client_env) -> None:
     inc = tmp_path / "include"
     inc.mkdir()
     (inc / "lib.h").write_text("static int lib(int a) { int b; return a; }\n")
@@ -154,8 +159,7 @@ def test_cxx_object_and_warnings(tmp_path: Path, ccfarmd, client_env, extra: lis
     daemon = ccfarmd()
     env = {**client_env, "CCFARM_HOSTS": daemon.spec}
     local = run(["g++", *extra, "-c", "prog.cpp", "-o", "local.o"], tmp_path)
-    remote = run([ccfarm_exe(), "g++", *extra, "-c", "prog.cpp", "-o", "remote.o"],
-                 tmp_path, env)
+    remote = run([ccfarm_exe(), "g++", *extra, "-c", "prog.cpp", "-o", "remote.o"], tmp_path, env)
     assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr)
     assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
 
@@ -170,7 +174,10 @@ def test_output_in_other_directory_and_no_o(tmp_path: Path, ccfarmd, client_env)
     assert r1.returncode == 0 and b"compiled on" in r1.stderr, r1.stderr
     r2 = run([ccfarm_exe(), "gcc", "-g", "-c", "src/a.c"], tmp_path, env)
     assert r2.returncode == 0 and b"compiled on" in r2.stderr, r2.stderr
-    remote_obj, remote_dep = (tmp_path / "obj/a.o").read_bytes(), (tmp_path / "obj/a.d").read_bytes()
+    remote_obj, remote_dep = (
+        (tmp_path / "obj/a.o").read_bytes(),
+        (tmp_path / "obj/a.d").read_bytes(),
+    )
     remote_noo = (tmp_path / "a.o").read_bytes()
     assert run(["gcc", "-g", "-MD", "-c", "src/a.c", "-o", "obj/a.o"], tmp_path).returncode == 0
     assert run(["gcc", "-g", "-c", "src/a.c"], tmp_path).returncode == 0

@@ -12,10 +12,22 @@ from tests.conftest import ccfarm_exe, copy_tree, require_binary, run
 
 pytestmark = pytest.mark.interop
 
-CAPTURES_REPLAYABLE = ["a-p1-plain", "b-p2-lzo", "c-p1-error", "c2-p2-error", "d-p1-warning",
-                       "d2-p2-warning", "e-p3-pump", "e2-p3-pump-md", "i-p1-debug",
-                       "j-py-p2-pylzo", "j2-py-p2-store", "j3-py-p3-pylzo", "m-p1-strip-args",
-                       "o-p1-dash-S"]
+CAPTURES_REPLAYABLE = [
+    "a-p1-plain",
+    "b-p2-lzo",
+    "c-p1-error",
+    "c2-p2-error",
+    "d-p1-warning",
+    "d2-p2-warning",
+    "e-p3-pump",
+    "e2-p3-pump-md",
+    "i-p1-debug",
+    "j-py-p2-pylzo",
+    "j2-py-p2-store",
+    "j3-py-p3-pylzo",
+    "m-p1-strip-args",
+    "o-p1-dash-S",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +40,19 @@ def _sample(tree: Path) -> list[str]:
 
 
 def _distcc_env(client_env: dict[str, str], hosts: str) -> dict[str, str]:
-    return {**client_env, "DISTCC_HOSTS": hosts, "DISTCC_FALLBACK": "0",
-            "DISTCC_SKIP_LOCAL_RETRY": "1", "DISTCC_VERBOSE": "0"}
+    return {
+        **client_env,
+        "DISTCC_HOSTS": hosts,
+        "DISTCC_FALLBACK": "0",
+        "DISTCC_SKIP_LOCAL_RETRY": "1",
+        "DISTCC_VERBOSE": "0",
+    }
 
 
 @pytest.mark.parametrize("option", ["", ",lzo"], ids=["protocol1", "protocol2-lzo"])
-def test_real_distcc_client_against_ccfarmd(option: str, lua_files: Path, ccfarmd,
-                                            client_env) -> None:
+def test_real_distcc_client_against_ccfarmd(
+    option: str, lua_files: Path, ccfarmd, client_env
+) -> None:
     distcc = require_binary("distcc")
     daemon = ccfarmd()
     env = _distcc_env(client_env, f"{daemon.address}:{daemon.port}{option}")
@@ -102,14 +120,14 @@ def _message_lines(event: object) -> list[bytes]:
 
 
 @pytest.mark.parametrize("option", ["", ",lzo"], ids=["protocol1", "protocol2-lzo"])
-def test_ccfarm_against_real_distccd(option: str, lua_files: Path, distccd,
-                                     client_env) -> None:
+def test_ccfarm_against_real_distccd(option: str, lua_files: Path, distccd, client_env) -> None:
     address, port = distccd()
     env = {**client_env, "DISTCC_HOSTS": f"{address}:{port}{option}", "CCFARM_VERBOSE": "1"}
     for name in _sample(lua_files):
         base = name[:-2]
-        remote = run([ccfarm_exe(), "gcc", "-O2", "-MD", "-c", name, "-o", f"{base}.c.o"],
-                     lua_files, env)
+        remote = run(
+            [ccfarm_exe(), "gcc", "-O2", "-MD", "-c", name, "-o", f"{base}.c.o"], lua_files, env
+        )
         assert remote.returncode == 0, remote.stderr.decode()
         assert f"compiled on {address}:{port}".encode() in remote.stderr
         deps = (lua_files / f"{base}.c.d").read_bytes()
@@ -127,8 +145,7 @@ def test_ccfarm_pump_protocol_against_real_distccd(lua_files: Path, distccd, cli
     env = {**client_env, "DISTCC_HOSTS": f"{address}:{port},cpp,lzo", "CCFARM_VERBOSE": "1"}
     for name in _sample(lua_files):
         base = name[:-2]
-        remote = run([ccfarm_exe(), "gcc", "-O2", "-c", name, "-o", f"{base}.p.o"], lua_files,
-                     env)
+        remote = run([ccfarm_exe(), "gcc", "-O2", "-c", name, "-o", f"{base}.p.o"], lua_files, env)
         assert remote.returncode == 0, remote.stderr.decode()
         assert b"protocol 0x3" in remote.stderr
         run(["gcc", "-O2", "-c", name, "-o", f"{base}.l.o"], lua_files)

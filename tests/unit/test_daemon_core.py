@@ -28,68 +28,124 @@ def checked(cmd: str, version: int = 1) -> DaemonJob:
     return job
 
 
-@pytest.mark.parametrize("cmd", [
-    "gcc -fplugin=x.so -c a.c", "gcc -specs=x -c a.c", "gcc -B/x -c a.c", "gcc @f -c a.c",
-    "gcc -wrapper sh -c a.c", "gcc -iplugindir=/x -c a.c", "gcc -fdump-tree-all -c a.c",
-    "gcc -save-temps -c a.c", "gcc -aux-info /etc/x -c a.c", "gcc -Xlinker x -c a.c",
-    "gcc -Wl,-x -c a.c", "gcc -fprofile-use=/x -c a.c", "gcc -Xassembler @f -c a.c",
-    "gcc -fsanitize-ignorelist=/etc/passwd -c a.c", "gcc --sysroot=/ -c a.c",
-    "gcc a.c -o a", "gcc -E a.c", "gcc -c a.c b.c",
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "gcc -fplugin=x.so -c a.c",
+        "gcc -specs=x -c a.c",
+        "gcc -B/x -c a.c",
+        "gcc @f -c a.c",
+        "gcc -wrapper sh -c a.c",
+        "gcc -iplugindir=/x -c a.c",
+        "gcc -fdump-tree-all -c a.c",
+        "gcc -save-temps -c a.c",
+        "gcc -aux-info /etc/x -c a.c",
+        "gcc -Xlinker x -c a.c",
+        "gcc -Wl,-x -c a.c",
+        "gcc -fprofile-use=/x -c a.c",
+        "gcc -Xassembler @f -c a.c",
+        "gcc -fsanitize-ignorelist=/etc/passwd -c a.c",
+        "gcc --sysroot=/ -c a.c",
+        "gcc a.c -o a",
+        "gcc -E a.c",
+        "gcc -c a.c b.c",
+    ],
+)
 def test_refused(cmd: str) -> None:
     assert isinstance(check_request_args(cmd.split(), version=3), Refusal)
 
 
 def test_preprocessed_versions_refuse_reading_files() -> None:
-    assert isinstance(check_request_args("gcc -include /etc/passwd -c a.c".split(), version=1),
-                      Refusal)
+    assert isinstance(
+        check_request_args(["gcc", "-include", "/etc/passwd", "-c", "a.c"], version=1), Refusal
+    )
     assert isinstance(checked("gcc -include x.h -c a.c", version=3), DaemonJob)
 
 
 def test_argument_limits() -> None:
-    assert isinstance(check_request_args(["gcc", "-c", "a.c"] + ["-O"] * 6000, version=1),
-                      Refusal)
+    assert isinstance(check_request_args(["gcc", "-c", "a.c"] + ["-O"] * 6000, version=1), Refusal)
 
 
 def test_preprocessed_argv() -> None:
     job = checked("gcc -O2 -c hello.c -o hello.o")
     assert job.input_suffix == ".i"
     assert daemon_argv_preprocessed(job, "/w/in.i", "/w/out.o") == [
-        "gcc", "-O2", "-c", "/w/in.i", "-o", "/w/out.o"]
+        "gcc",
+        "-O2",
+        "-c",
+        "/w/in.i",
+        "-o",
+        "/w/out.o",
+    ]
     job = checked("g++ -x c++ -c x.cc -oobj/x.o")
     assert job.input_suffix == ".ii"
     assert daemon_argv_preprocessed(job, "/w/in.ii", "/w/out.o") == [
-        "g++", "-x", "c++-cpp-output", "-c", "/w/in.ii", "-o/w/out.o"]
+        "g++",
+        "-x",
+        "c++-cpp-output",
+        "-c",
+        "/w/in.ii",
+        "-o/w/out.o",
+    ]
     assert daemon_argv_preprocessed(checked("gcc -c a.c"), "/w/i.i", "/w/o.o")[-2:] == [
-        "-o", "/w/o.o"]
+        "-o",
+        "/w/o.o",
+    ]
 
 
 def test_rooted_argv() -> None:
-    job = checked("gcc -I/abs/inc -Irel -isystem /usr/include -iquote /q -include /abs/h.h "
-                  "-ffile-prefix-map=/src=. -MD -MF x.d -MT tgt -c /abs/a.c -o a.o", version=3)
+    job = checked(
+        "gcc -I/abs/inc -Irel -isystem /usr/include -iquote /q -include /abs/h.h "
+        "-ffile-prefix-map=/src=. -MD -MF x.d -MT tgt -c /abs/a.c -o a.o",
+        version=3,
+    )
     cmd = daemon_argv_rooted(job, root="/R", output_path="/w/o.o", deps_path="/w/o.d")
     assert cmd.argv == [
-        "gcc", "-ffile-prefix-map=/R=", "-I/R/abs/inc", "-Irel", "-isystem", "/R/usr/include",
-        "-iquote", "/R/q", "-include", "/R/abs/h.h", "-ffile-prefix-map=/R/src=.", "-c",
-        "/R/abs/a.c", "-o", "/w/o.o", "-MD", "-MF", "/w/o.d"]
+        "gcc",
+        "-ffile-prefix-map=/R=",
+        "-I/R/abs/inc",
+        "-Irel",
+        "-isystem",
+        "/R/usr/include",
+        "-iquote",
+        "/R/q",
+        "-include",
+        "/R/abs/h.h",
+        "-ffile-prefix-map=/R/src=.",
+        "-c",
+        "/R/abs/a.c",
+        "-o",
+        "/w/o.o",
+        "-MD",
+        "-MF",
+        "/w/o.d",
+    ]
     assert cmd.dep_target == "tgt"
-    plain = daemon_argv_rooted(checked("gcc -c a.c", version=3), root="/R",
-                               output_path="/w/o.o", deps_path="/w/o.d")
+    plain = daemon_argv_rooted(
+        checked("gcc -c a.c", version=3), root="/R", output_path="/w/o.o", deps_path="/w/o.d"
+    )
     assert plain.argv[-3:] == ["-MMD", "-MF", "/w/o.d"] and plain.dep_target == "a.o"
 
 
 def test_deps_rewrite() -> None:
     text = b"/w/o.o: /R/src/a.c /R/src/a.h \\\n /usr/include/stdio.h\n"
     assert rewrite_deps_text(text, root=b"/R", target=b"a.o") == (
-        b"a.o: /src/a.c /src/a.h \\\n /usr/include/stdio.h\n")
+        b"a.o: /src/a.c /src/a.h \\\n /usr/include/stdio.h\n"
+    )
 
 
 def test_line_markers() -> None:
-    text = (b'# 0 "x.c"\n# 0 "/home/u//"\n# 0 "<built-in>"\n# 0 "<command-line>"\n'
-            b'# 1 "/usr/include/stdio.h" 1 3 4\nint x;\n# 2 "x.c" 2\n#line 7 "odd\\"na\\\\me.h"\n'
-            b'# 1 "tab\\011name.h"\n')
-    assert included_files(text) == [b"x.c", b"/usr/include/stdio.h", b'odd"na\\me.h',
-                                    b"tab\tname.h"]
+    text = (
+        b'# 0 "x.c"\n# 0 "/home/u//"\n# 0 "<built-in>"\n# 0 "<command-line>"\n'
+        b'# 1 "/usr/include/stdio.h" 1 3 4\nint x;\n# 2 "x.c" 2\n#line 7 "odd\\"na\\\\me.h"\n'
+        b'# 1 "tab\\011name.h"\n'
+    )
+    assert included_files(text) == [
+        b"x.c",
+        b"/usr/include/stdio.h",
+        b'odd"na\\me.h',
+        b"tab\tname.h",
+    ]
     assert working_directory_marker(text) == b"/home/u"
 
 

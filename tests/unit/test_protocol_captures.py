@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,10 +28,11 @@ from ccfarm.protocol import (
     encode_request,
 )
 
-import os
-
-CAPTURES = Path(os.environ.get("CCFARM_CAPTURES",
-                               Path(__file__).resolve().parents[3] / "shared" / "distcc-captures"))
+CAPTURES = Path(
+    os.environ.get(
+        "CCFARM_CAPTURES", Path(__file__).resolve().parents[3] / "shared" / "distcc-captures"
+    )
+)
 #: streams that are broken on purpose
 BROKEN_REQUESTS = {"h-p1-cpp-fail", "l-raw-bad-version", "l2-raw-garbage"}
 #: the peer sent literal-only LZO (valid, but not what LZO1X-1 produces)
@@ -89,7 +91,8 @@ def reencode_reply(events: list[object]) -> bytes:
     assert isinstance(head, ReplyHeader) and isinstance(status, CompileStatus)
     deps = by_type.get(DepsFile)
     return encode_reply(
-        head.version, status.wait_status,
+        head.version,
+        status.wait_status,
         stderr=by_type[Stderr].data,  # type: ignore[attr-defined]
         stdout=by_type[Stdout].data,  # type: ignore[attr-defined]
         obj=by_type[ObjectFile].data,  # type: ignore[attr-defined]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import lzo
 import pytest
 from hypothesis import given, settings
@@ -55,12 +57,30 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 tokenish = st.lists(
     st.one_of(
         st.binary(max_size=40),
-        st.sampled_from([b"DIST00000001", b"DIST00000002", b"DIST00000003", b"ARGC00000002",
-                         b"ARGV00000003gcc", b"DOTI00000000", b"NFIL00000001",
-                         b"NAME00000002/a", b"FILE00000000", b"LINK00000001x", b"CDIR00000001/",
-                         b"DONE00000001", b"STAT00000000", b"SERR00000000", b"SOUT00000000",
-                         b"DOTO00000000", b"DOTD00000000", b"DIST43460001", b"ENVC00000001",
-                         b"ENVV00000003A=b"]),
+        st.sampled_from(
+            [
+                b"DIST00000001",
+                b"DIST00000002",
+                b"DIST00000003",
+                b"ARGC00000002",
+                b"ARGV00000003gcc",
+                b"DOTI00000000",
+                b"NFIL00000001",
+                b"NAME00000002/a",
+                b"FILE00000000",
+                b"LINK00000001x",
+                b"CDIR00000001/",
+                b"DONE00000001",
+                b"STAT00000000",
+                b"SERR00000000",
+                b"SOUT00000000",
+                b"DOTO00000000",
+                b"DOTD00000000",
+                b"DIST43460001",
+                b"ENVC00000001",
+                b"ENVV00000003A=b",
+            ]
+        ),
     ),
     max_size=12,
 ).map(b"".join)
@@ -69,20 +89,17 @@ tokenish = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(tokenish, st.lists(st.integers(min_value=0, max_value=500), max_size=4))
 def test_request_parser_gives_events_or_protocol_error(data: bytes, cuts: list[int]) -> None:
-    try:
+    with contextlib.suppress(RemoteProtocolError):
         _feed(RequestParser(), _split(data, cuts))
-    except RemoteProtocolError:
-        pass
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(VERSIONS), tokenish, st.lists(st.integers(0, 500), max_size=4))
-def test_reply_parser_gives_events_or_protocol_error(version: int, data: bytes,
-                                                     cuts: list[int]) -> None:
-    try:
+def test_reply_parser_gives_events_or_protocol_error(
+    version: int, data: bytes, cuts: list[int]
+) -> None:
+    with contextlib.suppress(RemoteProtocolError):
         _feed(ReplyParser(version), _split(data, cuts))
-    except RemoteProtocolError:
-        pass
 
 
 args = st.lists(st.binary(min_size=0, max_size=30), min_size=1, max_size=6).map(tuple)
@@ -90,15 +107,27 @@ paths = st.binary(min_size=1, max_size=20).map(lambda b: b"/" + b.replace(b"\0",
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(VERSIONS), args, st.binary(max_size=3000),
-       st.lists(st.tuples(paths, st.binary(max_size=500), st.booleans()), max_size=5),
-       st.lists(st.binary(min_size=1, max_size=20).map(lambda b: b"K=" + b), max_size=3))
-def test_request_round_trip(version: int, argv: tuple[bytes, ...], source: bytes,
-                            entries: list[tuple[bytes, bytes, bool]], env: list[bytes]) -> None:
-    files = [LinkEntry(n, d.replace(b"\0", b"x") or b"t") if link else FileEntry(n, d)
-             for n, d, link in entries]
-    header = JobHeader(version, argv, b"/work" if version >= 3 else None,
-                       tuple(env) if version == CCFARM else ())
+@given(
+    st.sampled_from(VERSIONS),
+    args,
+    st.binary(max_size=3000),
+    st.lists(st.tuples(paths, st.binary(max_size=500), st.booleans()), max_size=5),
+    st.lists(st.binary(min_size=1, max_size=20).map(lambda b: b"K=" + b), max_size=3),
+)
+def test_request_round_trip(
+    version: int,
+    argv: tuple[bytes, ...],
+    source: bytes,
+    entries: list[tuple[bytes, bytes, bool]],
+    env: list[bytes],
+) -> None:
+    files = [
+        LinkEntry(n, d.replace(b"\0", b"x") or b"t") if link else FileEntry(n, d)
+        for n, d, link in entries
+    ]
+    header = JobHeader(
+        version, argv, b"/work" if version >= 3 else None, tuple(env) if version == CCFARM else ()
+    )
     data = encode_request(header, source=source, files=files)
     events = _feed(RequestParser(), [data])
     assert events[0] == header
@@ -109,11 +138,17 @@ def test_request_round_trip(version: int, argv: tuple[bytes, ...], source: bytes
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(VERSIONS), st.sampled_from([0, 0x100, 0x7600, 0x0B]),
-       st.binary(max_size=500), st.binary(max_size=500), st.binary(max_size=2000),
-       st.binary(max_size=300))
-def test_reply_round_trip(version: int, status: int, err: bytes, out: bytes, obj: bytes,
-                          deps: bytes) -> None:
+@given(
+    st.sampled_from(VERSIONS),
+    st.sampled_from([0, 0x100, 0x7600, 0x0B]),
+    st.binary(max_size=500),
+    st.binary(max_size=500),
+    st.binary(max_size=2000),
+    st.binary(max_size=300),
+)
+def test_reply_round_trip(
+    version: int, status: int, err: bytes, out: bytes, obj: bytes, deps: bytes
+) -> None:
     data = encode_reply(version, status, stderr=err, stdout=out, obj=obj, deps=deps)
     events = _feed(ReplyParser(version), [data])
     bodies = [getattr(e, "data", None) for e in events[2:-1]]
@@ -123,13 +158,16 @@ def test_reply_round_trip(version: int, status: int, err: bytes, out: bytes, obj
     assert bodies == expected
 
 
-@pytest.mark.parametrize("data", [
-    b"DIST00000001ARGC00000001ARGVfffffff0",
-    b"DIST00000001ARGCffffffff",
-    b"DIST00000001ARGC00000000",
-    b"DIST00000003CDIR7fffffff",
-    b"DIST00000002ARGC00000001ARGV00000001xDOTIfffffff0",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"DIST00000001ARGC00000001ARGVfffffff0",
+        b"DIST00000001ARGCffffffff",
+        b"DIST00000001ARGC00000000",
+        b"DIST00000003CDIR7fffffff",
+        b"DIST00000002ARGC00000001ARGV00000001xDOTIfffffff0",
+    ],
+)
 def test_absurd_values_refused_without_waiting(data: bytes) -> None:
     parser = RequestParser()
     parser.receive_data(data)  # no EOF: the refusal must not wait for the payload

@@ -16,8 +16,16 @@ from ccfarm._record import record
 from ccfarm.compiler.args import system_include_dirs
 from ccfarm.compiler.identity import parse_version_output
 
-_DIR_OPTIONS = ("-m", "--sysroot", "-isysroot", "-nostdinc", "-stdlib", "-target", "--target",
-                "-std=")
+_DIR_OPTIONS = (
+    "-m",
+    "--sysroot",
+    "-isysroot",
+    "-nostdinc",
+    "-stdlib",
+    "-target",
+    "--target",
+    "-std=",
+)
 
 
 @record
@@ -58,8 +66,11 @@ def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInf
 
     proc = subprocess.run(
         [compiler_path, "-x", language, *options, "-E", "-v", "-"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "LC_ALL": "C"}, check=False,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LC_ALL": "C"},
+        check=False,
     )
     text = proc.stderr.decode("utf-8", "replace")
     return CompilerInfo(parse_version_output(text).target, tuple(system_include_dirs(text)))

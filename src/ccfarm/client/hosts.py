@@ -1,10 +1,10 @@
 """Host lists in distcc's syntax (`DISTCC_HOSTS`, `CCFARM_HOSTS`), pure.
 
-    host  host:port  host/slots  host:port/slots  host/slots:port  [v6]:port/slots
-    localhost[/slots]     run locally
-    ...,lzo  ...,cpp,lzo  ...,down  ...,auth    distcc options
-    --randomize  --localslots=N  --localslots_cpp=N
-    # comment to end of line
+host  host:port  host/slots  host:port/slots  host/slots:port  [v6]:port/slots
+localhost[/slots]     run locally
+...,lzo  ...,cpp,lzo  ...,down  ...,auth    distcc options
+--randomize  --localslots=N  --localslots_cpp=N
+# comment to end of line
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from ccfarm._record import record, replace
 
+from ccfarm._record import record, replace
 from ccfarm.errors import ConfigError
 
 DEFAULT_PORT = 3632
@@ -85,13 +85,13 @@ def parse_entry(entry: str) -> HostSpec:
     if main == "localhost" or main.startswith("localhost/"):
         slots = DEFAULT_LOCAL_SLOTS
         if main != "localhost":
-            slots = _int(main[len("localhost/"):], "slot count", entry, 1)
+            slots = _int(main[len("localhost/") :], "slot count", entry, 1)
         return HostSpec(entry, "local", "localhost", 0, slots, protocol, ccfarm, down, auth)
     if main.startswith("["):
         end = main.find("]")
         if end < 0:
             raise HostListError(f"unterminated IPv6 address in {entry!r}")
-        host, rest = main[1:end], main[end + 1:]
+        host, rest = main[1:end], main[end + 1 :]
     else:
         cut = min((i for i in (main.find(":"), main.find("/")) if i >= 0), default=len(main))
         host, rest = main[:cut], main[cut:]

@@ -1,20 +1,37 @@
 """How the wrapper was called: explicit, implicit or masquerading.
 
-    ccfarm gcc -c x.c      explicit: the compiler is the first argument
-    ccfarm -c x.c          implicit: the compiler is `cc`
-    gcc -c x.c             masquerade: `gcc` is a link to ccfarm early on PATH
+ccfarm gcc -c x.c      explicit: the compiler is the first argument
+ccfarm -c x.c          implicit: the compiler is `cc`
+gcc -c x.c             masquerade: `gcc` is a link to ccfarm early on PATH
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from ccfarm._record import record
 
+from ccfarm._record import record
 from ccfarm.errors import CcfarmError
 
-_SOURCE_OR_OBJECT = (".c", ".cc", ".cpp", ".cxx", ".cp", ".c++", ".C", ".i", ".ii", ".m",
-                     ".mm", ".mi", ".mii", ".M", ".s", ".S", ".o")
+_SOURCE_OR_OBJECT = (
+    ".c",
+    ".cc",
+    ".cpp",
+    ".cxx",
+    ".cp",
+    ".c++",
+    ".C",
+    ".i",
+    ".ii",
+    ".m",
+    ".mm",
+    ".mi",
+    ".mii",
+    ".M",
+    ".s",
+    ".S",
+    ".o",
+)
 
 
 @record

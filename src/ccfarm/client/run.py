@@ -12,6 +12,7 @@ started as soon as the job is known to be distributable, and the rest
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -28,12 +29,29 @@ SAFEGUARD = "CCFARM_SAFEGUARD"
 EXIT_NO_HOSTS = 116
 MAX_HOSTS_TRIED = 3
 #: variables sent with the ccfarm protocol so remote output matches local
-FORWARDED_ENV = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "SOURCE_DATE_EPOCH",
-                 "GCC_COLORS", "GCC_URLS", "TERM_URLS", "TERM")
+FORWARDED_ENV = (
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "SOURCE_DATE_EPOCH",
+    "GCC_COLORS",
+    "GCC_URLS",
+    "TERM_URLS",
+    "TERM",
+)
 #: with these set, the compile reads or writes things a daemon cannot see
-LOCAL_ONLY_ENV = ("CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
-                  "DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "GCC_EXEC_PREFIX",
-                  "COMPILER_PATH")
+LOCAL_ONLY_ENV = (
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "DEPENDENCIES_OUTPUT",
+    "SUNPRO_DEPENDENCIES",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+)
 
 
 def warn(message: str) -> None:
@@ -52,8 +70,9 @@ class Settings:
         self.fallback = _flag(env, "CCFARM_FALLBACK", _flag(env, "DISTCC_FALLBACK", True))
         self.connect_timeout = _number(env, "CCFARM_CONNECT_TIMEOUT", 4.0)
         self.io_timeout = _number(env, "CCFARM_IO_TIMEOUT", _number(env, "DISTCC_IO_TIMEOUT", 300))
-        self.backoff = _number(env, "CCFARM_BACKOFF_PERIOD",
-                               _number(env, "DISTCC_BACKOFF_PERIOD", 60.0))
+        self.backoff = _number(
+            env, "CCFARM_BACKOFF_PERIOD", _number(env, "DISTCC_BACKOFF_PERIOD", 60.0)
+        )
         self.pause = _number(env, "DISTCC_PAUSE_TIME_MSEC", 1000.0) / 1000.0
         self.verbose = _flag(env, "CCFARM_VERBOSE", _flag(env, "DISTCC_VERBOSE", False))
 
@@ -90,10 +109,8 @@ class _Preprocessing:
 
     def discard(self) -> None:
         self.proc.wait()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
@@ -123,16 +140,25 @@ def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
 
 
 def _run_remote_or_local(
-    inv: Invocation, job: CompileJob, listing: hostlist.HostList, cpp: _Preprocessing,
-    env: Mapping[str, str], settings: Settings,
+    inv: Invocation,
+    job: CompileJob,
+    listing: hostlist.HostList,
+    cpp: _Preprocessing,
+    env: Mapping[str, str],
+    settings: Settings,
 ) -> int:
     state = slots.state_dir(env)
     tried: list[hostlist.HostSpec] = []
     while len(tried) < MAX_HOSTS_TRIED:
         candidates = [h for h in listing.hosts if h not in tried]
         slot = slots.acquire_slot(
-            state, candidates, now=time.time(), backoff_period=settings.backoff,
-            sleep=time.sleep, pause=settings.pause, randomize=listing.randomize,
+            state,
+            candidates,
+            now=time.time(),
+            backoff_period=settings.backoff,
+            sleep=time.sleep,
+            pause=settings.pause,
+            randomize=listing.randomize,
         )
         if slot is None or slot.spec is None:
             break
@@ -163,8 +189,12 @@ def _run_remote_or_local(
 
 
 def _distribute(
-    inv: Invocation, job: CompileJob, spec: hostlist.HostSpec, cpp: _Preprocessing,
-    env: Mapping[str, str], settings: Settings,
+    inv: Invocation,
+    job: CompileJob,
+    spec: hostlist.HostSpec,
+    cpp: _Preprocessing,
+    env: Mapping[str, str],
+    settings: Settings,
 ) -> int | None:
     """Compile on `spec`; the exit status, or None when the compile failed there."""
     from ccfarm import protocol
@@ -173,11 +203,13 @@ def _distribute(
     from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
 
     version = protocol.CCFARM if spec.ccfarm else spec.protocol
-    info = compiler_info(inv.compiler_path, job.language, job.argv[1:],
-                         os.path.join(slots.state_dir(env), "cache"))
+    info = compiler_info(
+        inv.compiler_path, job.language, job.argv[1:], os.path.join(slots.state_dir(env), "cache")
+    )
     path = env.get("PATH", os.defpath)
-    name = rewrite_compiler_name(os.path.basename(job.argv[0]),
-                                 which=lambda n: find_compiler(n, path), target=info.target)
+    name = rewrite_compiler_name(
+        os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
+    )
     preprocessed, cpp_stderr = cpp.result()
     if protocol.sends_files(version):
         from ccfarm.client import sources
@@ -186,7 +218,9 @@ def _distribute(
         argv = remote_argv_full(job, system_dirs=info.system_dirs, extra=_color_flags(job, env))
         forwarded = [f"{k}={env[k]}" for k in FORWARDED_ENV if k in env]
         header = protocol.JobHeader(
-            version, _encode([name, *argv[1:]]), os.fsencode(cwd),
+            version,
+            _encode([name, *argv[1:]]),
+            os.fsencode(cwd),
             _encode(forwarded) if version == protocol.CCFARM else (),
         )
         request = protocol.encode_request(header, files=sources.entries(preprocessed, job, cwd))
@@ -195,14 +229,22 @@ def _distribute(
         argv = remote_argv_stripped(job)
         header = protocol.JobHeader(version, _encode([name, *argv[1:]]))
         request = protocol.encode_request(header, source=preprocessed)
-    result = run_remote(spec.host, spec.port, request, version,
-                        connect_timeout=settings.connect_timeout, io_timeout=settings.io_timeout)
-    _verbose(settings, f"{job.source} compiled on {spec.text} (protocol {version:#x}), "
-                       f"status {result.wait_status:#x}")
+    result = run_remote(
+        spec.host,
+        spec.port,
+        request,
+        version,
+        connect_timeout=settings.connect_timeout,
+        io_timeout=settings.io_timeout,
+    )
+    _verbose(
+        settings,
+        f"{job.source} compiled on {spec.text} (protocol {version:#x}), "
+        f"status {result.wait_status:#x}",
+    )
     if result.wait_status != 0:
         if result.wait_status >> 8 >= 100 or result.wait_status & 0x7F:
-            raise HostFailure(f"host could not run the compiler "
-                                   f"(status {result.wait_status:#x})")
+            raise HostFailure(f"host could not run the compiler (status {result.wait_status:#x})")
         return None
     try:
         from ccfarm.client.outputs import write_atomically
@@ -225,15 +267,18 @@ def _color_flags(job: CompileJob, env: Mapping[str, str]) -> list[str]:
 
 
 def run_local(
-    inv: Invocation, env: Mapping[str, str], listing: hostlist.HostList | None,
+    inv: Invocation,
+    env: Mapping[str, str],
+    listing: hostlist.HostList | None,
     settings: Settings,
 ) -> int:
     """Compile here, holding one of this machine's local slots."""
     limit = listing.local_slots if listing is not None else 0
     if limit <= 0:
         return exec_local(inv, env, None)
-    slot = slots.acquire_local_slot(slots.state_dir(env), limit, sleep=time.sleep,
-                                    pause=settings.pause)
+    slot = slots.acquire_local_slot(
+        slots.state_dir(env), limit, sleep=time.sleep, pause=settings.pause
+    )
     return exec_local(inv, env, slot)
 
 

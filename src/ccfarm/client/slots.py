@@ -10,6 +10,7 @@ backed-off host has `lock/backoff_tcp_HOST_PORT_0`, fresh for
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -43,17 +44,16 @@ class Slot:
     def __enter__(self) -> Slot:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
 def _lock_dir(state: str) -> str:
     path = os.path.join(state, "lock")
-    try:
+    with contextlib.suppress(OSError):
         os.makedirs(path, exist_ok=True)
-    except OSError:
-        pass
     return path
 
 
@@ -97,10 +97,8 @@ def mark_backoff(state: str, spec: HostSpec) -> None:
 
 
 def clear_backoff(state: str, spec: HostSpec) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(_backoff_path(state, spec))
-    except FileNotFoundError:
-        pass
 
 
 def _try_round(lock_dir: str, hosts: Sequence[HostSpec]) -> Slot | None:
@@ -116,9 +114,16 @@ def _try_round(lock_dir: str, hosts: Sequence[HostSpec]) -> Slot | None:
 
 
 def acquire_slot(
-    state: str, hosts: Sequence[HostSpec], *, now: float, backoff_period: float,
-    sleep: Callable[[float], None], pause: float = 1.0, deadline: float | None = None,
-    rng: random.Random | None = None, randomize: bool = False,
+    state: str,
+    hosts: Sequence[HostSpec],
+    *,
+    now: float,
+    backoff_period: float,
+    sleep: Callable[[float], None],
+    pause: float = 1.0,
+    deadline: float | None = None,
+    rng: random.Random | None = None,
+    randomize: bool = False,
     clock: Callable[[], float] | None = None,
 ) -> Slot | None:
     """A free slot on a usable host, waiting while all are busy.
@@ -126,8 +131,12 @@ def acquire_slot(
     Returns None when no host is usable (all down or backed off) or when
     `deadline` (a `clock()` time) passes.
     """
-    usable = [h for h in hosts if h.usable and not (
-        h.kind == "tcp" and is_backed_off(state, h, now=now, period=backoff_period))]
+    usable = [
+        h
+        for h in hosts
+        if h.usable
+        and not (h.kind == "tcp" and is_backed_off(state, h, now=now, period=backoff_period))
+    ]
     if randomize:
         (rng or random.Random()).shuffle(usable)
     if not usable:
@@ -143,10 +152,23 @@ def acquire_slot(
 
 
 def acquire_local_slot(
-    state: str, count: int, *, sleep: Callable[[float], None], pause: float = 1.0,
-    deadline: float | None = None, clock: Callable[[], float] | None = None,
+    state: str,
+    count: int,
+    *,
+    sleep: Callable[[float], None],
+    pause: float = 1.0,
+    deadline: float | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Slot | None:
     """One of this machine's `count` local compile slots."""
     local = HostSpec("localhost", "local", "localhost", 0, count, 1)
-    return acquire_slot(state, [local], now=0.0, backoff_period=0.0, sleep=sleep, pause=pause,
-                        deadline=deadline, clock=clock)
+    return acquire_slot(
+        state,
+        [local],
+        now=0.0,
+        backoff_period=0.0,
+        sleep=sleep,
+        pause=pause,
+        deadline=deadline,
+        clock=clock,
+    )

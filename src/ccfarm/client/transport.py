@@ -7,8 +7,8 @@ simpler and starts faster than an event loop.
 from __future__ import annotations
 
 import socket
-from ccfarm._record import record
 
+from ccfarm._record import record
 from ccfarm.errors import CcfarmError, HostFailure
 from ccfarm.protocol import (
     NEED_DATA,
@@ -32,8 +32,13 @@ class JobResult:
 
 
 def run_remote(
-    host: str, port: int, request: bytes, version: int, *,
-    connect_timeout: float, io_timeout: float,
+    host: str,
+    port: int,
+    request: bytes,
+    version: int,
+    *,
+    connect_timeout: float,
+    io_timeout: float,
 ) -> JobResult:
     """Connect, send the whole request, read the whole reply.
 

@@ -3,5 +3,11 @@
 from ccfarm.compiler.args import CompileJob, DepRequest, LocalOnly, analyse
 from ccfarm.compiler.identity import CompilerIdentity, parse_version_output
 
-__all__ = ["CompileJob", "CompilerIdentity", "DepRequest", "LocalOnly", "analyse",
-           "parse_version_output"]
+__all__ = [
+    "CompileJob",
+    "CompilerIdentity",
+    "DepRequest",
+    "LocalOnly",
+    "analyse",
+    "parse_version_output",
+]

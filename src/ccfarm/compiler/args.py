@@ -10,24 +10,75 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Sequence
+
 from ccfarm._record import record
 
 SOURCE_LANGUAGES = {
-    ".c": "c", ".cc": "c++", ".cpp": "c++", ".cxx": "c++", ".cp": "c++", ".c++": "c++",
-    ".C": "c++", ".m": "objective-c", ".mm": "objective-c++", ".M": "objective-c++",
-    ".i": "c", ".ii": "c++", ".mi": "objective-c", ".mii": "objective-c++",
+    ".c": "c",
+    ".cc": "c++",
+    ".cpp": "c++",
+    ".cxx": "c++",
+    ".cp": "c++",
+    ".c++": "c++",
+    ".C": "c++",
+    ".m": "objective-c",
+    ".mm": "objective-c++",
+    ".M": "objective-c++",
+    ".i": "c",
+    ".ii": "c++",
+    ".mi": "objective-c",
+    ".mii": "objective-c++",
 }
 PREPROCESSED = frozenset({".i", ".ii", ".mi", ".mii"})
 DISTRIBUTABLE_LANGUAGES = ("c", "c++", "objective-c", "objective-c++")
 
 #: options whose operand is the next argument
-TAKES_OPERAND = frozenset({
-    "-o", "-x", "-MF", "-MT", "-MQ", "-I", "-D", "-U", "-include", "-imacros", "-isystem",
-    "-iquote", "-idirafter", "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-isysroot",
-    "-imultilib", "-L", "-l", "-A", "-aux-info", "-Xpreprocessor", "-Xassembler", "-Xlinker",
-    "-Xclang", "-u", "-T", "-z", "-e", "--param", "-target", "--target", "-arch", "--sysroot",
-    "-dumpdir", "-dumpbase", "-dumpbase-ext", "-wrapper", "-specs", "--specs", "-G",
-})
+TAKES_OPERAND = frozenset(
+    {
+        "-o",
+        "-x",
+        "-MF",
+        "-MT",
+        "-MQ",
+        "-I",
+        "-D",
+        "-U",
+        "-include",
+        "-imacros",
+        "-isystem",
+        "-iquote",
+        "-idirafter",
+        "-iprefix",
+        "-iwithprefix",
+        "-iwithprefixbefore",
+        "-isysroot",
+        "-imultilib",
+        "-L",
+        "-l",
+        "-A",
+        "-aux-info",
+        "-Xpreprocessor",
+        "-Xassembler",
+        "-Xlinker",
+        "-Xclang",
+        "-u",
+        "-T",
+        "-z",
+        "-e",
+        "--param",
+        "-target",
+        "--target",
+        "-arch",
+        "--sysroot",
+        "-dumpdir",
+        "-dumpbase",
+        "-dumpbase-ext",
+        "-wrapper",
+        "-specs",
+        "--specs",
+        "-G",
+    }
+)
 
 #: dependency options: (exact flags without operand, flags with an operand)
 DEP_FLAGS = frozenset({"-MD", "-MMD", "-MP", "-MG"})
@@ -36,15 +87,55 @@ DEP_OPERAND = frozenset({"-MF", "-MT", "-MQ"})
 #: prefixes that make a job run locally (they load code, read or write
 #: files the job names, or need this machine)
 _LOCAL_PREFIXES = (
-    "-fplugin", "-specs", "--specs", "-B", "-save-temps", "--save-temps", "-fdump-",
-    "-dumpdir", "-dumpbase", "-iplugindir", "-fprofile-", "-fauto-profile", "-fcallgraph-info",
-    "-fstack-usage", "-fdiagnostics-format=sarif", "-Xpreprocessor", "-Xassembler", "-Xclang",
-    "--sysroot", "-isysroot", "-fdirectives-only", "-fpreprocessed", "-traditional",
-    "-no-integrated-cpp", "-frepo", "-dr", "-ftest-coverage", "--coverage", "-fprofile-arcs",
-    "-aux-info", "-wrapper", "-march=native", "-mtune=native", "-mcpu=native", "-flto",
-    "-fsanitize-blacklist", "-fsanitize-ignorelist", "-fsanitize-coverage-allowlist",
-    "-fsanitize-coverage-ignorelist", "-fcompare-debug", "-M", "-E", "--help", "--version",
-    "-v", "-###", "-print-", "-dump", "-fsyntax-only",
+    "-fplugin",
+    "-specs",
+    "--specs",
+    "-B",
+    "-save-temps",
+    "--save-temps",
+    "-fdump-",
+    "-dumpdir",
+    "-dumpbase",
+    "-iplugindir",
+    "-fprofile-",
+    "-fauto-profile",
+    "-fcallgraph-info",
+    "-fstack-usage",
+    "-fdiagnostics-format=sarif",
+    "-Xpreprocessor",
+    "-Xassembler",
+    "-Xclang",
+    "--sysroot",
+    "-isysroot",
+    "-fdirectives-only",
+    "-fpreprocessed",
+    "-traditional",
+    "-no-integrated-cpp",
+    "-frepo",
+    "-dr",
+    "-ftest-coverage",
+    "--coverage",
+    "-fprofile-arcs",
+    "-aux-info",
+    "-wrapper",
+    "-march=native",
+    "-mtune=native",
+    "-mcpu=native",
+    "-flto",
+    "-fsanitize-blacklist",
+    "-fsanitize-ignorelist",
+    "-fsanitize-coverage-allowlist",
+    "-fsanitize-coverage-ignorelist",
+    "-fcompare-debug",
+    "-M",
+    "-E",
+    "--help",
+    "--version",
+    "-v",
+    "-###",
+    "-print-",
+    "-dump",
+    "-fsyntax-only",
 )
 _DEP_OK = frozenset({"-MD", "-MMD", "-MG", "-MP", "-MF", "-MT", "-MQ"})
 
@@ -107,8 +198,9 @@ def _local_reason(arg: str) -> str | None:
         return f"{arg} (dependency generation only)"
     if arg.startswith("-Wa,") and (",-a" in arg or "--MD" in arg or "@" in arg):
         return f"{arg} (assembler writes or reads files)"
-    if arg.startswith(_LOCAL_PREFIXES) and not arg.startswith(("-MF", "-MT", "-MQ", "-MD",
-                                                               "-MMD", "-MP", "-MG")):
+    if arg.startswith(_LOCAL_PREFIXES) and not arg.startswith(
+        ("-MF", "-MT", "-MQ", "-MD", "-MMD", "-MP", "-MG")
+    ):
         return f"{arg} is not distributed"
     return None
 
@@ -132,8 +224,10 @@ def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
             if mode is not None and mode != arg:
                 return LocalOnly("both -c and -S")
             mode = arg
-        elif arg in TAKES_OPERAND or (arg.startswith("-x") and len(arg) > 2) or (
-            arg.startswith("-o") and len(arg) > 2
+        elif (
+            arg in TAKES_OPERAND
+            or (arg.startswith("-x") and len(arg) > 2)
+            or (arg.startswith("-o") and len(arg) > 2)
         ):
             if arg in TAKES_OPERAND:
                 if i + 1 >= len(args):
@@ -178,8 +272,14 @@ def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
         stem = posixpath.splitext(posixpath.basename(name))[0]
         output = stem + (".o" if mode == "-c" else ".s")
     return CompileJob(
-        argv=tuple(args), source=name, source_index=index, output=output, output_given=given,
-        mode=mode, language=lang, preprocessed=ext in PREPROCESSED,
+        argv=tuple(args),
+        source=name,
+        source_index=index,
+        output=output,
+        output_given=given,
+        mode=mode,
+        language=lang,
+        preprocessed=ext in PREPROCESSED,
         deps=_dep_request(args, name, output if given else None, _deps_via_wp(argv)),
     )
 
@@ -244,8 +344,12 @@ def _dep_options(args: Sequence[str]) -> list[tuple[str, str | None]]:
     return found
 
 
-def _without(args: Sequence[str], drop_flags: frozenset[str], drop_operand: frozenset[str],
-             drop_prefixes: tuple[str, ...] = ()) -> list[str]:
+def _without(
+    args: Sequence[str],
+    drop_flags: frozenset[str],
+    drop_operand: frozenset[str],
+    drop_prefixes: tuple[str, ...] = (),
+) -> list[str]:
     """argv[1:] minus the given options (with their operands)."""
     out: list[str] = []
     i = 1
@@ -289,11 +393,39 @@ def local_preprocess_argv(job: CompileJob, i_path: str) -> list[str]:
     return [*argv, "-E", "-o", i_path]
 
 
-_STRIP_OPERAND = frozenset({"-D", "-I", "-U", "-L", "-l", "-MF", "-MT", "-MQ", "-include",
-                            "-imacros", "-iprefix", "-iwithprefix", "-isystem",
-                            "-iwithprefixbefore", "-idirafter"})
-_STRIP_PREFIX = ("-Wp,", "-Wl,", "-D", "-U", "-I", "-l", "-L", "-MF", "-MT", "-MQ", "-isystem",
-                 "-stdlib")
+_STRIP_OPERAND = frozenset(
+    {
+        "-D",
+        "-I",
+        "-U",
+        "-L",
+        "-l",
+        "-MF",
+        "-MT",
+        "-MQ",
+        "-include",
+        "-imacros",
+        "-iprefix",
+        "-iwithprefix",
+        "-isystem",
+        "-iwithprefixbefore",
+        "-idirafter",
+    }
+)
+_STRIP_PREFIX = (
+    "-Wp,",
+    "-Wl,",
+    "-D",
+    "-U",
+    "-I",
+    "-l",
+    "-L",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-isystem",
+    "-stdlib",
+)
 _STRIP_EXACT = frozenset({"-undef", "-nostdinc", "-nostdinc++", "-MD", "-MMD", "-MG", "-MP"})
 
 

@@ -21,26 +21,78 @@ from ccfarm.compiler.args import (
 
 #: options refused outright (they load code or name files on the daemon)
 _FORBIDDEN_PREFIXES = (
-    "-fplugin", "-specs", "--specs", "-B", "-wrapper", "@", "-iplugindir", "-fdump-",
-    "-save-temps", "--save-temps", "-aux-info", "-dumpdir", "-dumpbase", "-fsanitize-blacklist",
-    "-fsanitize-ignorelist", "-fsanitize-coverage-allowlist", "-fsanitize-coverage-ignorelist",
-    "-fprofile-", "-fauto-profile", "-fcallgraph-info", "-Xassembler", "-Xlinker", "-Wl,",
-    "--sysroot", "-isysroot", "-fdiagnostics-format=sarif", "-Xpreprocessor", "-Xclang",
+    "-fplugin",
+    "-specs",
+    "--specs",
+    "-B",
+    "-wrapper",
+    "@",
+    "-iplugindir",
+    "-fdump-",
+    "-save-temps",
+    "--save-temps",
+    "-aux-info",
+    "-dumpdir",
+    "-dumpbase",
+    "-fsanitize-blacklist",
+    "-fsanitize-ignorelist",
+    "-fsanitize-coverage-allowlist",
+    "-fsanitize-coverage-ignorelist",
+    "-fprofile-",
+    "-fauto-profile",
+    "-fcallgraph-info",
+    "-Xassembler",
+    "-Xlinker",
+    "-Wl,",
+    "--sysroot",
+    "-isysroot",
+    "-fdiagnostics-format=sarif",
+    "-Xpreprocessor",
+    "-Xclang",
     "-fcompare-debug",
 )
 #: with a preprocessed input (protocols 1/2) nothing may be read from the daemon's disk
 _PREPROCESSED_FORBIDDEN = ("-include", "-imacros")
 #: include-path options whose absolute operand is re-rooted (protocol 3+)
-_ROOTED_OPERAND = ("-I", "-include", "-imacros", "-idirafter", "-iprefix", "-iwithprefix",
-                   "-iwithprefixbefore", "-isystem", "-iquote")
-_PREFIX_MAPS = ("-fdebug-prefix-map=", "-fmacro-prefix-map=", "-ffile-prefix-map=",
-                "-fprofile-prefix-map=")
-_SUFFIX = {".c": ".i", ".cc": ".ii", ".cpp": ".ii", ".cxx": ".ii", ".cp": ".ii", ".c++": ".ii",
-           ".C": ".ii", ".ii": ".ii", ".i": ".i", ".m": ".mi", ".mi": ".mi", ".mm": ".mii",
-           ".M": ".mii", ".mii": ".mii"}
-_PREPROCESSED_LANGUAGE = {"c": "cpp-output", "c++": "c++-cpp-output",
-                          "objective-c": "objective-c-cpp-output",
-                          "objective-c++": "objective-c++-cpp-output"}
+_ROOTED_OPERAND = (
+    "-I",
+    "-include",
+    "-imacros",
+    "-idirafter",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-isystem",
+    "-iquote",
+)
+_PREFIX_MAPS = (
+    "-fdebug-prefix-map=",
+    "-fmacro-prefix-map=",
+    "-ffile-prefix-map=",
+    "-fprofile-prefix-map=",
+)
+_SUFFIX = {
+    ".c": ".i",
+    ".cc": ".ii",
+    ".cpp": ".ii",
+    ".cxx": ".ii",
+    ".cp": ".ii",
+    ".c++": ".ii",
+    ".C": ".ii",
+    ".ii": ".ii",
+    ".i": ".i",
+    ".m": ".mi",
+    ".mi": ".mi",
+    ".mm": ".mii",
+    ".M": ".mii",
+    ".mii": ".mii",
+}
+_PREPROCESSED_LANGUAGE = {
+    "c": "cpp-output",
+    "c++": "c++-cpp-output",
+    "objective-c": "objective-c-cpp-output",
+    "objective-c++": "objective-c++-cpp-output",
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +143,9 @@ def check_request_args(
         elif arg in TAKES_OPERAND:
             continue
     suffix = _SUFFIX.get(posixpath.splitext(job.source)[1], ".tmp")
-    return DaemonJob(job.argv, job.source_index, output_index, job.output, job.mode,
-                     job.language, suffix)
+    return DaemonJob(
+        job.argv, job.source_index, output_index, job.output, job.mode, job.language, suffix
+    )
 
 
 def _with_output(job: DaemonJob, argv: list[str], output_path: str) -> list[str]:
@@ -119,8 +172,9 @@ def daemon_argv_preprocessed(job: DaemonJob, input_path: str, output_path: str) 
     return argv
 
 
-def daemon_argv_rooted(job: DaemonJob, *, root: str, output_path: str,
-                       deps_path: str) -> RootedCommand:
+def daemon_argv_rooted(
+    job: DaemonJob, *, root: str, output_path: str, deps_path: str
+) -> RootedCommand:
     """Protocol 3+: the client's files are mirrored under `root`."""
     argv = _with_output(job, list(job.argv), output_path)
     out = [argv[0], f"-ffile-prefix-map={root}="]
@@ -151,9 +205,10 @@ def daemon_argv_rooted(job: DaemonJob, *, root: str, output_path: str,
             i += 2
             continue
         elif arg.startswith(_ROOTED_OPERAND) and _attached_absolute(arg):
-            flag = next(p for p in sorted(_ROOTED_OPERAND, key=len, reverse=True)
-                        if arg.startswith(p))
-            out.append(flag + root + arg[len(flag):])
+            flag = next(
+                p for p in sorted(_ROOTED_OPERAND, key=len, reverse=True) if arg.startswith(p)
+            )
+            out.append(flag + root + arg[len(flag) :])
         elif arg.startswith(_PREFIX_MAPS) and arg.partition("=")[2].startswith("/"):
             flag, _, mapping = arg.partition("=")
             out.append(f"{flag}={root}{mapping}")
@@ -170,7 +225,7 @@ def daemon_argv_rooted(job: DaemonJob, *, root: str, output_path: str,
 def _attached_absolute(arg: str) -> bool:
     for flag in sorted(_ROOTED_OPERAND, key=len, reverse=True):
         if arg.startswith(flag):
-            return arg[len(flag):].startswith("/")
+            return arg[len(flag) :].startswith("/")
     return False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from ccfarm._record import record
 
 _TARGET = re.compile(r"^Target: (\S+)", re.MULTILINE)

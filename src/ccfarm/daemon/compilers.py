@@ -30,7 +30,10 @@ class CompilerAllowList:
 
     @classmethod
     def discover(
-        cls, search_path: Sequence[str], extra: Iterable[str] = (), only: Iterable[str] | None = None
+        cls,
+        search_path: Sequence[str],
+        extra: Iterable[str] = (),
+        only: Iterable[str] | None = None,
     ) -> CompilerAllowList:
         """Scan `search_path` and the masquerade dirs, or take `only` verbatim."""
         if only is not None:

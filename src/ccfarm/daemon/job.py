@@ -24,8 +24,18 @@ from ccfarm.protocol import CCFARM, FileEntry, JobHeader, LinkEntry, sends_files
 
 #: client variables (ccfarm protocol) that may change what the compiler prints
 CLIENT_ENV_KEYS = frozenset(
-    {"LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "SOURCE_DATE_EPOCH",
-     "GCC_COLORS", "GCC_URLS", "TERM_URLS", "TERM"}
+    {
+        "LANG",
+        "LANGUAGE",
+        "LC_ALL",
+        "LC_CTYPE",
+        "LC_MESSAGES",
+        "SOURCE_DATE_EPOCH",
+        "GCC_COLORS",
+        "GCC_URLS",
+        "TERM_URLS",
+        "TERM",
+    }
 )
 
 
@@ -90,8 +100,13 @@ class JobBuilder:
             self.job, root=self.ws.root, output_path=self.ws.output, deps_path=self.ws.deps
         )
         return CompilePlan(
-            self.program, tuple(rooted.argv), cwd, env, self.header.version,
-            self.ws.root, rooted.dep_target,
+            self.program,
+            tuple(rooted.argv),
+            cwd,
+            env,
+            self.header.version,
+            self.ws.root,
+            rooted.dep_target,
         )
 
 

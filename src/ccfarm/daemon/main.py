@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -27,25 +28,48 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="TOML file; flags override it")
     p.add_argument("-p", "--port", type=int, help="TCP port (default 3632)")
     p.add_argument("--listen", metavar="ADDR", help="address to bind (default all)")
-    p.add_argument("-a", "--allow", action="append", default=[], metavar="CIDR",
-                   help="allowed client network (repeatable); none given = nobody allowed")
+    p.add_argument(
+        "-a",
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="allowed client network (repeatable); none given = nobody allowed",
+    )
     p.add_argument("-j", "--jobs", type=int, help="compilers run at once (default: CPUs)")
     p.add_argument("--queue", type=int, help="jobs that may wait for a slot (default 4 x jobs)")
     p.add_argument("-N", "--nice", type=int, help="niceness increment for compilers")
     p.add_argument("--job-lifetime", type=float, metavar="S", help="kill compiles older than S")
     p.add_argument("--io-timeout", type=float, metavar="S", help="network wait limit")
-    p.add_argument("--compiler", dest="compilers", action="append", default=[], metavar="NAME",
-                   help="allow exactly these compiler names (repeatable)")
-    p.add_argument("--allow-compiler", action="append", default=[], metavar="NAME",
-                   help="allow this compiler name in addition to the defaults")
+    p.add_argument(
+        "--compiler",
+        dest="compilers",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="allow exactly these compiler names (repeatable)",
+    )
+    p.add_argument(
+        "--allow-compiler",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="allow this compiler name in addition to the defaults",
+    )
     p.add_argument("--tmpdir", help="where job directories are made (default $TMPDIR)")
     p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (default)")
-    p.add_argument("--no-detach", dest="detach", action="store_const", const=False,
-                   help="stay in the foreground")
+    p.add_argument(
+        "--no-detach",
+        dest="detach",
+        action="store_const",
+        const=False,
+        help="stay in the foreground",
+    )
     p.add_argument("--log-file", metavar="FILE")
     p.add_argument("--log-stderr", action="store_const", const=True)
-    p.add_argument("--log-level", choices=["debug", "info", "notice", "warning", "error",
-                                           "critical"])
+    p.add_argument(
+        "--log-level", choices=["debug", "info", "notice", "warning", "error", "critical"]
+    )
     p.add_argument("-P", "--pid-file", metavar="FILE")
     return p
 
@@ -108,8 +132,9 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
     try:
         await service.start()
     except OSError as exc:
-        logging.getLogger("ccfarmd").error("cannot listen on %s:%d: %s",
-                                           config.listen, config.port, exc)
+        logging.getLogger("ccfarmd").error(
+            "cannot listen on %s:%d: %s", config.listen, config.port, exc
+        )
         return EXIT_BIND_FAILED
     if config.pid_file:
         with open(config.pid_file, "w") as f:
@@ -118,10 +143,8 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
         await service.serve_until_drained()
     finally:
         if config.pid_file:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(config.pid_file)
-            except FileNotFoundError:
-                pass
     return 0
 
 

@@ -8,6 +8,7 @@ between sockets, processes and those cores, arms timeouts and logs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -95,7 +96,9 @@ class DaemonService:
 
     # -- one connection ------------------------------------------------------------
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._active.add(task)
@@ -141,8 +144,11 @@ class DaemonService:
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
             log.info(
-                "%s %s v%x %.0f ms", client, builder.job.argv[builder.job.source_index],
-                plan.version, (time.monotonic() - started) * 1000,
+                "%s %s v%x %.0f ms",
+                client,
+                builder.job.argv[builder.job.source_index],
+                plan.version,
+                (time.monotonic() - started) * 1000,
             )
         finally:
             ws.remove()
@@ -175,18 +181,27 @@ class DaemonService:
                 assert builder is not None
                 return builder
 
-    async def _compile(self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace) -> bytes:
+    async def _compile(
+        self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace
+    ) -> bytes:
         proc = await asyncio.create_subprocess_exec(
-            plan.program, *plan.argv[1:], cwd=plan.cwd, env=dict(plan.env),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            plan.program,
+            *plan.argv[1:],
+            cwd=plan.cwd,
+            env=dict(plan.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
             preexec_fn=(lambda: os.nice(self.config.nice)) if self.config.nice else None,
         )
         run = asyncio.ensure_future(proc.communicate())
         watch = asyncio.ensure_future(_wait_for_eof(reader))
         lifetime = self.config.job_lifetime or None
         try:
-            done, _ = await asyncio.wait({run, watch}, timeout=lifetime, return_when="FIRST_COMPLETED")
+            done, _ = await asyncio.wait(
+                {run, watch}, timeout=lifetime, return_when="FIRST_COMPLETED"
+            )
             if run not in done:
                 _kill_group(proc)
                 await run
@@ -218,10 +233,8 @@ async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _read(path: str) -> bytes:

@@ -1,6 +1,6 @@
 """`ccfarm-demo`: bring up a two-host farm on this machine, build Lua, stop.
 
-    ccfarm-demo [--hosts N] [--jobs-per-host J] [--tree lua54]
+ccfarm-demo [--hosts N] [--jobs-per-host J] [--tree lua54]
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from ccfarm.demo.farm import start_daemon, stop_daemon
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ccfarm-demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="ccfarm-demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--hosts", type=int, default=2, help="daemons on 127.0.1.1..N (default 2)")
     p.add_argument("--jobs-per-host", type=int, default=2)
     p.add_argument("--port", type=int, default=3632)
@@ -41,13 +44,23 @@ def main(argv: list[str] | None = None) -> int:
             daemons.append(start_daemon(f"127.0.1.{n}", args.port, args.jobs_per_host, work))
         hosts = " ".join(d.spec for d in daemons)
         print(f"== farm up: CCFARM_HOSTS='{hosts}'")
-        env = {**os.environ, "CCFARM_HOSTS": hosts, "CCFARM_VERBOSE": "1",
-               "CCFARM_DIR": os.path.join(work, "state")}
+        env = {
+            **os.environ,
+            "CCFARM_HOSTS": hosts,
+            "CCFARM_VERBOSE": "1",
+            "CCFARM_DIR": os.path.join(work, "state"),
+        }
         jobs = args.hosts * args.jobs_per_host
         print(f"== make -j{jobs} CC='{ccfarm} gcc' in {build} ({len(tree.sources) + 1} files)")
         started = time.monotonic()
-        proc = subprocess.run(["make", f"-j{jobs}", f"CC={ccfarm} gcc"], cwd=build, env=env,
-                              stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            ["make", f"-j{jobs}", f"CC={ccfarm} gcc"],
+            cwd=build,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         elapsed = time.monotonic() - started
         where = collections.Counter(re.findall(r"compiled on (\S+)", proc.stderr))
         other = [ln for ln in proc.stderr.splitlines() if "compiled on" not in ln]
@@ -61,12 +74,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== build FAILED (make exit {proc.returncode})")
             return proc.returncode
         local = len(tree.sources) + 1 - sum(where.values())
-        print(f"== built in {elapsed:.1f} s; jobs per host: "
-              + ", ".join(f"{h}: {n}" for h, n in sorted(where.items()))
-              + f", local: {local}")
-        out = subprocess.run([os.path.join(build, "lua"), "-e",
-                              "print(_VERSION .. ' built by ccfarm says: ' .. 6*7)"],
-                             capture_output=True, text=True, check=True)
+        print(
+            f"== built in {elapsed:.1f} s; jobs per host: "
+            + ", ".join(f"{h}: {n}" for h, n in sorted(where.items()))
+            + f", local: {local}"
+        )
+        out = subprocess.run(
+            [
+                os.path.join(build, "lua"),
+                "-e",
+                "print(_VERSION .. ' built by ccfarm says: ' .. 6*7)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         print(f"== {out.stdout.strip()}")
         return 0
     finally:

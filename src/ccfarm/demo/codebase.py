@@ -43,8 +43,19 @@ def fetch_lupa(cache: str | None = None) -> str:
     archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
     if not archives:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-             ":all:", "-d", cache, LUPA],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                cache,
+                LUPA,
+            ],
             check=True,
         )
         archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
@@ -61,7 +72,8 @@ def lua_trees(root: str, names: tuple[str, ...] = LUA_TREES) -> list[LuaTree]:
         if not os.path.isdir(path):
             continue
         sources = sorted(
-            f for f in os.listdir(path)
+            f
+            for f in os.listdir(path)
             if f.endswith(".c") and f not in _SKIP and os.path.isfile(os.path.join(path, f))
         )
         trees.append(LuaTree(name, path, tuple(sources)))
@@ -97,8 +109,9 @@ def prepare_build(tree: LuaTree, build_dir: str) -> str:
 
     if os.path.isdir(build_dir):
         shutil.rmtree(build_dir)
-    shutil.copytree(tree.path, build_dir, ignore=shutil.ignore_patterns("testes", "manual",
-                                                                         ".git", "*.o"))
+    shutil.copytree(
+        tree.path, build_dir, ignore=shutil.ignore_patterns("testes", "manual", ".git", "*.o")
+    )
     objs = " ".join(s[:-2] + ".o" for s in tree.sources)
     with open(os.path.join(build_dir, "Makefile"), "w") as f:
         f.write(MAKEFILE.format(objs=objs))

@@ -37,14 +37,33 @@ def wait_listening(address: str, port: int, timeout: float = 15.0) -> None:
 
 
 def start_daemon(
-    address: str, port: int, jobs: int, log_dir: str, extra: tuple[str, ...] = (),
-    wrapper: tuple[str, ...] = (), allow: tuple[str, ...] = ("127.0.0.0/8",),
+    address: str,
+    port: int,
+    jobs: int,
+    log_dir: str,
+    extra: tuple[str, ...] = (),
+    wrapper: tuple[str, ...] = (),
+    allow: tuple[str, ...] = ("127.0.0.0/8",),
 ) -> LocalDaemon:
     """Run `ccfarmd` in the foreground of a child process; return when it listens."""
     log_path = os.path.join(log_dir, f"ccfarmd-{address}-{port}.log")
-    cmd = [*wrapper, sys.executable, "-m", "ccfarm.daemon.main", "--no-detach",
-           "--listen", address, "--port", str(port), "--jobs", str(jobs),
-           "--log-file", log_path, *(f"--allow={a}" for a in allow), *extra]
+    cmd = [
+        *wrapper,
+        sys.executable,
+        "-m",
+        "ccfarm.daemon.main",
+        "--no-detach",
+        "--listen",
+        address,
+        "--port",
+        str(port),
+        "--jobs",
+        str(jobs),
+        "--log-file",
+        log_path,
+        *(f"--allow={a}" for a in allow),
+        *extra,
+    ]
     daemon = LocalDaemon(address, port, jobs, log_path)
     daemon.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:

@@ -7,8 +7,9 @@ of the protocol version and lives in the codec.
 
 from __future__ import annotations
 
-from ccfarm._record import record
 from enum import Enum
+
+from ccfarm._record import record
 
 
 class Need(Enum):

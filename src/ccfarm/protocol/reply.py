@@ -105,7 +105,9 @@ class ReplyParser:
 
     def _on_done(self, value: int, _payload: bytes | None) -> ReplyHeader:
         if value != self.version:
-            raise RemoteProtocolError(f"reply version {value} does not match request {self.version}")
+            raise RemoteProtocolError(
+                f"reply version {value} does not match request {self.version}"
+            )
         return ReplyHeader(value)
 
     def _on_stat(self, value: int, _payload: bytes | None) -> CompileStatus:
