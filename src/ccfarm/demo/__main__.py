@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     tree = trees[args.tree]
     work = tempfile.mkdtemp(prefix="ccfarm-demo-")
     build = prepare_build(tree, os.path.join(work, tree.name))
-    ccfarm = shutil.which("ccfarm") or f"{sys.executable} -m ccfarm.client.main"
+    beside = os.path.join(os.path.dirname(sys.executable), "ccfarm")
+    ccfarm = beside if os.access(beside, os.X_OK) else shutil.which("ccfarm") or "ccfarm"
     daemons = []
     try:
         for n in range(1, args.hosts + 1):
@@ -76,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         local = len(tree.sources) + 1 - sum(where.values())
         print(
             f"== built in {elapsed:.1f} s; jobs per host: "
-            + ", ".join(f"{h}: {n}" for h, n in sorted(where.items()))
-            + f", local: {local}"
+            + ", ".join([*(f"{h}: {n}" for h, n in sorted(where.items())), f"local: {local}"])
         )
         out = subprocess.run(
             [

@@ -110,7 +110,15 @@ def prepare_build(tree: LuaTree, build_dir: str) -> str:
     if os.path.isdir(build_dir):
         shutil.rmtree(build_dir)
     shutil.copytree(
-        tree.path, build_dir, ignore=shutil.ignore_patterns("testes", "manual", ".git", "*.o")
+        tree.path,
+        build_dir,
+        ignore=shutil.ignore_patterns(
+            "testes",
+            "manual",
+            ".git",
+            "*.o",
+            "makefile",  # make would prefer "makefile"
+        ),
     )
     objs = " ".join(s[:-2] + ".o" for s in tree.sources)
     with open(os.path.join(build_dir, "Makefile"), "w") as f:
