@@ -97,6 +97,7 @@ class _Preprocessing:
         suffix = {"c++": ".ii", "objective-c": ".mi", "objective-c++": ".mii"}
         self.path = temp_path(suffix.get(job.language, ".i"), env)
         argv = local_preprocess_argv(job, self.path)
+        argv[0] = inv.compiler_path  # gcc finds its cc1 relative to argv[0]
         self.proc: Spawned = spawn(inv.compiler_path, argv, {**env, SAFEGUARD: "1"})
 
     def result(self) -> tuple[bytes, bytes]:
@@ -288,7 +289,9 @@ def exec_local(inv: Invocation, env: Mapping[str, str], slot: slots.Slot | None)
         os.set_inheritable(slot.fd, True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(inv.compiler_path, list(inv.argv), {**env, SAFEGUARD: "1"})
+    # argv[0] is the real path: gcc finds cc1 relative to it (a masquerade link
+    # named gcc earlier on PATH would mislead it)
+    os.execve(inv.compiler_path, [inv.compiler_path, *inv.argv[1:]], {**env, SAFEGUARD: "1"})
     return 127  # not reached
 
 

@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="allow this compiler name in addition to the defaults",
     )
+    p.add_argument("--compiler-path", metavar="DIRS",
+                   help="colon-separated directories searched for compilers "
+                        "(default $DISTCCD_PATH or $PATH)")
     p.add_argument("--tmpdir", help="where job directories are made (default $TMPDIR)")
     p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (default)")
     p.add_argument(
