@@ -1,0 +1,1 @@
+"""The host-server: which host gets each compile job (pure core + asyncio shell)."""

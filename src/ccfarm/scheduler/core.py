@@ -1,0 +1,322 @@
+"""The farm model and every scheduling decision. Pure: no sockets, no clock.
+
+The shell feeds events with the current time (`now`) and gets outcomes
+back: grants, refusals, revocations. Randomness comes from the `random.Random`
+given at construction, so tests replay exactly.
+
+Hot-path costs do not grow with the farm: free slots are kept per
+(compiler, speed tier) in sets that support O(1) add, remove and weighted
+random choice; waiting clients are kept per compiler in least-recently-served
+order; deadlines are in heaps.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+
+from ccfarm.scheduler.model import (
+    Compiler,
+    HostReport,
+    LeaseGranted,
+    LeaseRefused,
+    LeaseRequest,
+    LeaseRevoked,
+    Outcome,
+)
+from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+
+ANY: Compiler | None = None  # the key of requests that take any host
+
+
+class _SlotPool:
+    """Free slots of some hosts: one entry per free slot, so a random pick is
+    weighted by free slots. O(1) add/remove/choice."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, int]] = []
+        self.where: dict[tuple[str, int], int] = {}
+
+    def add(self, entry: tuple[str, int]) -> None:
+        self.where[entry] = len(self.entries)
+        self.entries.append(entry)
+
+    def remove(self, entry: tuple[str, int]) -> None:
+        i = self.where.pop(entry)
+        last = self.entries.pop()
+        if i < len(self.entries):
+            self.entries[i] = last
+            self.where[last] = i
+
+    def choose(self, rng: random.Random) -> str:
+        return self.entries[rng.randrange(len(self.entries))][0]
+
+
+class _Host:
+    def __init__(self, report: HostReport, policy: Policy, now: float) -> None:
+        self.report = report
+        self.tier = tier_of(report.speed, policy)
+        self.disabled = False
+        self.offered = 0
+        self.leases: dict[int, None] = {}  # lease ids, oldest first
+        self.last_seen = now
+        self.keys: tuple[Compiler | None, ...] = (ANY, *report.compilers)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.offered - len(self.leases))
+
+
+class _Lease:
+    def __init__(self, lease: int, request: LeaseRequest, host: str, now: float,
+                 expires: float) -> None:
+        self.lease = lease
+        self.request = request
+        self.host = host
+        self.granted = now
+        self.expires = expires
+
+
+class Farm:
+    """All hosts, leases and waiting requests of one scheduler."""
+
+    def __init__(self, policy: Policy | None = None, rng: random.Random | None = None) -> None:
+        self.policy = policy or Policy()
+        self.rng = rng or random.Random()
+        self.hosts: dict[str, _Host] = {}
+        self.leases: dict[int, _Lease] = {}
+        self._next_lease = 1
+        #: compiler key -> tier -> pool of free slots; tiers listed fastest first
+        self._pools: dict[Compiler | None, dict[int, _SlotPool]] = {}
+        self._tiers: dict[Compiler | None, list[int]] = {}
+        #: waiting requests: id -> (request, key, deadline)
+        self._waiting: dict[int, tuple[LeaseRequest, Compiler | None, float]] = {}
+        #: per key: clients with waiting requests, in round-robin order
+        self._rings: dict[Compiler | None, OrderedDict[str, deque[int]]] = {}
+        self._served = 0
+        self._last_served: dict[str, int] = {}
+        #: how many hosts have each compiler (to refuse at once what nobody has)
+        self._key_hosts: dict[Compiler | None, int] = {}
+        self._deadlines: list[tuple[float, int, str, int | str]] = []
+        self._seq = 0
+
+    # -- hosts ---------------------------------------------------------------------
+
+    def host_report(self, report: HostReport, now: float) -> list[Outcome]:
+        """A registration or heartbeat: (re)compute what the host offers."""
+        host = self.hosts.get(report.host)
+        if host is None or host.report.compilers != report.compilers or host.tier != tier_of(
+            report.speed, self.policy
+        ):
+            disabled = host.disabled if host is not None else False
+            leases = dict(host.leases) if host is not None else {}
+            if host is not None:
+                self._set_offered(host, 0)
+                self._count_keys(host, -1)
+            host = _Host(report, self.policy, now)
+            host.disabled = disabled
+            host.leases = leases
+            self.hosts[report.host] = host
+            self._count_keys(host, +1)
+        host.report = report
+        host.last_seen = now
+        self._push(now + self.policy.host_timeout, "host", report.host)
+        outcomes: list[Outcome] = []
+        while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
+            newest = next(reversed(host.leases))
+            outcomes.append(self._end_lease(newest, "host reduced its slots"))
+        self._set_offered(host, offered_slots(report, self.policy, disabled=host.disabled))
+        return outcomes + self._serve_waiting(host, now)
+
+    def host_gone(self, name: str, reason: str = "host left") -> list[Outcome]:
+        host = self.hosts.get(name)
+        if host is None:
+            return []
+        self._set_offered(host, 0)
+        outcomes: list[Outcome] = [self._end_lease(lease, reason) for lease in list(host.leases)]
+        del self.hosts[name]
+        self._count_keys(host, -1)
+        return outcomes
+
+    def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
+        """Drain (no new leases; running ones finish) or return a host."""
+        host = self.hosts[name]
+        host.disabled = disabled
+        self._set_offered(host, offered_slots(host.report, self.policy, disabled=disabled))
+        return self._serve_waiting(host, now)
+
+    # -- leases --------------------------------------------------------------------
+
+    def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
+        """A lease on the fastest free compatible host, or the request waits."""
+        key = req.compiler
+        host = self._pick(key)
+        if host is not None:
+            return [self._grant(req, host, now)]
+        if not self._key_hosts.get(key):
+            return [LeaseRefused(req.request, "no host has this compiler")]
+        deadline = now + min(req.timeout, self.policy.max_wait)
+        self._waiting[req.request] = (req, key, deadline)
+        ring = self._rings.setdefault(key, OrderedDict())
+        ring.setdefault(req.client, deque()).append(req.request)
+        self._push(deadline, "wait", req.request)
+        return []
+
+    def release(self, lease: int, now: float) -> list[Outcome]:
+        """The client is done with a lease (or its connection closed)."""
+        record = self.leases.get(lease)
+        if record is None:
+            return []
+        self._end_lease(lease, "released")
+        host = self.hosts.get(record.host)
+        return self._serve_waiting(host, now) if host is not None else []
+
+    def cancel(self, request: int) -> None:
+        """A waiting request's client went away."""
+        item = self._waiting.pop(request, None)
+        if item is None:
+            return
+        req, key, _ = item
+        self._unqueue(key, req.client, request)
+
+    def tick(self, now: float) -> list[Outcome]:
+        """Expire what is due at `now`: silent hosts, old leases, long waits."""
+        outcomes: list[Outcome] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, kind, ident = heapq.heappop(self._deadlines)
+            if kind == "host":
+                host = self.hosts.get(str(ident))
+                if host is not None and host.last_seen + self.policy.host_timeout <= now:
+                    outcomes += self.host_gone(str(ident), "host stopped sending heartbeats")
+            elif kind == "lease":
+                lease = self.leases.get(int(ident))
+                if lease is not None and lease.expires <= now:
+                    host_name = lease.host
+                    outcomes.append(self._end_lease(lease.lease, "lease timed out"))
+                    if host_name in self.hosts:
+                        outcomes += self._serve_waiting(self.hosts[host_name], now)
+            elif kind == "wait":
+                item = self._waiting.get(int(ident))
+                if item is not None and item[2] <= now:
+                    self.cancel(int(ident))
+                    outcomes.append(LeaseRefused(int(ident), "no free host in time"))
+        return outcomes
+
+    def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    # -- views for operators ---------------------------------------------------------
+
+    def waiting(self) -> Iterator[LeaseRequest]:
+        for req, _, _ in self._waiting.values():
+            yield req
+
+    def tier_order(self) -> list[int]:
+        return sorted({h.tier for h in self.hosts.values()}, reverse=True)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _push(self, when: float, kind: str, ident: int | str) -> None:
+        self._seq += 1
+        heapq.heappush(self._deadlines, (when, self._seq, kind, ident))
+
+    def _set_offered(self, host: _Host, offered: int) -> None:
+        """Change a host's offer and keep the free-slot pools in step."""
+        before = host.free
+        host.offered = offered
+        after = host.free
+        name = host.report.host
+        for key in host.keys:
+            pools = self._pools.setdefault(key, {})
+            pool = pools.get(host.tier)
+            if pool is None:
+                pool = pools[host.tier] = _SlotPool()
+                self._tiers[key] = sorted(pools, reverse=True)
+            for n in range(after, before):
+                pool.remove((name, n))
+            for n in range(before, after):
+                pool.add((name, n))
+
+    def _pick(self, key: Compiler | None) -> _Host | None:
+        pools = self._pools.get(key)
+        if not pools:
+            return None
+        for tier in self._tiers[key]:
+            pool = pools[tier]
+            if pool.entries:
+                return self.hosts[pool.choose(self.rng)]
+        return None
+
+    def _count_keys(self, host: _Host, delta: int) -> None:
+        for key in host.keys:
+            self._key_hosts[key] = self._key_hosts.get(key, 0) + delta
+
+    def _grant(self, req: LeaseRequest, host: _Host, now: float) -> LeaseGranted:
+        lease = self._next_lease
+        self._next_lease += 1
+        before = host.free
+        expires = now + self.policy.lease_timeout
+        self.leases[lease] = _Lease(lease, req, host.report.host, now, expires)
+        host.leases[lease] = None
+        self._shrink_pools(host, before)
+        self._push(expires, "lease", lease)
+        self._served += 1
+        self._last_served[req.client] = self._served
+        r = host.report
+        return LeaseGranted(req.request, lease, r.host, r.address, r.port)
+
+    def _shrink_pools(self, host: _Host, before: int) -> None:
+        for n in range(host.free, before):
+            for key in host.keys:
+                self._pools[key][host.tier].remove((host.report.host, n))
+
+    def _end_lease(self, lease: int, reason: str) -> LeaseRevoked:
+        record = self.leases.pop(lease)
+        host = self.hosts.get(record.host)
+        if host is not None:
+            before = host.free
+            del host.leases[lease]
+            for n in range(before, host.free):
+                for key in host.keys:
+                    self._pools[key][host.tier].add((host.report.host, n))
+        return LeaseRevoked(lease, record.request.request, reason)
+
+    def _serve_waiting(self, host: _Host, now: float) -> list[Outcome]:
+        """Give the host's free slots to waiting clients, round-robin.
+
+    Each compiler has a ring of waiting clients; a served client goes to the
+    back of it. Across the host's compilers, the ring head served longest
+    ago wins.
+    """
+        outcomes: list[Outcome] = []
+        while host.free > 0 and host.report.host in self.hosts:
+            best: tuple[int, Compiler | None, str] | None = None
+            for key in host.keys:
+                ring = self._rings.get(key)
+                if ring:
+                    client = next(iter(ring))
+                    served = self._last_served.get(client, 0)
+                    if best is None or served < best[0]:
+                        best = (served, key, client)
+            if best is None:
+                break
+            _, key, client = best
+            request_id = self._rings[key][client][0]
+            req, _, _ = self._waiting.pop(request_id)
+            self._unqueue(key, client, request_id)
+            outcomes.append(self._grant(req, host, now))
+            ring = self._rings.get(key)
+            if ring is not None and client in ring:
+                ring.move_to_end(client)  # served: to the back of the line
+        return outcomes
+
+    def _unqueue(self, key: Compiler | None, client: str, request: int) -> None:
+        ring = self._rings[key]
+        queue = ring[client]
+        queue.remove(request)
+        if not queue:
+            del ring[client]
+            if not ring:
+                del self._rings[key]

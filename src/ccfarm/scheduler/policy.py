@@ -1,0 +1,48 @@
+"""The scheduler's tunable rules, as pure functions of a policy and a host."""
+
+from __future__ import annotations
+
+import math
+
+from ccfarm._record import record
+from ccfarm.scheduler.model import HostReport
+
+
+@record
+class Policy:
+    #: hosts whose speeds are within this factor of each other share a tier
+    tier_ratio: float = 1.25
+    #: external load (load average minus ccfarm's own jobs) per CPU at or
+    #: below which a host offers all its slots ...
+    load_low: float = 0.3
+    #: ... and at or above which it offers none (linear in between)
+    load_high: float = 1.0
+    #: slots a host offers while someone uses its desktop
+    desktop_slots: int = 0
+    #: a host not heard from for this long is dropped
+    host_timeout: float = 15.0
+    #: a lease not released after this long is revoked
+    lease_timeout: float = 600.0
+    #: longest time a request may wait for a slot
+    max_wait: float = 60.0
+
+
+def tier_of(speed: float, policy: Policy) -> int:
+    """Tier number of a speed: larger is faster; fixed buckets on a log scale."""
+    return math.floor(math.log(max(speed, 1e-9)) / math.log(policy.tier_ratio) + 1e-9)
+
+
+def offered_slots(report: HostReport, policy: Policy, *, disabled: bool) -> int:
+    """How many jobs the host may run now, given its load and desktop use."""
+    if disabled:
+        return 0
+    if report.desktop_in_use:
+        return min(report.slots, policy.desktop_slots)
+    cpus = max(report.cpus, 1)
+    external = max(0.0, report.load - report.running) / cpus
+    if external <= policy.load_low:
+        return report.slots
+    if external >= policy.load_high:
+        return 0
+    share = (policy.load_high - external) / (policy.load_high - policy.load_low)
+    return max(0, min(report.slots, math.floor(report.slots * share)))

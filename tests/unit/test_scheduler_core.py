@@ -1,0 +1,311 @@
+"""The scheduler core on scripted timelines (explicit `now`, seeded randomness)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from ccfarm._record import replace
+from ccfarm.scheduler.core import Farm
+from ccfarm.scheduler.model import (
+    Compiler,
+    HostReport,
+    LeaseGranted,
+    LeaseRefused,
+    LeaseRequest,
+    LeaseRevoked,
+)
+from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+
+GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+CLANG = Compiler("clang", "14.0.6", "x86_64-pc-linux-gnu")
+
+
+def host(name: str, speed: float = 1.0, slots: int = 2, **kw: object) -> HostReport:
+    fields: dict[str, object] = dict(host=name, address=name, port=3632, slots=slots, cpus=slots,
+                                     speed=speed, load=0.0, compilers=(GCC,))
+    fields.update(kw)
+    return HostReport(**fields)  # type: ignore[arg-type]
+
+
+_ids = iter(range(1, 10**9))
+
+
+def req(client: str = "m1/u", compiler: Compiler | None = GCC, timeout: float = 30) -> LeaseRequest:
+    return LeaseRequest(next(_ids), client, compiler, timeout)
+
+
+def granted(outcomes: list[object]) -> list[LeaseGranted]:
+    return [o for o in outcomes if isinstance(o, LeaseGranted)]
+
+
+def test_join_and_grant() -> None:
+    farm = Farm(rng=random.Random(1))
+    assert farm.request(req(), 0) == [LeaseRefused(farm_last_id(), "no host has this compiler")]
+    farm.host_report(host("a"), 0)
+    (g,) = farm.request(req(), 1)
+    assert isinstance(g, LeaseGranted) and g.host == "a" and g.port == 3632
+
+
+def farm_last_id() -> int:
+    return next(_ids) - 1
+
+
+def test_fastest_tier_first_then_slower() -> None:
+    farm = Farm(rng=random.Random(2))
+    farm.host_report(host("slow", speed=1, slots=4), 0)
+    farm.host_report(host("fast", speed=4, slots=2), 0)
+    farm.host_report(host("mid", speed=2, slots=2), 0)
+    order = [granted(farm.request(req(), 1))[0].host for _ in range(8)]
+    assert order == ["fast", "fast", "mid", "mid", "slow", "slow", "slow", "slow"]
+    assert farm.request(req(timeout=5), 1) == []  # all busy: waits
+
+
+def test_spread_within_a_tier_is_random_and_even() -> None:
+    farm = Farm(rng=random.Random(3))
+    for name in "abcd":
+        farm.host_report(host(name, speed=1.0, slots=1), 0)
+    first = Counter()
+    for _ in range(4000):
+        g = granted(farm.request(req(), 1))[0]
+        first[g.host] += 1
+        farm.release(g.lease, 1)
+    assert set(first) == set("abcd")
+    assert all(900 < n < 1100 for n in first.values()), first
+
+
+def test_free_slots_weight_the_choice() -> None:
+    farm = Farm(rng=random.Random(4))
+    farm.host_report(host("big", slots=6), 0)
+    farm.host_report(host("small", slots=2), 0)
+    counts = Counter()
+    for _ in range(4000):
+        g = granted(farm.request(req(), 1))[0]
+        counts[g.host] += 1
+        farm.release(g.lease, 1)
+    assert 2.5 < counts["big"] / counts["small"] < 3.5
+
+
+def test_speed_tiers() -> None:
+    p = Policy(tier_ratio=1.25)
+    assert tier_of(1.0, p) == tier_of(1.2, p) != tier_of(1.3, p)
+    assert tier_of(4.0, p) > tier_of(2.0, p) > tier_of(1.0, p)
+
+
+def test_load_rising_and_falling() -> None:
+    farm = Farm(rng=random.Random(5))
+    farm.host_report(host("a", slots=4, cpus=4), 0)
+    assert farm.hosts["a"].offered == 4
+    farm.host_report(host("a", slots=4, cpus=4, load=4.0), 1)  # someone else uses all CPUs
+    assert farm.hosts["a"].offered == 0
+    assert farm.request(req(timeout=10), 2) == []  # waits
+    out = farm.host_report(host("a", slots=4, cpus=4, load=3.0), 3)
+    assert farm.hosts["a"].offered == 1 and len(granted(out)) == 1  # partly back, waiter served
+    farm.host_report(host("a", slots=4, cpus=4, load=0.5), 4)
+    assert farm.hosts["a"].offered == 4
+
+
+def test_own_jobs_do_not_count_as_load() -> None:
+    report = host("a", slots=4, cpus=4, load=4.0, running=4)
+    assert offered_slots(report, Policy(), disabled=False) == 4
+
+
+def test_desktop_busy_and_idle() -> None:
+    farm = Farm(rng=random.Random(6))
+    farm.host_report(host("desk", speed=8, desktop_in_use=True), 0)
+    farm.host_report(host("rack", speed=1), 0)
+    assert granted(farm.request(req(), 1))[0].host == "rack"
+    farm.host_report(host("desk", speed=8, desktop_in_use=False), 2)
+    assert granted(farm.request(req(), 3))[0].host == "desk"
+
+
+def test_heartbeat_loss_drops_host_and_revokes_leases() -> None:
+    farm = Farm(Policy(host_timeout=10), rng=random.Random(7))
+    farm.host_report(host("a"), 0)
+    farm.host_report(host("b"), 0)
+    g = granted(farm.request(req(), 1))[0]
+    for t in (5, 9):
+        farm.host_report(host("a" if g.host == "b" else "b"), t)  # only the other one beats
+    out = farm.tick(12)
+    assert out == [LeaseRevoked(g.lease, g.request, "host stopped sending heartbeats")]
+    assert g.host not in farm.hosts and len(farm.hosts) == 1
+    assert farm.release(g.lease, 13) == []  # releasing a revoked lease is harmless
+
+
+def test_lease_timeout() -> None:
+    farm = Farm(Policy(lease_timeout=100, host_timeout=1e9), rng=random.Random(8))
+    farm.host_report(host("a", slots=1), 0)
+    g = granted(farm.request(req(), 0))[0]
+    waiting = req(timeout=1000)
+    assert farm.request(waiting, 50) == []
+    out = farm.tick(100)
+    assert out[0] == LeaseRevoked(g.lease, g.request, "lease timed out")
+    assert granted(out)[0].request == waiting.request
+
+
+def test_request_times_out_with_no_host() -> None:
+    farm = Farm(rng=random.Random(9))
+    farm.host_report(host("a", slots=1), 0)
+    granted(farm.request(req(), 0))
+    r = req(timeout=5)
+    assert farm.request(r, 1) == []
+    assert farm.tick(5.9) == []
+    assert farm.tick(6) == [LeaseRefused(r.request, "no free host in time")]
+
+
+def test_fairness_between_two_clients() -> None:
+    """A make -j200 must not starve a make -j4 from another machine."""
+    farm = Farm(rng=random.Random(10))
+    farm.host_report(host("a", slots=2), 0)
+    big = [req("m1/alice") for _ in range(200)]
+    leases = [g for r in big for g in granted(farm.request(r, 0))]
+    assert len(leases) == 2
+    small = [req("m2/bob") for _ in range(4)]
+    for r in small:
+        assert farm.request(r, 1) == []
+    order: list[str] = []
+    for t in range(2, 12):
+        g = leases.pop(0)
+        out = granted(farm.release(g.lease, t))
+        leases += out
+        order += ["big" if o.request in {r.request for r in big} else "small" for o in out]
+    assert order[:8] == ["small", "big"] * 4 or order[:8] == ["big", "small"] * 4
+    assert order.count("small") == 4
+
+
+def test_compatibility() -> None:
+    farm = Farm(rng=random.Random(11))
+    farm.host_report(host("g", compilers=(GCC,)), 0)
+    farm.host_report(host("c", speed=9, compilers=(CLANG,)), 0)
+    assert granted(farm.request(req(compiler=GCC), 1))[0].host == "g"
+    assert granted(farm.request(req(compiler=CLANG), 1))[0].host == "c"
+    other = Compiler("gcc", "13.1.0", "aarch64-linux-gnu")
+    assert isinstance(farm.request(req(compiler=other), 1)[0], LeaseRefused)
+    assert granted(farm.request(req(compiler=None), 1))[0].host in ("g", "c")
+
+
+def test_drain_and_return() -> None:
+    farm = Farm(rng=random.Random(12))
+    farm.host_report(host("a", slots=2, speed=5), 0)
+    farm.host_report(host("b", slots=2), 0)
+    g = granted(farm.request(req(), 0))[0]
+    assert g.host == "a"
+    farm.set_disabled("a", True, 1)
+    assert [granted(farm.request(req(), 1))[0].host for _ in range(2)] == ["b", "b"]
+    assert g.lease in farm.leases  # running job keeps its lease
+    waiting = req()
+    assert farm.request(waiting, 2) == []
+    out = farm.set_disabled("a", False, 3)
+    assert granted(out)[0].request == waiting.request and granted(out)[0].host == "a"
+
+
+def test_host_shrinking_revokes_newest_leases() -> None:
+    farm = Farm(rng=random.Random(13))
+    farm.host_report(host("a", slots=3), 0)
+    gs = [granted(farm.request(req(), 0))[0] for _ in range(3)]
+    out = farm.host_report(host("a", slots=1), 1)
+    assert [o.lease for o in out if isinstance(o, LeaseRevoked)] == [gs[2].lease, gs[1].lease]
+    assert len(farm.hosts["a"].leases) == 1
+
+
+def test_client_cancel() -> None:
+    farm = Farm(rng=random.Random(14))
+    farm.host_report(host("a", slots=1), 0)
+    g = granted(farm.request(req(), 0))[0]
+    r = req()
+    farm.request(r, 0)
+    farm.cancel(r.request)
+    assert farm.release(g.lease, 1) == []
+    assert list(farm.waiting()) == []
+
+
+class FarmMachine(RuleBasedStateMachine):
+    """Any interleaving: no host over its slots, no lease lost, pools consistent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.farm = Farm(Policy(host_timeout=20, lease_timeout=50, max_wait=30),
+                         rng=random.Random(0))
+        self.now = 0.0
+        self.live: dict[int, str] = {}  # lease -> host, as the clients see it
+        self.pending: set[int] = set()
+
+    def _apply(self, outcomes: list[object]) -> None:
+        for o in outcomes:
+            if isinstance(o, LeaseGranted):
+                assert o.lease not in self.live
+                self.live[o.lease] = o.host
+                self.pending.discard(o.request)
+            elif isinstance(o, LeaseRevoked):
+                assert self.live.pop(o.lease) is not None
+            elif isinstance(o, LeaseRefused):
+                self.pending.discard(o.request)
+
+    @rule(name=st.sampled_from("abcd"), slots=st.integers(0, 4), speed=st.sampled_from([1, 2, 4]),
+          load=st.floats(0, 6), desk=st.booleans(), clang=st.booleans())
+    def report(self, name: str, slots: int, speed: float, load: float, desk: bool,
+               clang: bool) -> None:
+        compilers = (GCC, CLANG) if clang else (GCC,)
+        self._apply(self.farm.host_report(
+            host(name, speed=speed, slots=slots, load=load, desktop_in_use=desk,
+                 compilers=compilers), self.now))
+
+    @rule(client=st.sampled_from(["x/1", "y/2", "z/3"]),
+          compiler=st.sampled_from([GCC, CLANG, None]), timeout=st.sampled_from([0, 5, 100]))
+    def ask(self, client: str, compiler: Compiler | None, timeout: float) -> None:
+        r = req(client, compiler, timeout)
+        self.pending.add(r.request)
+        self._apply(self.farm.request(r, self.now))
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        if self.live:
+            lease = data.draw(st.sampled_from(sorted(self.live)))
+            del self.live[lease]
+            out = self.farm.release(lease, self.now)
+            self._apply(out)
+
+    @rule(dt=st.floats(0, 30))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+        self._apply(self.farm.tick(self.now))
+
+    @rule(name=st.sampled_from("abcd"), off=st.booleans())
+    def drain(self, name: str, off: bool) -> None:
+        if name in self.farm.hosts:
+            self._apply(self.farm.set_disabled(name, off, self.now))
+
+    @rule(name=st.sampled_from("abcd"))
+    def leave(self, name: str) -> None:
+        self._apply(self.farm.host_gone(name))
+
+    @invariant()
+    def consistent(self) -> None:
+        farm = self.farm
+        assert set(farm.leases) == set(self.live)  # no lease lost or invented
+        for name, h in farm.hosts.items():
+            assert len(h.leases) <= h.report.slots  # never more leases than slots
+            assert all(farm.leases[lease].host == name for lease in h.leases)
+        for lease, name in self.live.items():
+            assert lease in farm.hosts[name].leases
+        # the pools hold exactly each host's free slots
+        for key, pools in farm._pools.items():
+            count = Counter(h for pool in pools.values() for h, _ in pool.entries)
+            expect = {n: h.free for n, h in farm.hosts.items() if key in h.keys and h.free}
+            assert dict(count) == expect
+        # nobody waits while a compatible slot is free
+        for r in farm.waiting():
+            assert farm._pick(r.compiler) is None
+        assert {r.request for r in farm.waiting()} <= self.pending
+
+
+TestFarmMachine = FarmMachine.TestCase
+TestFarmMachine.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+
+
+def test_replace_keeps_identity() -> None:
+    assert replace(host("a"), load=1.0).load == 1.0
