@@ -13,8 +13,6 @@ import zlib
 from collections.abc import Sequence
 
 from ccfarm._record import record
-from ccfarm.compiler.args import system_include_dirs
-from ccfarm.compiler.identity import parse_version_output
 
 _DIR_OPTIONS = (
     "-m",
@@ -62,7 +60,10 @@ def compiler_info(
 
 
 def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInfo:
-    import subprocess  # only on a cache miss
+    import subprocess  # these only on a cache miss (start-up time)
+
+    from ccfarm.compiler.args import system_include_dirs
+    from ccfarm.compiler.identity import parse_version_output
 
     proc = subprocess.run(
         [compiler_path, "-x", language, *options, "-E", "-v", "-"],

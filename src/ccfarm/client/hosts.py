@@ -10,7 +10,6 @@ localhost[/slots]     run locally
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping
 
 from ccfarm._record import record, replace
@@ -50,14 +49,33 @@ class HostList:
     local_slots_cpp: int = 8
 
 
-_LOCAL_SLOTS = re.compile(r"^--localslots(_cpp)?[=/](\S+)$")
-_PORT_SLOTS = re.compile(r"^(?::(?P<port>[^/]*))?(?:/(?P<slots>[^:]*))?(?::(?P<port2>.*))?$")
 
 
 def _int(text: str, what: str, entry: str, minimum: int) -> int:
     if not text.isdigit() or int(text) < minimum:
         raise HostListError(f"bad {what} {text!r} in host entry {entry!r}")
     return int(text)
+
+
+def _port_and_slots(rest: str, entry: str) -> tuple[str | None, str | None]:
+    """Split `:PORT/N`, `/N:PORT`, `:PORT`, `/N` or nothing (no regex: start-up time)."""
+    if not rest:
+        return None, None
+    if rest[0] == ":":
+        port, sep, slots = rest[1:].partition("/")
+        return port, slots if sep else None
+    if rest[0] == "/":
+        slots, sep, port = rest[1:].partition(":")
+        return port if sep else None, slots
+    raise HostListError(f"cannot parse host entry {entry!r}")
+
+
+def _local_slots_option(word: str) -> tuple[bool, str] | None:
+    """(`_cpp` variant?, value) for `--localslots[_cpp]{=,/}N`, else None."""
+    for prefix, cpp in (("--localslots_cpp", True), ("--localslots", False)):
+        if word.startswith(prefix) and word[len(prefix) : len(prefix) + 1] in ("=", "/"):
+            return cpp, word[len(prefix) + 1 :]
+    return None
 
 
 def parse_entry(entry: str) -> HostSpec:
@@ -97,12 +115,8 @@ def parse_entry(entry: str) -> HostSpec:
         host, rest = main[:cut], main[cut:]
     if not host:
         raise HostListError(f"empty host name in {entry!r}")
-    m = _PORT_SLOTS.match(rest)
-    if m is None or (m.group("port") is not None and m.group("port2") is not None):
-        raise HostListError(f"cannot parse host entry {entry!r}")
-    port_text = m.group("port") if m.group("port") is not None else m.group("port2")
+    port_text, slots_text = _port_and_slots(rest, entry)
     port = _int(port_text, "port", entry, 1) if port_text is not None else DEFAULT_PORT
-    slots_text = m.group("slots")
     slots = _int(slots_text, "slot count", entry, 1) if slots_text is not None else DEFAULT_SLOTS
     return HostSpec(entry, "tcp", host, port, slots, protocol, ccfarm, down, auth)
 
@@ -116,9 +130,9 @@ def parse_hosts(text: str, *, ccfarm: bool = False) -> HostList:
         for word in line.split("#", 1)[0].split():
             if word == "--randomize":
                 randomize = True
-            elif m := _LOCAL_SLOTS.match(word):
-                value = _int(m.group(2), "slot count", word, 1)
-                if m.group(1):
+            elif option := _local_slots_option(word):
+                value = _int(option[1], "slot count", word, 1)
+                if option[0]:
                     local_cpp = value
                 else:
                     local_slots = value

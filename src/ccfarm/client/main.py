@@ -36,7 +36,11 @@ def main() -> int:
     except CcfarmError as exc:
         sys.stderr.write(f"ccfarm: {exc}\n")
         return 101
-    return compile_job(inv, os.environ)
+    status = compile_job(inv, os.environ)
+    # Skip the interpreter's teardown: this process has nothing left to clean.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,14 @@ import contextlib
 import errno
 import fcntl
 import os
-import random
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from ccfarm.client.hosts import HostSpec
+
+MYPY = False
+if MYPY:  # `random` is imported only when a list asks for --randomize (start-up time)
+    import random
 
 
 def state_dir(env: Mapping[str, str]) -> str:
@@ -138,7 +141,11 @@ def acquire_slot(
         and not (h.kind == "tcp" and is_backed_off(state, h, now=now, period=backoff_period))
     ]
     if randomize:
-        (rng or random.Random()).shuffle(usable)
+        if rng is None:
+            import random
+
+            rng = random.Random()
+        rng.shuffle(usable)
     if not usable:
         return None
     lock_dir = _lock_dir(state)

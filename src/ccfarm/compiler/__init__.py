@@ -1,13 +1,6 @@
-"""Compiler command lines: what can be distributed and how to rewrite it (pure)."""
+"""Compiler command lines: what can be distributed and how to rewrite it (pure).
 
-from ccfarm.compiler.args import CompileJob, DepRequest, LocalOnly, analyse
-from ccfarm.compiler.identity import CompilerIdentity, parse_version_output
-
-__all__ = [
-    "CompileJob",
-    "CompilerIdentity",
-    "DepRequest",
-    "LocalOnly",
-    "analyse",
-    "parse_version_output",
-]
+Modules: `args` (client side), `daemon_args` (daemon side), `linemarkers`,
+`identity`. Nothing is imported here: the wrapper imports only what a job
+needs (start-up time).
+"""

@@ -129,6 +129,7 @@ class DaemonService:
             started = time.monotonic()
             builder = await self._read_request(reader, ws)
             plan = builder.plan(self.env)
+            received = time.monotonic()
             if self._waiting >= self.config.queue_limit:
                 raise RemoteProtocolError("too many jobs waiting; refusing")
             self._waiting += 1
@@ -137,18 +138,19 @@ class DaemonService:
             finally:
                 self._waiting -= 1
             try:
+                run_started = time.monotonic()
                 reply = await self._compile(plan, reader, ws)
             finally:
                 self._slots.release()
+            compiled = time.monotonic()
             writer.write(reply)
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
+            ms = [(t - started) * 1000 for t in (received, run_started, compiled, time.monotonic())]
             log.info(
-                "%s %s v%x %.0f ms",
-                client,
-                builder.job.argv[builder.job.source_index],
-                plan.version,
-                (time.monotonic() - started) * 1000,
+                "%s %s v%x %.0f ms (received %.1f, started %.1f, compiled %.1f)",
+                client, builder.job.argv[builder.job.source_index], plan.version,
+                ms[3], ms[0], ms[1], ms[2],
             )
         finally:
             ws.remove()
