@@ -5,6 +5,7 @@ through ccfarm and through distcc, in the same run.
 
 Two daemons on 127.0.1.1 and 127.0.1.2. Configurations:
   ccfarm -> 2 x ccfarmd   (ccfarm's exact mode)
+  ccfarm -> 2 x ccfarmd   (protocol 2: local preprocessing only, as distcc)
   distcc -> 2 x distccd   (distcc as people run it)
   distcc -> 2 x ccfarmd   (same daemons as the first: isolates the client)
   local make -jN          (for scale: on one machine the "farm" is this machine)
@@ -74,6 +75,10 @@ def main() -> int:
         cf_hosts = " ".join(d.spec for d in cf)
         configs = {
             "ccfarm -> ccfarmd": (f"{ccfarm} gcc", {**base, "CCFARM_HOSTS": cf_hosts}),
+            "ccfarm -> ccfarmd (protocol 2)": (
+                f"{ccfarm} gcc",
+                {**base, "DISTCC_HOSTS": " ".join(f"{d.spec},lzo" for d in cf)},
+            ),
             "distcc -> distccd": (
                 f"{distcc} gcc",
                 {**base, "DISTCC_HOSTS": " ".join(f"{a}:{port}/{jph},lzo" for a, port in dc)},
@@ -94,7 +99,7 @@ def main() -> int:
     )
     best = {k: min(v) for k, v in results.items()}
     for name, t in best.items():
-        print(f"  {name:<18} {t:6.2f} s   ({', '.join(f'{x:.2f}' for x in results[name])})")
+        print(f"  {name:<31} {t:6.2f} s   ({', '.join(f'{x:.2f}' for x in results[name])})")
     print(
         f"  ratio ccfarm/distcc (wall time, full stacks): "
         f"{best['ccfarm -> ccfarmd'] / best['distcc -> distccd']:.2f}"
