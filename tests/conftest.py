@@ -163,3 +163,48 @@ def captures_dir() -> Path:
             pytest.fail(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
         pytest.skip(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
     return path
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[object]:
+    """Factory: start a real ccfarm-scheduler; returns "address:port"."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str) -> str:
+        address = next_address()
+        port = free_port(address)
+        log = tmp_path / f"scheduler-{address}.log"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccfarm.scheduler.main",
+                "--listen",
+                address,
+                "--port",
+                str(port),
+                "--log-file",
+                str(log),
+                *extra,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        wait_listening(address, port)
+        return f"{address}:{port}"
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+def ctl(scheduler_address: str, *args: str) -> object:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "ccfarm.cli.ctl", "--scheduler", scheduler_address, "--json", *args],
+        capture_output=True,
+        check=True,
+    )
+    return json.loads(out.stdout)

@@ -61,8 +61,12 @@ def test_masquerade_symlink(tmp_path: Path, ccfarmd, client_env) -> None:
     (masq / "gcc").symlink_to(ccfarm_exe())
     (tmp_path / "a.c").write_text(SOURCE)
     daemon = ccfarmd()
-    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1",
-           "PATH": f"{masq}:{os.environ['PATH']}"}
+    env = {
+        **client_env,
+        "CCFARM_HOSTS": daemon.spec,
+        "CCFARM_VERBOSE": "1",
+        "PATH": f"{masq}:{os.environ['PATH']}",
+    }
     proc = run(["gcc", "-O2", "-c", "a.c", "-o", "a.o"], tmp_path, env, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert b"compiled on" in proc.stderr
@@ -78,15 +82,26 @@ def test_cmake_compiler_launcher(tmp_path: Path, ccfarmd, client_env) -> None:
     src.mkdir()
     (src / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.13)\nproject(demo C CXX)\n"
-        "add_executable(demo main.c util.cpp)\n")
+        "add_executable(demo main.c util.cpp)\n"
+    )
     (src / "main.c").write_text("int util(void);\nint main(void) { return util() - 42; }\n")
     (src / "util.cpp").write_text('extern "C" int util() { return 42; }\n')
     daemon = ccfarmd()
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
     build = tmp_path / "build"
-    configure = run([cmake, "-S", str(src), "-B", str(build),
-                     f"-DCMAKE_C_COMPILER_LAUNCHER={ccfarm_exe()}",
-                     f"-DCMAKE_CXX_COMPILER_LAUNCHER={ccfarm_exe()}"], tmp_path, env)
+    configure = run(
+        [
+            cmake,
+            "-S",
+            str(src),
+            "-B",
+            str(build),
+            f"-DCMAKE_C_COMPILER_LAUNCHER={ccfarm_exe()}",
+            f"-DCMAKE_CXX_COMPILER_LAUNCHER={ccfarm_exe()}",
+        ],
+        tmp_path,
+        env,
+    )
     assert configure.returncode == 0, configure.stderr.decode()
     built = run([cmake, "--build", str(build)], tmp_path, env)
     assert built.returncode == 0, built.stderr.decode() + built.stdout.decode()
@@ -94,8 +109,7 @@ def test_cmake_compiler_launcher(tmp_path: Path, ccfarmd, client_env) -> None:
     assert run([str(build / "demo")], tmp_path).returncode == 0
 
 
-def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd,
-                                                   client_env) -> None:
+def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd, client_env) -> None:
     log = tmp_path / "spans.log"
     bindir = tmp_path / "fakebin"
     _recording_compiler(bindir, log, delay=0.3)
@@ -103,9 +117,15 @@ def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd,
     env = {**client_env, "CCFARM_HOSTS": f"{daemon.address}:{daemon.port}/2"}
     for i in range(6):
         (tmp_path / f"s{i}.c").write_text(SOURCE.replace("f(", f"f{i}("))
-    procs = [subprocess.Popen([ccfarm_exe(), "gcc", "-c", f"s{i}.c"], cwd=tmp_path,
-                              env={**env, "CCFARM_VERBOSE": "1"}, stderr=subprocess.PIPE)
-             for i in range(6)]
+    procs = [
+        subprocess.Popen(
+            [ccfarm_exe(), "gcc", "-c", f"s{i}.c"],
+            cwd=tmp_path,
+            env={**env, "CCFARM_VERBOSE": "1"},
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
     for p in procs:
         assert b"compiled on" in p.communicate(timeout=60)[1]
     assert [p.wait(60) for p in procs] == [0] * 6
@@ -121,9 +141,15 @@ def test_daemon_runs_at_most_jobs_compilers(tmp_path: Path, ccfarmd, client_env)
     env = {**client_env, "CCFARM_HOSTS": f"{daemon.address}:{daemon.port}/4"}
     for i in range(4):
         (tmp_path / f"s{i}.c").write_text(SOURCE.replace("f(", f"f{i}("))
-    procs = [subprocess.Popen([ccfarm_exe(), "gcc", "-c", f"s{i}.c"], cwd=tmp_path,
-                              env={**env, "CCFARM_VERBOSE": "1"}, stderr=subprocess.PIPE)
-             for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [ccfarm_exe(), "gcc", "-c", f"s{i}.c"],
+            cwd=tmp_path,
+            env={**env, "CCFARM_VERBOSE": "1"},
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
     for p in procs:
         assert b"compiled on" in p.communicate(timeout=60)[1]
     assert [p.wait(60) for p in procs] == [0] * 4
@@ -137,12 +163,25 @@ def test_config_file_pid_file_and_detach(tmp_path: Path, client_env) -> None:
     address = next_address()
     port = free_port(address)
     config = tmp_path / "ccfarmd.toml"
-    config.write_text(f'[ccfarmd]\nlisten = "{address}"\nport = {port}\njobs = 1\n'
-                      f'allow = ["127.0.0.0/8"]\nlog_file = "{tmp_path / "d.log"}"\n')
+    config.write_text(
+        f'[ccfarmd]\nlisten = "{address}"\nport = {port}\njobs = 1\n'
+        f'allow = ["127.0.0.0/8"]\nlog_file = "{tmp_path / "d.log"}"\n'
+    )
     pid_file = tmp_path / "d.pid"
-    started = subprocess.run([sys.executable, "-m", "ccfarm.daemon.main", "--daemon",
-                              "--config", str(config), "--pid-file", str(pid_file)],
-                             timeout=30, check=False)
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccfarm.daemon.main",
+            "--daemon",
+            "--config",
+            str(config),
+            "--pid-file",
+            str(pid_file),
+        ],
+        timeout=30,
+        check=False,
+    )
     assert started.returncode == 0  # the parent returns once detached
     wait_for(pid_file.exists)
     pid = int(pid_file.read_text())

@@ -26,8 +26,16 @@ CLANG = Compiler("clang", "14.0.6", "x86_64-pc-linux-gnu")
 
 
 def host(name: str, speed: float = 1.0, slots: int = 2, **kw: object) -> HostReport:
-    fields: dict[str, object] = dict(host=name, address=name, port=3632, slots=slots, cpus=slots,
-                                     speed=speed, load=0.0, compilers=(GCC,))
+    fields: dict[str, object] = dict(
+        host=name,
+        address=name,
+        port=3632,
+        slots=slots,
+        cpus=slots,
+        speed=speed,
+        load=0.0,
+        compilers=(GCC,),
+    )
     fields.update(kw)
     return HostReport(**fields)  # type: ignore[arg-type]
 
@@ -228,8 +236,9 @@ class FarmMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.farm = Farm(Policy(host_timeout=20, lease_timeout=50, max_wait=30),
-                         rng=random.Random(0))
+        self.farm = Farm(
+            Policy(host_timeout=20, lease_timeout=50, max_wait=30), rng=random.Random(0)
+        )
         self.now = 0.0
         self.live: dict[int, str] = {}  # lease -> host, as the clients see it
         self.pending: set[int] = set()
@@ -245,17 +254,37 @@ class FarmMachine(RuleBasedStateMachine):
             elif isinstance(o, LeaseRefused):
                 self.pending.discard(o.request)
 
-    @rule(name=st.sampled_from("abcd"), slots=st.integers(0, 4), speed=st.sampled_from([1, 2, 4]),
-          load=st.floats(0, 6), desk=st.booleans(), clang=st.booleans())
-    def report(self, name: str, slots: int, speed: float, load: float, desk: bool,
-               clang: bool) -> None:
+    @rule(
+        name=st.sampled_from("abcd"),
+        slots=st.integers(0, 4),
+        speed=st.sampled_from([1, 2, 4]),
+        load=st.floats(0, 6),
+        desk=st.booleans(),
+        clang=st.booleans(),
+    )
+    def report(
+        self, name: str, slots: int, speed: float, load: float, desk: bool, clang: bool
+    ) -> None:
         compilers = (GCC, CLANG) if clang else (GCC,)
-        self._apply(self.farm.host_report(
-            host(name, speed=speed, slots=slots, load=load, desktop_in_use=desk,
-                 compilers=compilers), self.now))
+        self._apply(
+            self.farm.host_report(
+                host(
+                    name,
+                    speed=speed,
+                    slots=slots,
+                    load=load,
+                    desktop_in_use=desk,
+                    compilers=compilers,
+                ),
+                self.now,
+            )
+        )
 
-    @rule(client=st.sampled_from(["x/1", "y/2", "z/3"]),
-          compiler=st.sampled_from([GCC, CLANG, None]), timeout=st.sampled_from([0, 5, 100]))
+    @rule(
+        client=st.sampled_from(["x/1", "y/2", "z/3"]),
+        compiler=st.sampled_from([GCC, CLANG, None]),
+        timeout=st.sampled_from([0, 5, 100]),
+    )
     def ask(self, client: str, compiler: Compiler | None, timeout: float) -> None:
         r = req(client, compiler, timeout)
         self.pending.add(r.request)

@@ -28,6 +28,8 @@ _DIR_OPTIONS = (
 
 @record
 class CompilerInfo:
+    family: str
+    version: str
     target: str
     system_dirs: tuple[str, ...]
 
@@ -47,14 +49,16 @@ def compiler_info(
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().split("\n")
         if lines[0] == key.replace("\n", " "):
-            return CompilerInfo(lines[1], tuple(x for x in lines[2:] if x))
-    except (OSError, IndexError):
+            family, version, target = lines[1].split(" ")
+            return CompilerInfo(family, version, target, tuple(x for x in lines[2:] if x))
+    except (OSError, IndexError, ValueError):
         pass
     info = _probe(compiler_path, language, options)
     os.makedirs(cache_dir, exist_ok=True)
     tmp = f"{path}.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-        f.write("\n".join([key.replace("\n", " "), info.target, *info.system_dirs]) + "\n")
+        identity = f"{info.family} {info.version or '?'} {info.target or '?'}"
+        f.write("\n".join([key.replace("\n", " "), identity, *info.system_dirs]) + "\n")
     os.replace(tmp, path)
     return info
 
@@ -74,4 +78,5 @@ def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInf
         check=False,
     )
     text = proc.stderr.decode("utf-8", "replace")
-    return CompilerInfo(parse_version_output(text).target, tuple(system_include_dirs(text)))
+    ident = parse_version_output(text)
+    return CompilerInfo(ident.family, ident.version, ident.target, tuple(system_include_dirs(text)))

@@ -49,8 +49,6 @@ class HostList:
     local_slots_cpp: int = 8
 
 
-
-
 def _int(text: str, what: str, entry: str, minimum: int) -> int:
     if not text.isdigit() or int(text) < minimum:
         raise HostListError(f"bad {what} {text!r} in host entry {entry!r}")

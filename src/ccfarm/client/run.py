@@ -75,6 +75,7 @@ class Settings:
         )
         self.pause = _number(env, "DISTCC_PAUSE_TIME_MSEC", 1000.0) / 1000.0
         self.verbose = _flag(env, "CCFARM_VERBOSE", _flag(env, "DISTCC_VERBOSE", False))
+        self.lease_wait = _number(env, "CCFARM_LEASE_WAIT", 60.0)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -126,6 +127,14 @@ def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
     if any(name in env for name in LOCAL_ONLY_ENV):
         _verbose(settings, "local: compiler environment variables set")
         return exec_local(inv, env, None)
+    if env.get("CCFARM_SCHEDULER"):
+        cpp = _Preprocessing(inv, analysis, env)
+        try:
+            status = _via_scheduler(inv, analysis, cpp, env, settings)
+        finally:
+            cpp.discard()
+        if status is not None:
+            return status
     try:
         listing = hostlist.hosts_from_environment(env, read_file=_read_text)
     except hostlist.HostListError as exc:
@@ -138,6 +147,54 @@ def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
         return _run_remote_or_local(inv, analysis, listing, cpp, env, settings)
     finally:
         cpp.discard()
+
+
+def _via_scheduler(
+    inv: Invocation,
+    job: CompileJob,
+    cpp: _Preprocessing,
+    env: Mapping[str, str],
+    settings: Settings,
+) -> int | None:
+    """Lease a host from the scheduler and compile there.
+
+    None when no scheduler answered: the caller then uses the host lists.
+    """
+    from ccfarm.client.compilerinfo import compiler_info
+    from ccfarm.client.lease import NoLease, parse_schedulers, request_lease
+    from ccfarm.scheduler.model import Compiler
+
+    info = compiler_info(
+        inv.compiler_path, job.language, job.argv[1:], os.path.join(slots.state_dir(env), "cache")
+    )
+    compiler = (
+        None if info.family == "unknown" else Compiler(info.family, info.version, info.target)
+    )
+    try:
+        lease = request_lease(
+            parse_schedulers(env["CCFARM_SCHEDULER"]), compiler, wait=settings.lease_wait
+        )
+    except NoLease as exc:
+        if not exc.answered:
+            _verbose(settings, f"no scheduler answered ({exc}); using host lists")
+            return None
+        _verbose(settings, f"local: the scheduler found no host ({exc})")
+        return exec_local(inv, env, None)
+    grant = lease.grant
+    spec = hostlist.HostSpec(grant.host, "tcp", grant.address, grant.port, 1, 3, ccfarm=True)
+    try:
+        status = _distribute(inv, job, spec, cpp, env, settings)
+    except _LocalPreprocessFailed:
+        return exec_local(inv, env, None)
+    except HostFailure as exc:
+        if not settings.fallback:
+            warn(f"{grant.host} failed ({exc}); CCFARM_FALLBACK=0, giving up")
+            return EXIT_NO_HOSTS
+        warn(f"{grant.host} failed ({exc}); compiling {job.source} locally")
+        return exec_local(inv, env, None)
+    finally:
+        lease.release()
+    return status if status is not None else exec_local(inv, env, None)
 
 
 def _run_remote_or_local(

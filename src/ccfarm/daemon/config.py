@@ -29,6 +29,18 @@ class DaemonConfig:
     log_level: str = "info"
     pid_file: str = ""
     detach: bool = True
+    #: scheduler(s) to register with, "host[:port]" (repeatable)
+    scheduler: tuple[str, ...] = ()
+    #: address the scheduler hands out for this host (default: the address
+    #: this host uses to reach the scheduler)
+    advertise: str = ""
+    #: pin the speed score (bigger is faster); 0 = measure at start
+    speed: float = 0.0
+    heartbeat: float = 2.0
+    #: where "last desktop input" comes from: none, file:PATH, command:CMD
+    desktop_activity: str = "none"
+    #: input within this many seconds means the desktop is in use
+    desktop_idle: float = 300.0
 
     @property
     def queue_limit(self) -> int:

@@ -8,13 +8,17 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ccfarm import __version__
 from ccfarm.config import build, load_toml
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
 from ccfarm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ccfarm.daemon.service import DaemonService
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_BIND_FAILED = 102
@@ -56,10 +60,33 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="allow this compiler name in addition to the defaults",
     )
-    p.add_argument("--compiler-path", metavar="DIRS",
-                   help="colon-separated directories searched for compilers "
-                        "(default $DISTCCD_PATH or $PATH)")
+    p.add_argument(
+        "--compiler-path",
+        metavar="DIRS",
+        help="colon-separated directories searched for compilers (default $DISTCCD_PATH or $PATH)",
+    )
     p.add_argument("--tmpdir", help="where job directories are made (default $TMPDIR)")
+    p.add_argument(
+        "--scheduler",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="register with this ccfarm-scheduler (repeatable)",
+    )
+    p.add_argument("--advertise", metavar="ADDR", help="address the scheduler gives clients")
+    p.add_argument("--speed", type=float, help="pin the speed score (bigger is faster)")
+    p.add_argument("--heartbeat", type=float, help="seconds between reports (2)")
+    p.add_argument(
+        "--desktop-activity",
+        metavar="SPEC",
+        help="none (default), file:PATH (its mtime = last input), command:CMD",
+    )
+    p.add_argument(
+        "--desktop-idle",
+        type=float,
+        metavar="S",
+        help="input within S seconds means the desktop is in use (300)",
+    )
     p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (default)")
     p.add_argument(
         "--no-detach",
@@ -139,16 +166,56 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
             "cannot listen on %s:%d: %s", config.listen, config.port, exc
         )
         return EXIT_BIND_FAILED
+    agents = [asyncio.ensure_future(t) for t in await _agent_tasks(config, compilers, service)]
     if config.pid_file:
         with open(config.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     try:
         await service.serve_until_drained()
     finally:
+        for agent in agents:
+            agent.cancel()
         if config.pid_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(config.pid_file)
     return 0
+
+
+async def _agent_tasks(
+    config: DaemonConfig, compilers: CompilerAllowList, service: DaemonService
+) -> list[Coroutine[Any, Any, None]]:
+    """One reporting task per --scheduler (after probing speed and compilers)."""
+    if not config.scheduler:
+        return []
+    from ccfarm.addresses import parse_addresses
+    from ccfarm.daemon.activity import desktop_in_use, parse_source
+    from ccfarm.daemon.agent import HostAgent
+    from ccfarm.daemon.probe import compiler_identities, effective_cpus, measure_speed
+    from ccfarm.scheduler.model import Compiler
+
+    loop = asyncio.get_running_loop()
+    idents = await loop.run_in_executor(None, compiler_identities, compilers)
+    speed = config.speed or await loop.run_in_executor(None, measure_speed)
+    source = parse_source(config.desktop_activity)
+    agent = HostAgent(
+        port=service.port,
+        listen=config.listen,
+        advertise=config.advertise,
+        slots=config.jobs,
+        cpus=effective_cpus(),
+        speed=speed,
+        compilers=tuple(Compiler(i.family, i.version, i.target) for i in idents),
+        running=lambda: service.running,
+        desktop=lambda: desktop_in_use(source, config.desktop_idle),
+        heartbeat=config.heartbeat,
+    )
+    logging.getLogger("ccfarmd").info(
+        "host agent: speed %.3g, %d compiler(s), schedulers %s",
+        speed,
+        len(idents),
+        ", ".join(config.scheduler),
+    )
+    return [agent.run(s) for s in parse_addresses(config.scheduler, 3634)]
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class DaemonService:
         self._server: asyncio.Server | None = None
         self._draining = asyncio.Event()
         self.jobs_done = 0
+        self.running = 0  # compilers running now (reported to schedulers)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -137,10 +138,12 @@ class DaemonService:
                 await self._slots.acquire()
             finally:
                 self._waiting -= 1
+            self.running += 1
             try:
                 run_started = time.monotonic()
                 reply = await self._compile(plan, reader, ws)
             finally:
+                self.running -= 1
                 self._slots.release()
             compiled = time.monotonic()
             writer.write(reply)
@@ -149,8 +152,13 @@ class DaemonService:
             ms = [(t - started) * 1000 for t in (received, run_started, compiled, time.monotonic())]
             log.info(
                 "%s %s v%x %.0f ms (received %.1f, started %.1f, compiled %.1f)",
-                client, builder.job.argv[builder.job.source_index], plan.version,
-                ms[3], ms[0], ms[1], ms[2],
+                client,
+                builder.job.argv[builder.job.source_index],
+                plan.version,
+                ms[3],
+                ms[0],
+                ms[1],
+                ms[2],
             )
         finally:
             ws.remove()

@@ -70,8 +70,9 @@ class _Host:
 
 
 class _Lease:
-    def __init__(self, lease: int, request: LeaseRequest, host: str, now: float,
-                 expires: float) -> None:
+    def __init__(
+        self, lease: int, request: LeaseRequest, host: str, now: float, expires: float
+    ) -> None:
         self.lease = lease
         self.request = request
         self.host = host
@@ -107,8 +108,10 @@ class Farm:
     def host_report(self, report: HostReport, now: float) -> list[Outcome]:
         """A registration or heartbeat: (re)compute what the host offers."""
         host = self.hosts.get(report.host)
-        if host is None or host.report.compilers != report.compilers or host.tier != tier_of(
-            report.speed, self.policy
+        if (
+            host is None
+            or host.report.compilers != report.compilers
+            or host.tier != tier_of(report.speed, self.policy)
         ):
             disabled = host.disabled if host is not None else False
             leases = dict(host.leases) if host is not None else {}
@@ -286,10 +289,10 @@ class Farm:
     def _serve_waiting(self, host: _Host, now: float) -> list[Outcome]:
         """Give the host's free slots to waiting clients, round-robin.
 
-    Each compiler has a ring of waiting clients; a served client goes to the
-    back of it. Across the host's compilers, the ring head served longest
-    ago wins.
-    """
+        Each compiler has a ring of waiting clients; a served client goes to the
+        back of it. Across the host's compilers, the ring head served longest
+        ago wins.
+        """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
             best: tuple[int, Compiler | None, str] | None = None

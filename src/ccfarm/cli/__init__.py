@@ -1,0 +1,1 @@
+"""Small command-line programs: ccfarm-gethost, ccfarm-ctl."""

@@ -1,0 +1,75 @@
+"""`ccfarm-gethost`: the classic `CC = gethost distcc gcc` style.
+
+    make CC="ccfarm-gethost distcc gcc"
+
+Gets a lease from the scheduler (CCFARM_SCHEDULER), runs the rest of its
+command line with DISTCC_HOSTS set to the granted host, releases the lease
+when the command exits and passes its exit status through. With no
+scheduler reachable the command runs with DISTCC_HOSTS as it was; when the
+scheduler has no host in time, with DISTCC_HOSTS=localhost (a local compile).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+_COMPILERS = ("gcc", "g++", "cc", "c++", "clang", "clang++")
+
+
+def _compiler_of(argv: list[str]) -> object:
+    """The compiler identity of the first compiler named on the command line."""
+    from ccfarm.client.compilerinfo import compiler_info
+    from ccfarm.client.invocation import find_compiler
+    from ccfarm.client.slots import state_dir
+    from ccfarm.scheduler.model import Compiler
+
+    for arg in argv[1:]:
+        base = os.path.basename(arg)
+        if base.startswith(_COMPILERS) and not base.startswith("ccfarm"):
+            path = find_compiler(arg, os.environ.get("PATH", os.defpath))
+            if path is None:
+                return None
+            info = compiler_info(path, "c", [], os.path.join(state_dir(os.environ), "cache"))
+            if info.family == "unknown":
+                return None
+            return Compiler(info.family, info.version, info.target)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(__doc__ or "")
+        return 0 if args else 101
+    from ccfarm.client.lease import NoLease, parse_schedulers, request_lease
+
+    env = dict(os.environ)
+    lease = None
+    text = env.get("CCFARM_SCHEDULER", "")
+    if text:
+        try:
+            lease = request_lease(
+                parse_schedulers(text),
+                _compiler_of(args),  # type: ignore[arg-type]
+                wait=float(env.get("CCFARM_LEASE_WAIT", "60")),
+            )
+        except NoLease as exc:
+            if exc.answered:
+                env["DISTCC_HOSTS"] = "localhost"
+    if lease is not None:
+        g = lease.grant
+        env["DISTCC_HOSTS"] = f"{g.address}:{g.port}/1,lzo"
+    try:
+        return subprocess.call(args, env=env)
+    except OSError as exc:
+        sys.stderr.write(f"ccfarm-gethost: cannot run {args[0]}: {exc.strerror}\n")
+        return 127
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Ask the scheduler for a host, with blocking sockets (the wrapper's hot path).
+
+One short connection per job: hello + lease request, the grant, then the
+connection stays open while the job runs; closing it releases the lease.
+Several schedulers may be listed (`CCFARM_SCHEDULER=a,b:3634`): the first
+that answers is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+from ccfarm._record import record
+from ccfarm.control import messages as m
+from ccfarm.control.codec import Message, MessageParser, encode, hello
+from ccfarm.errors import CcfarmError
+from ccfarm.scheduler.model import Compiler, LeaseRequest
+
+DEFAULT_PORT = 3634
+
+
+@record
+class Grant:
+    lease: int
+    host: str
+    address: str
+    port: int
+
+
+class NoLease(CcfarmError):
+    """No scheduler answered (`answered` False), or it found no host in time."""
+
+    def __init__(self, message: str, *, answered: bool) -> None:
+        super().__init__(message)
+        self.answered = answered
+
+
+def parse_schedulers(text: str) -> list[tuple[str, int]]:
+    from ccfarm.addresses import parse_addresses
+
+    return parse_addresses([text], DEFAULT_PORT)
+
+
+def client_name() -> str:
+    """Fairness key: this machine and user (CCFARM_CLIENT_NAME overrides)."""
+    if os.environ.get("CCFARM_CLIENT_NAME"):
+        return os.environ["CCFARM_CLIENT_NAME"]
+    user = os.environ.get("USER") or str(os.getuid())
+    return f"{os.uname().nodename}/{user}"
+
+
+class Lease:
+    """A held lease; `release()` (or exit) gives the slot back."""
+
+    def __init__(self, sock: socket.socket, grant: Grant) -> None:
+        self.sock = sock
+        self.grant = grant
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(encode(m.LEASE_RELEASE, {"lease": self.grant.lease}))
+        self.sock.close()
+
+
+def request_lease(
+    schedulers: list[tuple[str, int]],
+    compiler: Compiler | None,
+    *,
+    connect_timeout: float = 2.0,
+    wait: float = 60.0,
+    client: str | None = None,
+) -> Lease:
+    last = "no scheduler configured"
+    for address, port in schedulers:
+        try:
+            sock = socket.create_connection((address, port), timeout=connect_timeout)
+        except OSError as exc:
+            last = f"{address}:{port}: {exc.strerror or exc}"
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            req = LeaseRequest(1, client or client_name(), compiler, wait)
+            sock.sendall(hello() + m.encode_lease_request(req))
+            sock.settimeout(wait + connect_timeout)
+            reply = _read_message(sock)
+        except (OSError, CcfarmError) as exc:
+            sock.close()
+            last = f"{address}:{port}: {exc}"
+            continue
+        if reply.kind == m.LEASE_GRANTED:
+            f = reply.first()
+            return Lease(sock, Grant(int(f["lease"]), f["host"], f["address"], int(f["port"])))
+        sock.close()
+        raise NoLease(reply.first().get("reason", "refused"), answered=True)
+    raise NoLease(last, answered=False)
+
+
+def _read_message(sock: socket.socket) -> Message:
+    parser = MessageParser(expect_hello=False)
+    while True:
+        message = parser.next_message()
+        if message is not None:
+            return message
+        data = sock.recv(65536)
+        if not data:
+            parser.receive_eof()
+            message = parser.next_message()
+            if message is None:
+                raise NoLease("scheduler closed the connection", answered=False)
+            return message
+        parser.receive_data(data)

@@ -1,0 +1,1 @@
+"""The scheduler's control protocol (daemons, clients, operators), sans-IO."""

@@ -1,0 +1,95 @@
+"""The host agent inside ccfarmd: registers with the scheduler(s) and keeps
+them informed (heartbeats with load, free slots and desktop use).
+
+The daemon stays the authority on its own slots: it reports what it has;
+schedulers only lease out what hosts report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Callable
+
+from ccfarm.control.codec import hello
+from ccfarm.control.messages import encode_host_report
+from ccfarm.protocol import CCFARM
+from ccfarm.scheduler.model import Compiler, HostReport
+
+log = logging.getLogger("ccfarmd.agent")
+
+
+class HostAgent:
+    def __init__(
+        self,
+        *,
+        port: int,
+        listen: str,
+        advertise: str,
+        slots: int,
+        cpus: float,
+        speed: float,
+        compilers: tuple[Compiler, ...],
+        running: Callable[[], int],
+        desktop: Callable[[], bool],
+        heartbeat: float = 2.0,
+    ) -> None:
+        self.port = port
+        self.listen = listen
+        self.advertise = advertise
+        self.slots = slots
+        self.cpus = cpus
+        self.speed = speed
+        self.compilers = compilers
+        self.running = running
+        self.desktop = desktop
+        self.heartbeat = heartbeat
+
+    def report(self, local_address: str) -> HostReport:
+        address = self.advertise or (
+            self.listen if self.listen not in ("", "0.0.0.0", "::") else local_address
+        )
+        return HostReport(
+            host=f"{address}:{self.port}",
+            address=address,
+            port=self.port,
+            slots=self.slots,
+            cpus=max(1, math.ceil(self.cpus - 1e-9)),
+            speed=self.speed,
+            load=os.getloadavg()[0],
+            running=self.running(),
+            desktop_in_use=self.desktop(),
+            compilers=self.compilers,
+            protocols=(1, 2, 3, CCFARM),
+        )
+
+    async def run(self, scheduler: tuple[str, int]) -> None:
+        """Stay connected to one scheduler for ever, reconnecting with backoff."""
+        delay = 1.0
+        while True:
+            try:
+                await self._session(*scheduler)
+                delay = 1.0
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                log.info(
+                    "scheduler %s:%d unreachable (%s); retrying in %.0f s", *scheduler, exc, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _session(self, address: str, port: int) -> None:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 5)
+        local = writer.get_extra_info("sockname")[0]
+        log.info("registered with scheduler %s:%d", address, port)
+        closed = asyncio.ensure_future(reader.read())  # the scheduler sends nothing to hosts
+        try:
+            writer.write(hello())
+            while not closed.done():
+                writer.write(encode_host_report(self.report(local)))
+                await asyncio.wait_for(writer.drain(), 10)
+                await asyncio.wait({closed}, timeout=self.heartbeat)
+        finally:
+            closed.cancel()
+            writer.close()

@@ -1,0 +1,79 @@
+"""What a host tells the scheduler about itself: CPUs, speed, compilers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+
+from ccfarm.compiler.identity import CompilerIdentity, parse_version_output
+from ccfarm.daemon.compilers import CompilerAllowList
+
+#: a fixed reference compile: about 0.25 s on one core of the development machine
+_REFERENCE = "\n".join(
+    f"double f{i}(double x, int n) {{ double s = {i}.5; for (int k = 0; k < n; k++) "
+    f"s = s * x / (k + {i + 1}.0) + (s > {i} ? k : -k); return s; }}"
+    for i in range(100)
+)
+
+
+def effective_cpus() -> float:
+    """CPUs this process may use: the CPU count, capped by a cgroup v1 quota."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if "cpu" in controllers.split(","):
+                    base = f"/sys/fs/cgroup/cpu{path}"
+                    with (
+                        open(f"{base}/cpu.cfs_quota_us") as q,
+                        open(f"{base}/cpu.cfs_period_us") as p,
+                    ):
+                        quota, period = int(q.read()), int(p.read())
+                    if quota > 0 and period > 0:
+                        cpus = min(cpus, quota / period)
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def measure_speed(compiler: str = "gcc", rounds: int = 2) -> float:
+    """1 / seconds of the reference compile (best of `rounds`): bigger is faster."""
+    with tempfile.TemporaryDirectory(prefix="ccfarmd-probe-") as tmp:
+        source = os.path.join(tmp, "reference.c")
+        with open(source, "w") as f:
+            f.write(_REFERENCE + "\n")
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            subprocess.run(
+                [compiler, "-O2", "-c", source, "-o", os.path.join(tmp, "r.o")],
+                check=True,
+                capture_output=True,
+            )
+            best = min(best, time.perf_counter() - started)
+    return round(1.0 / best, 3)
+
+
+def compiler_identities(allow: CompilerAllowList) -> list[CompilerIdentity]:
+    """The distinct compilers behind the allow-list's names."""
+    seen: dict[str, CompilerIdentity] = {}
+    for name in sorted(allow.names):
+        try:
+            path = os.path.realpath(allow.resolve(name))
+        except ValueError:
+            continue
+        if path in seen:
+            continue
+        try:
+            proc = subprocess.run(
+                [path, "-v"], capture_output=True, timeout=10, env={**os.environ, "LC_ALL": "C"}
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        ident = parse_version_output(proc.stderr.decode("utf-8", "replace"))
+        if ident.family != "unknown":
+            seen[path] = ident
+    return sorted(set(seen.values()), key=lambda i: (i.family, i.version, i.target))

@@ -1,0 +1,277 @@
+"""The scheduler's asyncio shell: one TCP port, many kinds of connection.
+
+The first bytes of a connection say what it is: `CCFC` a control connection
+(compile hosts, wrappers, operators), `DIST` a distcc job (the proxy, a later
+issue), an HTTP method (dashboard and metrics, a later issue). Decisions are
+made by `core.Farm`; this module moves messages and arms the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from ccfarm.control import messages as m
+from ccfarm.control.codec import MAGIC, Message, MessageParser, encode
+from ccfarm.errors import RemoteProtocolError
+from ccfarm.scheduler.config import SchedulerConfig
+from ccfarm.scheduler.core import Farm
+from ccfarm.scheduler.hostsinfo import HostInfo
+from ccfarm.scheduler.model import (
+    HostReport,
+    LeaseGranted,
+    LeaseRefused,
+    LeaseRevoked,
+    Outcome,
+)
+from ccfarm.scheduler.policy import Policy
+
+log = logging.getLogger("ccfarm-scheduler")
+
+
+class _Conn:
+    """One control connection and what the farm holds for it."""
+
+    def __init__(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        self.writer = writer
+        self.peer = peer
+        self.requests: dict[int, int] = {}  # scheduler request id -> client's id
+        self.leases: dict[int, int] = {}  # lease -> client's id
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        hosts_info: dict[str, HostInfo] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.hosts_info = hosts_info or {}
+        policy = Policy(
+            tier_ratio=config.tier_ratio,
+            load_low=config.load_low,
+            load_high=config.load_high,
+            desktop_slots=config.desktop_slots,
+            host_timeout=config.host_timeout,
+            lease_timeout=config.lease_timeout,
+            max_wait=config.max_wait,
+        )
+        self.farm = Farm(policy, rng or random.Random())
+        self._next_request = 1
+        self._by_request: dict[int, _Conn] = {}
+        self._by_lease: dict[int, _Conn] = {}
+        self._server: asyncio.Server | None = None
+        self._wake = asyncio.Event()
+        self.stats = {"granted": 0, "refused": 0, "revoked": 0}
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection, self.config.listen, self.config.port, backlog=4096
+        )
+        asyncio.ensure_future(self._clock_loop())
+        log.info("listening on %s", ", ".join(str(s.getsockname()) for s in self._server.sockets))
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    # -- the clock -------------------------------------------------------------------
+
+    async def _clock_loop(self) -> None:
+        while True:
+            deadline = self.farm.next_deadline()
+            delay = 1.0 if deadline is None else max(0.0, min(1.0, deadline - self.clock()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._dispatch(self.farm.tick(self.clock()))
+
+    # -- connections -----------------------------------------------------------------
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        name = f"{peer[0]}:{peer[1]}" if peer else "?"
+        try:
+            first = await asyncio.wait_for(reader.readexactly(4), self.config.io_timeout)
+            if first == MAGIC:
+                await self._control(first, reader, writer, name)
+            else:
+                log.info(
+                    "%s: unsupported connection kind %r (distcc proxy and HTTP come later)",
+                    name,
+                    first,
+                )
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            pass
+        except RemoteProtocolError as exc:
+            log.warning("%s: %s", name, exc)
+        finally:
+            writer.close()
+
+    async def _control(
+        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str
+    ) -> None:
+        conn = _Conn(writer, name)
+        parser = MessageParser(expect_hello=True)
+        parser.receive_data(first)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    parser.receive_eof()
+                    for _ in parser.messages():
+                        pass
+                    return
+                parser.receive_data(data)
+                for message in parser.messages():
+                    self._handle(conn, message)
+        finally:
+            self._connection_closed(conn)
+
+    def _connection_closed(self, conn: _Conn) -> None:
+        for request in list(conn.requests):
+            self.farm.cancel(request)
+            self._by_request.pop(request, None)
+        now = self.clock()
+        for lease in list(conn.leases):
+            self._by_lease.pop(lease, None)
+            self._dispatch(self.farm.release(lease, now))
+
+    # -- messages --------------------------------------------------------------------
+
+    def _handle(self, conn: _Conn, message: Message) -> None:
+        now = self.clock()
+        kind = message.kind
+        if kind == m.LEASE_REQUEST:
+            request_id = self._next_request
+            self._next_request += 1
+            client_id, req = m.decode_lease_request(message, request_id)
+            conn.requests[request_id] = client_id
+            self._by_request[request_id] = conn
+            self._dispatch(self.farm.request(req, now))
+        elif kind == m.LEASE_RELEASE:
+            lease = int(message.first().get("lease", "0") or 0)
+            if conn.leases.pop(lease, None) is not None:
+                self._by_lease.pop(lease, None)
+                self._dispatch(self.farm.release(lease, now))
+        elif kind == m.HOST_REPORT:
+            report = self._pinned(m.decode_host_report(message))
+            self._dispatch(self.farm.host_report(report, now))
+            self._wake.set()
+        elif kind == m.HOST_LEAVING:
+            self._dispatch(self.farm.host_gone(message.first().get("host", ""), "host left"))
+        elif kind == m.QUERY_HOSTS:
+            conn.send(encode(m.HOST_LIST, *self.host_records()))
+        elif kind == m.QUERY_JOBS:
+            conn.send(encode(m.JOB_LIST, *self.job_records(now)))
+        elif kind in (m.DISABLE, m.ENABLE):
+            host = message.first().get("host", "")
+            if host not in self.farm.hosts:
+                conn.send(encode(m.FAILED, {"reason": f"unknown host {host}"}))
+                return
+            self._dispatch(self.farm.set_disabled(host, kind == m.DISABLE, now))
+            conn.send(encode(m.OK, {"host": host}))
+        else:
+            raise RemoteProtocolError(f"unknown control message {kind}")
+
+    def _pinned(self, report: HostReport) -> HostReport:
+        """Apply the operator's hosts-info (DMUCS) speed and CPU count."""
+        from ccfarm._record import replace
+
+        info = self.hosts_info.get(report.host) or self.hosts_info.get(report.address)
+        if info is None:
+            return report
+        return replace(report, speed=info.power, cpus=info.cpus)
+
+    def _dispatch(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, LeaseGranted):
+                conn = self._by_request.pop(outcome.request, None)
+                if conn is None:  # the client went away meanwhile
+                    self._dispatch(self.farm.release(outcome.lease, self.clock()))
+                    continue
+                client_id = conn.requests.pop(outcome.request)
+                conn.leases[outcome.lease] = client_id
+                self._by_lease[outcome.lease] = conn
+                conn.send(m.encode_granted(client_id, outcome))
+                self.stats["granted"] += 1
+            elif isinstance(outcome, LeaseRefused):
+                conn = self._by_request.pop(outcome.request, None)
+                if conn is not None:
+                    conn.send(m.encode_refused(conn.requests.pop(outcome.request), outcome))
+                self.stats["refused"] += 1
+            elif isinstance(outcome, LeaseRevoked):
+                conn = self._by_lease.pop(outcome.lease, None)
+                if conn is not None:
+                    client_id = conn.leases.pop(outcome.lease, 0)
+                    conn.send(m.encode_revoked(client_id, outcome))
+                self.stats["revoked"] += 1
+
+    # -- views -----------------------------------------------------------------------
+
+    def host_records(self) -> list[dict[str, object]]:
+        records: list[dict[str, object]] = []
+        for name, host in sorted(self.farm.hosts.items()):
+            r = host.report
+            state = "disabled" if host.disabled else "up" if host.offered else "busy"
+            records.append(
+                {
+                    "host": name,
+                    "tier": host.tier,
+                    "speed": f"{r.speed:.3g}",
+                    "slots": r.slots,
+                    "offered": host.offered,
+                    "used": len(host.leases),
+                    "cpus": r.cpus,
+                    "load": f"{r.load:.2f}",
+                    "desktop": int(r.desktop_in_use),
+                    "state": state,
+                    "compiler": [c.text() for c in r.compilers],
+                }
+            )
+        return records
+
+    def job_records(self, now: float) -> list[dict[str, object]]:
+        records: list[dict[str, object]] = []
+        for lease in self.farm.leases.values():
+            records.append(
+                {
+                    "state": "running",
+                    "lease": lease.lease,
+                    "host": lease.host,
+                    "client": lease.request.client,
+                    "seconds": f"{now - lease.granted:.1f}",
+                }
+            )
+        for req in self.farm.waiting():
+            records.append(
+                {
+                    "state": "waiting",
+                    "client": req.client,
+                    "compiler": req.compiler.text() if req.compiler else "any",
+                }
+            )
+        return records

@@ -1,0 +1,139 @@
+"""A real scheduler, real daemons with pinned speeds, real builds."""
+
+from __future__ import annotations
+
+import collections
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ccfarm_exe, ctl, run, wait_for
+
+
+@pytest.fixture(scope="module")
+def lua_tree(lua_root: Path) -> Path:
+    return lua_root / "third-party" / "lua54"
+
+
+def _farm(
+    scheduler, ccfarmd, speeds: list[float], jobs: int = 2, scheduler_args: tuple[str, ...] = ()
+) -> tuple[str, list]:
+    sched = scheduler(*scheduler_args)
+    daemons = [
+        ccfarmd(jobs=jobs, extra=("--scheduler", sched, "--speed", str(s), "--heartbeat", "0.5"))
+        for s in speeds
+    ]
+    wait_for(lambda: len(ctl(sched, "hosts")) == len(speeds), timeout=20)
+    return sched, daemons
+
+
+def _build(tree: Path, dest: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    from ccfarm.demo.codebase import LuaTree, prepare_build
+
+    sources = tuple(
+        sorted(p.name for p in tree.glob("*.c") if p.name not in {"onelua.c", "ltests.c", "lua.c"})
+    )
+    build = prepare_build(LuaTree("lua54", str(tree), sources), str(dest))
+    return subprocess.Popen(
+        ["make", "-j4", f"CC={ccfarm_exe()} gcc", "liblua.a"],
+        cwd=build,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_two_builds_share_the_farm_fastest_first(
+    tmp_path: Path, scheduler, ccfarmd, client_env, lua_tree: Path
+) -> None:
+    sched, daemons = _farm(scheduler, ccfarmd, [4.0, 2.0, 1.0])
+    builds = []
+    for name in ("alice-laptop/alice", "bob-desk/bob"):
+        env = {
+            **client_env,
+            "CCFARM_SCHEDULER": sched,
+            "CCFARM_VERBOSE": "1",
+            "CCFARM_CLIENT_NAME": name,
+        }
+        builds.append(_build(lua_tree, tmp_path / name.split("/")[1], env))
+    where: collections.Counter[str] = collections.Counter()
+    for proc in builds:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        where.update(re.findall(r"compiled on (\S+)", err.decode()))
+    fast, mid, slow = (f"{d.address}:{d.port}" for d in daemons)
+    assert sum(where.values()) >= 60  # both builds' jobs went through the farm
+    assert where[fast] > where[slow], where
+    # every object equals a local compile
+    for build in ("alice", "bob"):
+        for obj in sorted((tmp_path / build).glob("*.o"))[:12]:
+            src = obj.with_suffix(".c").name
+            ref = tmp_path / "ref.o"
+            local = run(
+                ["gcc", "-O2", "-Wall", "-DLUA_USE_LINUX", "-c", src, "-o", str(ref)],
+                tmp_path / build,
+            )
+            assert local.returncode == 0
+            assert obj.read_bytes() == ref.read_bytes(), obj
+
+
+def test_ctl_hosts_jobs_disable_enable(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
+    sched, daemons = _farm(scheduler, ccfarmd, [3.0, 1.0])
+    hosts = {h["host"]: h for h in ctl(sched, "hosts")}
+    fast = f"{daemons[0].address}:{daemons[0].port}"
+    assert hosts[fast]["state"] == "up" and int(hosts[fast]["tier"]) > int(
+        hosts[f"{daemons[1].address}:{daemons[1].port}"]["tier"]
+    )
+    assert hosts[fast]["compiler"].startswith("gcc ")
+    assert ctl(sched, "disable", fast) == {"host": fast, "disabled": True}
+    assert {h["host"]: h["state"] for h in ctl(sched, "hosts")}[fast] == "disabled"
+    (tmp_path / "a.c").write_text("int a(void) { return 1; }\n")
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
+    proc = run([ccfarm_exe(), "gcc", "-c", "a.c"], tmp_path, env)
+    assert proc.returncode == 0 and fast.encode() not in proc.stderr  # drained host skipped
+    assert ctl(sched, "enable", fast) == {"host": fast, "disabled": False}
+    proc = run([ccfarm_exe(), "gcc", "-c", "a.c"], tmp_path, env)
+    assert f"compiled on {fast}".encode() in proc.stderr
+    assert ctl(sched, "jobs") == []
+
+
+def test_gethost_with_real_distcc(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
+    distcc = shutil.which("distcc")
+    if distcc is None:
+        pytest.fail("distcc is needed (scripts/setup.sh --test installs it)")
+    sched, daemons = _farm(scheduler, ccfarmd, [1.0])
+    for i in range(4):
+        (tmp_path / f"g{i}.c").write_text(f"int g{i}(int x) {{ return x + {i}; }}\n")
+    (tmp_path / "Makefile").write_text("all: g0.o g1.o g2.o g3.o\n")
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "DISTCC_FALLBACK": "0"}
+    gethost = shutil.which("ccfarm-gethost")
+    assert gethost is not None
+    proc = run(["make", "-j2", f"CC={gethost} {distcc} gcc"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    log = Path(daemons[0].log_path).read_text()
+    assert log.count(" v2 ") == 4, log  # the real distcc sent all four, protocol 2 (,lzo)
+    for i in range(4):
+        run(["gcc", "-c", f"g{i}.c", "-o", "ref.o"], tmp_path)
+        assert (tmp_path / f"g{i}.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
+    failing = run([gethost, "sh", "-c", "exit 7"], tmp_path, env)
+    assert failing.returncode == 7  # exit status passes through
+
+
+def test_daemon_killed_mid_build(
+    tmp_path: Path, scheduler, ccfarmd, client_env, lua_tree: Path
+) -> None:
+    sched, daemons = _farm(scheduler, ccfarmd, [2.0, 1.0], scheduler_args=("--host-timeout", "2"))
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1", "CCFARM_FALLBACK": "1"}
+    build = _build(lua_tree, tmp_path / "b", env)
+    victim = daemons[0]
+    wait_for(lambda: "v43460001" in Path(victim.log_path).read_text(), timeout=60)
+    assert victim.process is not None
+    victim.process.send_signal(signal.SIGKILL)
+    _, err = build.communicate(timeout=300)
+    assert build.returncode == 0, err.decode()
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=15)  # heartbeat loss noticed
+    assert not list((tmp_path / "b").glob(".*.tmp"))

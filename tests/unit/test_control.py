@@ -1,0 +1,123 @@
+"""The control protocol codec and its messages."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccfarm.addresses import parse_addresses
+from ccfarm.control import messages as m
+from ccfarm.control.codec import MessageParser, encode, hello
+from ccfarm.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from ccfarm.scheduler.hostsinfo import parse_hosts_info
+from ccfarm.scheduler.model import Compiler, HostReport, LeaseGranted, LeaseRequest
+
+GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+
+
+def _parse(data: bytes, *, hello_first: bool = True) -> list[object]:
+    parser = MessageParser(expect_hello=hello_first)
+    out = []
+    for i in range(len(data)):  # byte by byte
+        parser.receive_data(data[i : i + 1])
+        out += list(parser.messages())
+    parser.receive_eof()
+    return out + list(parser.messages())
+
+
+def test_lease_round_trip_byte_by_byte() -> None:
+    req = LeaseRequest(7, "box/ann", GCC, 30.0)
+    (msg,) = _parse(hello() + m.encode_lease_request(req))
+    assert msg.kind == m.LEASE_REQUEST
+    client_id, decoded = m.decode_lease_request(msg, 99)
+    assert client_id == 7 and decoded == LeaseRequest(99, "box/ann", GCC, 30.0)
+    grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632)
+    (g,) = _parse(m.encode_granted(7, grant), hello_first=False)
+    assert g.first() == {
+        "id": "7",
+        "lease": "5",
+        "host": "h:1",
+        "address": "10.0.0.1",
+        "port": "3632",
+    }
+
+
+def test_host_report_round_trip() -> None:
+    report = HostReport(
+        "10.0.0.2:3632",
+        "10.0.0.2",
+        3632,
+        8,
+        8,
+        2.5,
+        1.25,
+        3,
+        True,
+        (GCC, Compiler("clang", "14.0.6", "x86_64-pc-linux-gnu")),
+        (1, 2, 3),
+    )
+    (msg,) = _parse(hello() + m.encode_host_report(report))
+    assert m.decode_host_report(msg) == report
+
+
+def test_several_records() -> None:
+    data = encode("HLST", {"host": "a", "compiler": ["x y z", "p q r"]}, {"host": "b"})
+    (msg,) = _parse(data, hello_first=False)
+    assert msg.records == (
+        (("host", "a"), ("compiler", "x y z"), ("compiler", "p q r")),
+        (("host", "b"),),
+    )
+    assert msg.values("compiler") == ["x y z", "p q r"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"DIST00000001",
+        b"CCFC00000002",
+        b"CCFC00000001lreq00000000",
+        b"CCFC00000001LREQ00000003a\nb",
+        b"CCFC00000001LREQffffffff",
+        b"CCFC00000001LREQ00000002\xff\xfe",
+    ],
+)
+def test_bad_control_input(data: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        _parse(data)
+
+
+def test_truncated() -> None:
+    with pytest.raises(RemoteProtocolError):
+        _parse(hello() + m.encode_lease_request(LeaseRequest(1, "c", None, 1))[:-2])
+
+
+def test_cannot_encode_newlines() -> None:
+    with pytest.raises(LocalProtocolError):
+        encode("LREQ", {"client": "a\nb"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes(data: bytes) -> None:
+    with contextlib.suppress(RemoteProtocolError):
+        _parse(hello() + data)
+
+
+def test_hosts_info() -> None:
+    info = parse_hosts_info("# name cpus power\nfast 8 4\nslow 2 1  # old box\n\n")
+    assert info["fast"].power == 4 and info["slow"].cpus == 2
+    for bad in ("a 1", "a x 1", "a 1 0.5"):
+        with pytest.raises(ConfigError):
+            parse_hosts_info(bad)
+
+
+def test_addresses() -> None:
+    assert parse_addresses(["a,b:9", "[::1]:7 c"], 3634) == [
+        ("a", 3634),
+        ("b", 9),
+        ("::1", 7),
+        ("c", 3634),
+    ]
