@@ -32,7 +32,7 @@ def _farm(
     return sched, daemons
 
 
-def _build(tree: Path, dest: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _build(tree: Path, dest: Path, env: dict[str, str], jobs: int = 4) -> subprocess.Popen[bytes]:
     from ccfarm.demo.codebase import LuaTree, prepare_build
 
     sources = tuple(
@@ -40,7 +40,7 @@ def _build(tree: Path, dest: Path, env: dict[str, str]) -> subprocess.Popen[byte
     )
     build = prepare_build(LuaTree("lua54", str(tree), sources), str(dest))
     return subprocess.Popen(
-        ["make", "-j4", f"CC={ccfarm_exe()} gcc", "liblua.a"],
+        ["make", f"-j{jobs}", f"CC={ccfarm_exe()} gcc", "liblua.a"],
         cwd=build,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -60,7 +60,8 @@ def test_two_builds_share_the_farm_fastest_first(
             "CCFARM_VERBOSE": "1",
             "CCFARM_CLIENT_NAME": name,
         }
-        builds.append(_build(lua_tree, tmp_path / name.split("/")[1], env))
+        # 2 x -j2 = 4 jobs at a time for 6 slots: the fastest free hosts get them
+        builds.append(_build(lua_tree, tmp_path / name.split("/")[1], env, jobs=2))
     where: collections.Counter[str] = collections.Counter()
     for proc in builds:
         _, err = proc.communicate(timeout=300)
@@ -68,7 +69,7 @@ def test_two_builds_share_the_farm_fastest_first(
         where.update(re.findall(r"compiled on (\S+)", err.decode()))
     fast, mid, slow = (f"{d.address}:{d.port}" for d in daemons)
     assert sum(where.values()) >= 60  # both builds' jobs went through the farm
-    assert where[fast] > where[slow], where
+    assert where[fast] > 2 * where[slow], where  # the slow tier only gets the overflow
     # every object equals a local compile
     for build in ("alice", "bob"):
         for obj in sorted((tmp_path / build).glob("*.o"))[:12]:
