@@ -71,6 +71,12 @@ def record(cls: type[T]) -> type[T]:
     return cls
 
 
+def record_fields(cls: type) -> tuple[str, ...]:
+    """The field names of a `@record` class, in order."""
+    names: tuple[str, ...] = cls.__record_fields__  # type: ignore[attr-defined]
+    return names
+
+
 def replace(obj: T, **changes: object) -> T:
     """A copy of record `obj` with some fields changed."""
     names = obj.__record_fields__  # type: ignore[attr-defined]

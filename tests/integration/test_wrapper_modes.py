@@ -109,52 +109,42 @@ def test_cmake_compiler_launcher(tmp_path: Path, ccfarmd, client_env) -> None:
     assert run([str(build / "demo")], tmp_path).returncode == 0
 
 
-def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd, client_env) -> None:
+def _concurrent_jobs(
+    tmp_path: Path, ccfarmd, client_env, *, daemon_jobs: int, host_slots: int, jobs: int
+) -> int:
+    """Run `jobs` wrappers at once through a recording compiler; the most that overlapped."""
     log = tmp_path / "spans.log"
     bindir = tmp_path / "fakebin"
     _recording_compiler(bindir, log, delay=0.3)
-    daemon = ccfarmd(jobs=4, extra=("--compiler-path", str(bindir), *FAKE))
-    env = {**client_env, "CCFARM_HOSTS": f"{daemon.address}:{daemon.port}/2"}
-    for i in range(6):
+    daemon = ccfarmd(jobs=daemon_jobs, extra=("--compiler-path", str(bindir), *FAKE))
+    env = {
+        **client_env,
+        "CCFARM_HOSTS": f"{daemon.address}:{daemon.port}/{host_slots}",
+        "CCFARM_VERBOSE": "1",
+    }
+    for i in range(jobs):
         (tmp_path / f"s{i}.c").write_text(SOURCE.replace("f(", f"f{i}("))
     procs = [
         subprocess.Popen(
-            [ccfarm_exe(), "gcc", "-c", f"s{i}.c"],
-            cwd=tmp_path,
-            env={**env, "CCFARM_VERBOSE": "1"},
-            stderr=subprocess.PIPE,
+            [ccfarm_exe(), "gcc", "-c", f"s{i}.c"], cwd=tmp_path, env=env, stderr=subprocess.PIPE
         )
-        for i in range(6)
+        for i in range(jobs)
     ]
     for p in procs:
         assert b"compiled on" in p.communicate(timeout=60)[1]
-    assert [p.wait(60) for p in procs] == [0] * 6
-    assert len(log.read_text().splitlines()) == 6  # all ran on the daemon
-    assert _max_overlap(log) == 2  # the host list says 2 slots
+        assert p.returncode == 0
+    assert len(log.read_text().splitlines()) == jobs  # all ran on the daemon
+    return _max_overlap(log)
+
+
+def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd, client_env) -> None:
+    # the host list says 2 slots; the daemon would take 4
+    assert _concurrent_jobs(tmp_path, ccfarmd, client_env, daemon_jobs=4, host_slots=2, jobs=6) == 2
 
 
 def test_daemon_runs_at_most_jobs_compilers(tmp_path: Path, ccfarmd, client_env) -> None:
-    log = tmp_path / "spans.log"
-    bindir = tmp_path / "fakebin"
-    _recording_compiler(bindir, log, delay=0.3)
-    daemon = ccfarmd(jobs=1, extra=("--compiler-path", str(bindir), *FAKE))
-    env = {**client_env, "CCFARM_HOSTS": f"{daemon.address}:{daemon.port}/4"}
-    for i in range(4):
-        (tmp_path / f"s{i}.c").write_text(SOURCE.replace("f(", f"f{i}("))
-    procs = [
-        subprocess.Popen(
-            [ccfarm_exe(), "gcc", "-c", f"s{i}.c"],
-            cwd=tmp_path,
-            env={**env, "CCFARM_VERBOSE": "1"},
-            stderr=subprocess.PIPE,
-        )
-        for i in range(4)
-    ]
-    for p in procs:
-        assert b"compiled on" in p.communicate(timeout=60)[1]
-    assert [p.wait(60) for p in procs] == [0] * 4
-    assert len(log.read_text().splitlines()) == 4
-    assert _max_overlap(log) == 1  # --jobs 1: the others waited
+    # the client would send 4 at once; --jobs 1 makes the others wait
+    assert _concurrent_jobs(tmp_path, ccfarmd, client_env, daemon_jobs=1, host_slots=4, jobs=4) == 1
 
 
 def test_config_file_pid_file_and_detach(tmp_path: Path, client_env) -> None:

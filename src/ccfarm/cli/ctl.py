@@ -16,7 +16,8 @@ import sys
 
 from ccfarm.addresses import parse_addresses
 from ccfarm.control import messages as m
-from ccfarm.control.codec import Message, MessageParser, encode, hello
+from ccfarm.control.blocking import read_message
+from ccfarm.control.codec import Message, encode, hello
 
 HOST_COLUMNS = ("host", "tier", "speed", "used", "offered", "slots", "load", "desktop", "state")
 JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
@@ -25,15 +26,7 @@ JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
 def _ask(address: tuple[str, int], request: bytes) -> Message:
     with socket.create_connection(address, timeout=10) as sock:
         sock.sendall(hello() + request)
-        parser = MessageParser(expect_hello=False)
-        while True:
-            message = parser.next_message()
-            if message is not None:
-                return message
-            data = sock.recv(65536)
-            if not data:
-                parser.receive_eof()
-            parser.receive_data(data)
+        return read_message(sock)
 
 
 def _table(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:

@@ -14,7 +14,8 @@ import socket
 
 from ccfarm._record import record
 from ccfarm.control import messages as m
-from ccfarm.control.codec import Message, MessageParser, encode, hello
+from ccfarm.control.blocking import read_message
+from ccfarm.control.codec import encode, hello
 from ccfarm.errors import CcfarmError
 from ccfarm.scheduler.model import Compiler, LeaseRequest
 
@@ -84,7 +85,7 @@ def request_lease(
             req = LeaseRequest(1, client or client_name(), compiler, wait)
             sock.sendall(hello() + m.encode_lease_request(req))
             sock.settimeout(wait + connect_timeout)
-            reply = _read_message(sock)
+            reply = read_message(sock)
         except (OSError, CcfarmError) as exc:
             sock.close()
             last = f"{address}:{port}: {exc}"
@@ -95,19 +96,3 @@ def request_lease(
         sock.close()
         raise NoLease(reply.first().get("reason", "refused"), answered=True)
     raise NoLease(last, answered=False)
-
-
-def _read_message(sock: socket.socket) -> Message:
-    parser = MessageParser(expect_hello=False)
-    while True:
-        message = parser.next_message()
-        if message is not None:
-            return message
-        data = sock.recv(65536)
-        if not data:
-            parser.receive_eof()
-            message = parser.next_message()
-            if message is None:
-                raise NoLease("scheduler closed the connection", answered=False)
-            return message
-        parser.receive_data(data)

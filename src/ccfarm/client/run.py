@@ -28,19 +28,6 @@ from ccfarm.errors import CcfarmError, HostFailure
 SAFEGUARD = "CCFARM_SAFEGUARD"
 EXIT_NO_HOSTS = 116
 MAX_HOSTS_TRIED = 3
-#: variables sent with the ccfarm protocol so remote output matches local
-FORWARDED_ENV = (
-    "LANG",
-    "LANGUAGE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "LC_MESSAGES",
-    "SOURCE_DATE_EPOCH",
-    "GCC_COLORS",
-    "GCC_URLS",
-    "TERM_URLS",
-    "TERM",
-)
 #: with these set, the compile reads or writes things a daemon cannot see
 LOCAL_ONLY_ENV = (
     "CPATH",
@@ -274,7 +261,7 @@ def _distribute(
 
         cwd = os.getcwd()
         argv = remote_argv_full(job, system_dirs=info.system_dirs, extra=_color_flags(job, env))
-        forwarded = [f"{k}={env[k]}" for k in FORWARDED_ENV if k in env]
+        forwarded = [f"{k}={env[k]}" for k in protocol.CLIENT_ENVIRONMENT if k in env]
         header = protocol.JobHeader(
             version,
             _encode([name, *argv[1:]]),

@@ -20,23 +20,7 @@ from ccfarm.compiler.daemon_args import (
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
-from ccfarm.protocol import CCFARM, FileEntry, JobHeader, LinkEntry, sends_files
-
-#: client variables (ccfarm protocol) that may change what the compiler prints
-CLIENT_ENV_KEYS = frozenset(
-    {
-        "LANG",
-        "LANGUAGE",
-        "LC_ALL",
-        "LC_CTYPE",
-        "LC_MESSAGES",
-        "SOURCE_DATE_EPOCH",
-        "GCC_COLORS",
-        "GCC_URLS",
-        "TERM_URLS",
-        "TERM",
-    }
-)
+from ccfarm.protocol import CCFARM, CLIENT_ENVIRONMENT, FileEntry, JobHeader, LinkEntry, sends_files
 
 
 @dataclass(frozen=True)
@@ -81,11 +65,11 @@ class JobBuilder:
         env = dict(base_env)
         env["TMPDIR"] = self.ws.path
         if self.header.version == CCFARM:
-            for key in CLIENT_ENV_KEYS:
+            for key in CLIENT_ENVIRONMENT:
                 env.pop(key, None)
             for item in self.header.env:
                 key, _, value = os.fsdecode(item).partition("=")
-                if key in CLIENT_ENV_KEYS:
+                if key in CLIENT_ENVIRONMENT:
                     env[key] = value
         if not sends_files(self.header.version):
             if self._input is None:

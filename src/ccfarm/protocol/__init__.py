@@ -2,6 +2,7 @@
 
 from ccfarm.protocol.events import (
     CCFARM,
+    CLIENT_ENVIRONMENT,
     LZO,
     NEED_DATA,
     PLAIN,
@@ -31,6 +32,7 @@ from ccfarm.protocol.request import RequestParser, encode_request
 
 __all__ = [
     "CCFARM",
+    "CLIENT_ENVIRONMENT",
     "LZO",
     "NEED_DATA",
     "PLAIN",

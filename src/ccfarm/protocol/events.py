@@ -32,6 +32,21 @@ CCFARM = 0x43460001
 
 VERSIONS = (PLAIN, LZO, PUMP, CCFARM)
 
+#: client variables the ccfarm protocol carries (ENVV) because they change
+#: what the compiler prints or embeds; a daemon honours only these
+CLIENT_ENVIRONMENT = (
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "SOURCE_DATE_EPOCH",
+    "GCC_COLORS",
+    "GCC_URLS",
+    "TERM_URLS",
+    "TERM",
+)
+
 
 def sends_files(version: int) -> bool:
     """True when the client sends source files instead of a .i body."""

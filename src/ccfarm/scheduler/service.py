@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
+from ccfarm._record import record_fields
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MAGIC, Message, MessageParser, encode
 from ccfarm.errors import RemoteProtocolError
@@ -58,15 +59,8 @@ class SchedulerService:
         self.config = config
         self.clock = clock
         self.hosts_info = hosts_info or {}
-        policy = Policy(
-            tier_ratio=config.tier_ratio,
-            load_low=config.load_low,
-            load_high=config.load_high,
-            desktop_slots=config.desktop_slots,
-            host_timeout=config.host_timeout,
-            lease_timeout=config.lease_timeout,
-            max_wait=config.max_wait,
-        )
+        # the policy's knobs are fields of the same names in the config
+        policy = Policy(**{name: getattr(config, name) for name in record_fields(Policy)})
         self.farm = Farm(policy, rng or random.Random())
         self._next_request = 1
         self._by_request: dict[int, _Conn] = {}
