@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ccfarm.compiler.daemon_args import (
     DaemonJob,
@@ -15,7 +18,7 @@ from ccfarm.compiler.daemon_args import (
     daemon_argv_rooted,
     rewrite_deps_text,
 )
-from ccfarm.compiler.linemarkers import included_files, working_directory_marker
+from ccfarm.compiler.linemarkers import _raw_names, included_files, working_directory_marker
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.workspace import Workspace
@@ -198,3 +201,42 @@ def test_compiler_allow_list(tmp_path: Path) -> None:
             allow.check(bad)
     only = CompilerAllowList.discover([str(bindir)], only=["gcc"])
     assert only.names == {"gcc"}
+
+
+_ORACLE = re.compile(rb'^#(?:line)? *[0-9]+ +"((?:[^"\\\n]|\\.)*)"', re.MULTILINE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    b'# 1 "a.c"',
+                    b'# 12 "dir/b.h" 1 3 4',
+                    b'#line 3 "c.h"',
+                    b'# 0 "<built-in>"',
+                    b'# 7 "q\\"uote.h" 2',
+                    b"#pragma once",
+                    b"# define X",
+                    b'#  5  "sp.h"',
+                    b'# 9 "unterminated',
+                    b'int x; # 1 "not-a-marker.h"',
+                    b'# x "bad.h"',
+                ]
+            ),
+            st.binary(max_size=12).filter(lambda b: b"\n" not in b),
+        ),
+        max_size=30,
+    )
+)
+def test_line_markers_match_a_regex_oracle(lines: list[bytes]) -> None:
+    text = b"\n".join(lines)
+    expected = list(dict.fromkeys(_ORACLE.findall(text)))
+    got = [
+        n
+        for n in dict.fromkeys(
+            __import__("ccfarm.compiler.linemarkers", fromlist=["x"])._raw_names(text)
+        )
+    ]
+    assert got == expected

@@ -8,11 +8,12 @@ that answers is used.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import os
-import socket
 
 from ccfarm._record import record
+from ccfarm.client.net import connect
 from ccfarm.control import messages as m
 from ccfarm.control.blocking import read_message
 from ccfarm.control.codec import encode, hello
@@ -55,7 +56,7 @@ def client_name() -> str:
 class Lease:
     """A held lease; `release()` (or exit) gives the slot back."""
 
-    def __init__(self, sock: socket.socket, grant: Grant) -> None:
+    def __init__(self, sock: _socket.socket, grant: Grant) -> None:
         self.sock = sock
         self.grant = grant
 
@@ -76,12 +77,11 @@ def request_lease(
     last = "no scheduler configured"
     for address, port in schedulers:
         try:
-            sock = socket.create_connection((address, port), timeout=connect_timeout)
+            sock = connect(address, port, connect_timeout)
         except OSError as exc:
             last = f"{address}:{port}: {exc.strerror or exc}"
             continue
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             req = LeaseRequest(1, client or client_name(), compiler, wait)
             sock.sendall(hello() + m.encode_lease_request(req))
             sock.settimeout(wait + connect_timeout)

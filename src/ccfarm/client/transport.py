@@ -6,7 +6,7 @@ simpler and starts faster than an event loop.
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 from ccfarm._record import record
 from ccfarm.errors import CcfarmError, HostFailure
@@ -45,13 +45,14 @@ def run_remote(
     The sending side is never shut down before the reply is read: distccd
     (and ccfarmd) take EOF from the client as "client gone" and kill the job.
     """
+    from ccfarm.client.net import connect
+
     try:
-        sock = socket.create_connection((host, port), timeout=connect_timeout)
+        sock = connect(host, port, connect_timeout)
     except OSError as exc:
         raise HostFailure(f"cannot connect: {exc.strerror or exc}") from None
     try:
         sock.settimeout(io_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(request)
         return _read_reply(sock, version)
     except TimeoutError:
@@ -66,7 +67,7 @@ def run_remote(
         sock.close()
 
 
-def _read_reply(sock: socket.socket, version: int) -> JobResult:
+def _read_reply(sock: _socket.socket, version: int) -> JobResult:
     parser = ReplyParser(version)
     status = -1
     stderr = stdout = obj = b""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 from ccfarm.control.codec import Message, MessageParser
 from ccfarm.errors import RemoteProtocolError
 
 
-def read_message(sock: socket.socket) -> Message:
+def read_message(sock: _socket.socket) -> Message:
     """The next whole message; RemoteProtocolError if the peer closes first."""
     parser = MessageParser(expect_hello=False)
     while (message := parser.next_message()) is None:

@@ -7,18 +7,22 @@ of the protocol version and lives in the codec.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from ccfarm._record import record
 
 
-class Need(Enum):
-    """Sentinel returned by `next_event` when more bytes are needed."""
+class Need:
+    """Type of the sentinel `NEED_DATA`: `next_event` needs more bytes.
 
-    DATA = "need-data"
+    (A plain class, not an Enum: importing `enum` costs the wrapper time.)
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
 
 
-NEED_DATA = Need.DATA
+NEED_DATA = Need()
 
 #: distcc's protocol versions (there is no version 4 in distcc 3.4).
 PLAIN = 1  # client preprocesses, no compression

@@ -10,7 +10,6 @@ sees that as an error, except a missing DOTD, which distcc 3.4 accepts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
 
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import compression
@@ -33,7 +32,9 @@ from ccfarm.protocol.limits import Limits
 from ccfarm.protocol.tokens import encode_blob, encode_token
 
 
-class _State(Enum):
+class _State:
+    """Parser states (plain strings: `enum` is slow to import for the wrapper)."""
+
     DONE = "DONE"
     STAT = "STAT"
     SERR = "SERR"
@@ -45,7 +46,7 @@ class _State(Enum):
 
 _BODIES = frozenset({b"SERR", b"SOUT", b"DOTO", b"DOTD"})
 #: state -> (token accepted, next state)
-_GRAMMAR: dict[_State, tuple[bytes, _State]] = {
+_GRAMMAR: dict[str, tuple[bytes, str]] = {
     _State.DONE: (b"DONE", _State.STAT),
     _State.STAT: (b"STAT", _State.SERR),
     _State.SERR: (b"SERR", _State.SOUT),
@@ -81,19 +82,19 @@ class ReplyParser:
         self._buf.eof = True
 
     def next_event(self) -> ReplyEvent | Need:
-        if self._state is _State.COMPLETE:
+        if self._state == _State.COMPLETE:
             return self._complete_once()
         name, next_state = _GRAMMAR[self._state]
         token = self._buf.take((name,), _BODIES, self.limits.max_body)
         if token is None:
-            if self._state is _State.DOTD and self._buf.eof and not self._buf.pending:
+            if self._state == _State.DOTD and self._buf.eof and not self._buf.pending:
                 self._state = _State.COMPLETE  # distcc accepts a missing DOTD
                 return self._complete_once()
             self._buf.check_truncated(f"before {name.decode()} in the reply")
             return NEED_DATA
         event = self._events[name](token[1], token[2])
         self._state = next_state
-        if self._state is _State.DOTD and not (sends_files(self.version) and self._status == 0):
+        if self._state == _State.DOTD and not (sends_files(self.version) and self._status == 0):
             self._state = _State.COMPLETE
         return event
 

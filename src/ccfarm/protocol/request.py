@@ -13,7 +13,6 @@ is the client's side: events in, bytes out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 
 from ccfarm.errors import LocalProtocolError, RemoteProtocolError
 from ccfarm.protocol import compression
@@ -36,7 +35,9 @@ from ccfarm.protocol.limits import Limits
 from ccfarm.protocol.tokens import encode_blob, encode_token
 
 
-class _State(Enum):
+class _State:
+    """Parser states (plain strings: `enum` is slow to import for the wrapper)."""
+
     DIST = "DIST"
     ENVC = "ENVC"
     ENVV = "ENVV"
@@ -51,7 +52,7 @@ class _State(Enum):
 
 
 #: state -> (token names accepted, names that carry a payload)
-_GRAMMAR: dict[_State, tuple[frozenset[bytes], frozenset[bytes]]] = {
+_GRAMMAR: dict[str, tuple[frozenset[bytes], frozenset[bytes]]] = {
     _State.DIST: (frozenset({b"DIST"}), frozenset()),
     _State.ENVC: (frozenset({b"ENVC"}), frozenset()),
     _State.ENVV: (frozenset({b"ENVV"}), frozenset({b"ENVV"})),
@@ -80,7 +81,7 @@ class RequestParser:
         self._name = b""
         self._file_bytes = 0
         self._reported_complete = False
-        self._handlers: dict[_State, Callable[[bytes, int, bytes | None], RequestEvent | None]] = {
+        self._handlers: dict[str, Callable[[bytes, int, bytes | None], RequestEvent | None]] = {
             _State.DIST: self._on_dist,
             _State.ENVC: self._on_envc,
             _State.ENVV: self._on_envv,
@@ -100,7 +101,7 @@ class RequestParser:
 
     @property
     def complete(self) -> bool:
-        return self._state is _State.COMPLETE
+        return self._state == _State.COMPLETE
 
     def receive_data(self, data: bytes) -> None:
         self._buf.feed(data)
@@ -109,11 +110,11 @@ class RequestParser:
         self._buf.eof = True
 
     def next_event(self) -> RequestEvent | Need:
-        while self._state is not _State.COMPLETE:
+        while self._state != _State.COMPLETE:
             expected, with_payload = _GRAMMAR[self._state]
             token = self._buf.take(expected, with_payload, self.limits.max_body)
             if token is None:
-                self._buf.check_truncated(f"while waiting for {self._state.value}")
+                self._buf.check_truncated(f"while waiting for {self._state}")
                 return NEED_DATA
             event = self._handlers[self._state](*token)
             if event is not None:
