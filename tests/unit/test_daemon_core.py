@@ -18,7 +18,7 @@ from ccfarm.compiler.daemon_args import (
     daemon_argv_rooted,
     rewrite_deps_text,
 )
-from ccfarm.compiler.linemarkers import _raw_names, included_files, working_directory_marker
+from ccfarm.compiler.linemarkers import included_files, working_directory_marker
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.workspace import Workspace
