@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 packages=(gcc g++ make liblzo2-dev python3-venv)
-[ "$want_test" = 1 ] && packages+=(distcc distcc-pump)
+[ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
