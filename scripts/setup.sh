@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(gcc g++ make liblzo2-dev python3-venv)
+packages=(gcc g++ make liblzo2-dev python3-dev python3-venv)
 [ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake)
 missing=()
 for p in "${packages[@]}"; do
