@@ -64,13 +64,68 @@ def farm_last_id() -> int:
 
 
 def test_fastest_tier_first_then_slower() -> None:
-    farm = Farm(rng=random.Random(2))
+    farm = Farm(Policy(prefer_fast=False), rng=random.Random(2))
     farm.host_report(host("slow", speed=1, slots=4), 0)
     farm.host_report(host("fast", speed=4, slots=2), 0)
     farm.host_report(host("mid", speed=2, slots=2), 0)
     order = [granted(farm.request(req(), 1))[0].host for _ in range(8)]
     assert order == ["fast", "fast", "mid", "mid", "slow", "slow", "slow", "slow"]
     assert farm.request(req(timeout=5), 1) == []  # all busy: waits
+
+
+def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
+    farm = Farm(Policy(patience=5), rng=random.Random(20))
+    farm.host_report(host("fast", speed=4, slots=2), 0)
+    farm.host_report(host("slow", speed=1, slots=2), 0)
+    busy = [granted(farm.request(req(), 0))[0] for _ in range(2)]
+    assert {g.host for g in busy} == {"fast"}
+    lone = req()
+    assert farm.request(lone, 1) == []  # 2 fast slots x (4/1 - 1) = 6 > 1: wait
+    out = granted(farm.release(busy[0].lease, 2))
+    assert [(g.request, g.host) for g in out] == [(lone.request, "fast")]
+
+
+def test_patience_bounds_the_wait_for_a_fast_host() -> None:
+    farm = Farm(Policy(patience=5, max_wait=60), rng=random.Random(21))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    granted(farm.request(req(), 0))
+    held = req()
+    assert farm.request(held, 1) == []
+    assert farm.tick(5.9) == []
+    assert [(g.request, g.host) for g in granted(farm.tick(6))] == [(held.request, "slow")]
+
+
+def test_long_queue_uses_slow_hosts() -> None:
+    """ahead + 1 >= F * (s_f / s_h - 1): with 1 fast slot 4x faster, from 3 ahead."""
+    farm = Farm(rng=random.Random(22))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    granted(farm.request(req(), 0))
+    for _ in range(2):
+        assert farm.request(req(), 0) == []
+    third = req()
+    assert [g.host for g in granted(farm.request(third, 0))] == ["slow"]
+
+
+def test_slow_slot_goes_to_the_heaviest_client() -> None:
+    """A small build keeps its turn for a fast host; the big one takes the slow slot."""
+    farm = Farm(rng=random.Random(23))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    big = [req("big/u") for _ in range(6)]
+    first = granted(farm.request(big[0], 0))[0]  # big holds the fast host
+    small = req("small/u")
+    out: list[object] = []
+    for r in big[1:3]:
+        out += farm.request(r, 0)
+    out += farm.request(small, 0)
+    for r in big[3:]:
+        out += farm.request(r, 0)  # the queue grows: the slow host becomes worth it
+    slow_grants = [g for g in granted(out) if g.host == "slow"]
+    assert slow_grants and all(g.request != small.request for g in slow_grants)
+    fast_next = granted(farm.release(first.lease, 1))
+    assert [g.request for g in fast_next] == [small.request]  # never served: first in line
 
 
 def test_spread_within_a_tier_is_random_and_even() -> None:
@@ -326,9 +381,14 @@ class FarmMachine(RuleBasedStateMachine):
             count = Counter(h for pool in pools.values() for h, _ in pool.entries)
             expect = {n: h.free for n, h in farm.hosts.items() if key in h.keys and h.free}
             assert dict(count) == expect
-        # nobody waits while a compatible slot is free
+        # nobody waits while a free slot is worth taking
         for r in farm.waiting():
-            assert farm._pick(r.compiler) is None
+            pick = farm._pick(r.compiler)
+            ahead = farm._waiting_count[r.compiler] - 1
+            assert pick is None or not farm._worth(r.compiler, pick, ahead)
+        # the waiting counts match the queues
+        for key, ring in farm._rings.items():
+            assert farm._waiting_count[key] == sum(len(q) for q in ring.values())
         assert {r.request for r in farm.waiting()} <= self.pending
 
 

@@ -19,6 +19,8 @@ class SchedulerConfig:
     host_timeout: float = 15.0
     lease_timeout: float = 600.0
     max_wait: float = 60.0
+    prefer_fast: bool = True
+    patience: float = 5.0
     io_timeout: float = 60.0
     log_file: str = ""
     log_level: str = "info"

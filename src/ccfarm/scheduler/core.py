@@ -100,6 +100,9 @@ class Farm:
         self._last_served: dict[str, int] = {}
         #: how many hosts have each compiler (to refuse at once what nobody has)
         self._key_hosts: dict[Compiler | None, int] = {}
+        #: per key and tier: [offered slots, sum of speed x offered slots]
+        self._capacity: dict[Compiler | None, dict[int, list[float]]] = {}
+        self._waiting_count: dict[Compiler | None, int] = {}
         self._deadlines: list[tuple[float, int, str, int | str]] = []
         self._seq = 0
 
@@ -156,16 +159,30 @@ class Farm:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
         host = self._pick(key)
-        if host is not None:
+        waiting = self._waiting_count.get(key, 0)
+        if host is not None and not waiting and self._worth(key, host, 0):
             return [self._grant(req, host, now)]
         if not self._key_hosts.get(key):
             return [LeaseRefused(req.request, "no host has this compiler")]
         deadline = now + min(req.timeout, self.policy.max_wait)
         self._waiting[req.request] = (req, key, deadline)
         ring = self._rings.setdefault(key, OrderedDict())
-        ring.setdefault(req.client, deque()).append(req.request)
+        if req.client not in ring:
+            ring[req.client] = deque()
+            # keep the ring in least-recently-served order: a client served
+            # longer ago than the head goes first
+            head = next(iter(ring))
+            if self._last_served.get(req.client, 0) < self._last_served.get(head, 0):
+                ring.move_to_end(req.client, last=False)
+        ring[req.client].append(req.request)
+        self._waiting_count[key] = waiting + 1
         self._push(deadline, "wait", req.request)
-        return []
+        if host is None:
+            return []
+        # a free slot exists but a faster host may be worth waiting for: the
+        # queue decides who (if anyone) takes it; nobody waits for ever
+        self._push(now + self.policy.patience, "patience", req.request)
+        return list(self._serve_waiting(host, now))
 
     def release(self, lease: int, now: float) -> list[Outcome]:
         """The client is done with a lease (or its connection closed)."""
@@ -200,6 +217,8 @@ class Farm:
                     outcomes.append(self._end_lease(lease.lease, "lease timed out"))
                     if host_name in self.hosts:
                         outcomes += self._serve_waiting(self.hosts[host_name], now)
+            elif kind == "patience":
+                outcomes += self._lose_patience(int(ident), now)
             elif kind == "wait":
                 item = self._waiting.get(int(ident))
                 if item is not None and item[2] <= now:
@@ -228,10 +247,15 @@ class Farm:
     def _set_offered(self, host: _Host, offered: int) -> None:
         """Change a host's offer and keep the free-slot pools in step."""
         before = host.free
+        delta = offered - host.offered
         host.offered = offered
         after = host.free
         name = host.report.host
         for key in host.keys:
+            if delta:
+                cap = self._capacity.setdefault(key, {}).setdefault(host.tier, [0.0, 0.0])
+                cap[0] += delta
+                cap[1] += delta * host.report.speed
             pools = self._pools.setdefault(key, {})
             pool = pools.get(host.tier)
             if pool is None:
@@ -291,31 +315,82 @@ class Farm:
 
         Each compiler has a ring of waiting clients; a served client goes to the
         back of it. Across the host's compilers, the ring head served longest
-        ago wins.
+        ago wins. A slot on a host slower than others that are busy goes only
+        where it is worth it (`_worth`), and to the client served most
+        recently (the tail of the ring): the heaviest user takes the slow
+        host, a small build keeps its turn for a fast one.
         """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
             best: tuple[int, Compiler | None, str] | None = None
             for key in host.keys:
                 ring = self._rings.get(key)
-                if ring:
-                    client = next(iter(ring))
-                    served = self._last_served.get(client, 0)
-                    if best is None or served < best[0]:
-                        best = (served, key, client)
+                if not ring or not self._worth(key, host, self._waiting_count[key] - 1):
+                    continue
+                slow = self._faster_capacity(key, host.tier)[0] > 0
+                client = next(reversed(ring)) if slow else next(iter(ring))
+                served = self._last_served.get(client, 0)
+                rank = -served if slow else served
+                if best is None or rank < best[0]:
+                    best = (rank, key, client)
             if best is None:
                 break
             _, key, client = best
-            request_id = self._rings[key][client][0]
-            req, _, _ = self._waiting.pop(request_id)
-            self._unqueue(key, client, request_id)
-            outcomes.append(self._grant(req, host, now))
-            ring = self._rings.get(key)
-            if ring is not None and client in ring:
-                ring.move_to_end(client)  # served: to the back of the line
+            outcomes.append(self._grant_waiting(key, client, host, now))
         return outcomes
 
+    def _grant_waiting(
+        self, key: Compiler | None, client: str, host: _Host, now: float
+    ) -> LeaseGranted:
+        request_id = self._rings[key][client][0]
+        req, _, _ = self._waiting.pop(request_id)
+        self._unqueue(key, client, request_id)
+        grant = self._grant(req, host, now)
+        ring = self._rings.get(key)
+        if ring is not None and client in ring:
+            ring.move_to_end(client)  # served: to the back of the line
+        return grant
+
+    def _lose_patience(self, request: int, now: float) -> list[Outcome]:
+        """A request held back for a faster host too long takes any free slot."""
+        item = self._waiting.get(request)
+        if item is None:
+            return []
+        req, key, _ = item
+        host = self._pick(key)
+        if host is None:
+            return []  # nothing free: it waits for the next release as usual
+        self._waiting.pop(request)
+        self._unqueue(key, req.client, request)
+        return [self._grant(req, host, now)]
+
+    def _faster_capacity(self, key: Compiler | None, tier: int) -> tuple[float, float]:
+        """(offered slots, their mean speed) of the tiers faster than `tier`."""
+        slots = speed_slots = 0.0
+        for t, (n, weighted) in self._capacity.get(key, {}).items():
+            if t > tier:
+                slots += n
+                speed_slots += weighted
+        return slots, (speed_slots / slots if slots > 0 else 0.0)
+
+    def _worth(self, key: Compiler | None, host: _Host, ahead: int) -> bool:
+        """Is a free slot on `host` better than waiting for a faster host?
+
+        With F busy slots on faster hosts (mean speed s_f) each freeing at a
+        rate proportional to s_f, the (ahead+1)-th of them frees after about
+        (ahead+1)/F job times there; so the job finishes sooner on this host
+        (speed s_h) when  ahead + 1 >= F * (s_f / s_h - 1).  Job sizes cancel
+        out: only speeds and the queue matter.
+        """
+        if not self.policy.prefer_fast:
+            return True
+        slots, speed = self._faster_capacity(key, host.tier)
+        if slots <= 0:
+            return True
+        return ahead + 1 >= slots * (speed / max(host.report.speed, 1e-9) - 1)
+
     def _unqueue(self, key: Compiler | None, client: str, request: int) -> None:
+        self._waiting_count[key] -= 1
         ring = self._rings[key]
         queue = ring[client]
         queue.remove(request)

@@ -34,6 +34,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host-timeout", type=float, help="drop hosts silent this long (15 s)")
     p.add_argument("--lease-timeout", type=float, help="revoke leases older than this (600 s)")
     p.add_argument("--max-wait", type=float, help="longest wait for a free host (60 s)")
+    p.add_argument(
+        "--no-prefer-fast",
+        dest="prefer_fast",
+        action="store_const",
+        const=False,
+        help="always use a free slot, however slow its host",
+    )
+    p.add_argument(
+        "--patience",
+        type=float,
+        help="longest wait for a faster host while a slow one is free (5 s)",
+    )
     p.add_argument("--log-file", metavar="FILE")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p

@@ -25,6 +25,11 @@ class Policy:
     lease_timeout: float = 600.0
     #: longest time a request may wait for a slot
     max_wait: float = 60.0
+    #: hold a job back from a free slow host while a faster one is expected
+    #: to finish it sooner (see `core.Farm._worth`) ...
+    prefer_fast: bool = True
+    #: ... but never longer than this many seconds
+    patience: float = 5.0
 
 
 def tier_of(speed: float, policy: Policy) -> int:
