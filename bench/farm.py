@@ -152,6 +152,12 @@ def main() -> int:
     )
     p.add_argument("--skip-fairness", action="store_true")
     p.add_argument("-j", type=int, default=8, help="make -j per client")
+    p.add_argument(
+        "--client-cpu",
+        type=float,
+        default=CLIENT_QUOTA,
+        help="CPU quota of each client machine (0.3)",
+    )
     args = p.parse_args()
     if os.geteuid() != 0 or not os.path.isdir(CGROOT):
         sys.exit("needs root and cgroup v1 at /sys/fs/cgroup/cpu")
@@ -164,7 +170,7 @@ def main() -> int:
     results: dict[str, float] = {}
     with ExitStack() as stack:
         hosts = [stack.enter_context(cgroup(f"h{i + 1}", q)) for i, q in enumerate(HOST_QUOTAS)]
-        clients = [stack.enter_context(cgroup(f"c{i + 1}", CLIENT_QUOTA)) for i in range(3)]
+        clients = [stack.enter_context(cgroup(f"c{i + 1}", args.client_cpu)) for i in range(3)]
         work_s = cpu_work(trees, work)
         capacity = sum(HOST_QUOTAS)
         bound = work_s / capacity
@@ -287,7 +293,7 @@ def main() -> int:
     files = sum(len(t.sources) for t in trees)
     print(
         f"emulated farm: hosts {HOST_QUOTAS} CPU (sum {capacity:.2f}), 3 clients x "
-        f"{CLIENT_QUOTA} CPU, each building one Lua tree ({files} files in all), make -j{args.j}"
+        f"{args.client_cpu} CPU, each building one Lua tree ({files} files in all), make -j{args.j}"
     )
     print(f"  compile work {work_s:.1f} CPU s; lower bound {bound:.1f} s")
     for name in ("ccfarm", "distcc", "local"):
