@@ -54,8 +54,7 @@ def _drain(parser: RequestParser | ReplyParser) -> list[object]:
     raise AssertionError("parser did not stop")
 
 
-def decode_request(data: bytes, *, bytewise: bool = False) -> list[object]:
-    parser = RequestParser()
+def _decode(parser: RequestParser | ReplyParser, data: bytes, bytewise: bool) -> list[object]:
     events: list[object] = []
     chunks = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
     for chunk in chunks:
@@ -63,17 +62,14 @@ def decode_request(data: bytes, *, bytewise: bool = False) -> list[object]:
         events += _drain(parser)
     parser.receive_eof()
     return events + _drain(parser)
+
+
+def decode_request(data: bytes, *, bytewise: bool = False) -> list[object]:
+    return _decode(RequestParser(), data, bytewise)
 
 
 def decode_reply(version: int, data: bytes, *, bytewise: bool = False) -> list[object]:
-    parser = ReplyParser(version)
-    events: list[object] = []
-    chunks = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
-    for chunk in chunks:
-        parser.receive_data(chunk)
-        events += _drain(parser)
-    parser.receive_eof()
-    return events + _drain(parser)
+    return _decode(ReplyParser(version), data, bytewise)
 
 
 def reencode_request(events: list[object]) -> bytes:

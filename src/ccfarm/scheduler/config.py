@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ccfarm.scheduler.policy import Policy
+
 DEFAULT_PORT = 3634
+_P = Policy  # the policy's defaults live in one place: its class attributes
 
 
 @dataclass(frozen=True)
@@ -12,15 +15,16 @@ class SchedulerConfig:
     port: int = DEFAULT_PORT
     listen: str = "0.0.0.0"
     hosts_info: str = ""  # DMUCS hosts-info file: speeds and CPUs pinned by the operator
-    tier_ratio: float = 1.25
-    load_low: float = 0.3
-    load_high: float = 1.0
-    desktop_slots: int = 0
-    host_timeout: float = 15.0
-    lease_timeout: float = 600.0
-    max_wait: float = 60.0
-    prefer_fast: bool = True
-    patience: float = 5.0
+    # the Policy's knobs (same names; see scheduler/policy.py)
+    tier_ratio: float = _P.tier_ratio
+    load_low: float = _P.load_low
+    load_high: float = _P.load_high
+    desktop_slots: int = _P.desktop_slots
+    host_timeout: float = _P.host_timeout
+    lease_timeout: float = _P.lease_timeout
+    max_wait: float = _P.max_wait
+    prefer_fast: bool = _P.prefer_fast
+    patience: float = _P.patience
     io_timeout: float = 60.0
     log_file: str = ""
     log_level: str = "info"
