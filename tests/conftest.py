@@ -170,9 +170,9 @@ def scheduler(tmp_path: Path) -> Iterator[object]:
     """Factory: start a real ccfarm-scheduler; returns "address:port"."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*extra: str) -> str:
-        address = next_address()
-        port = free_port(address)
+    def start(*extra: str, address: str | None = None, port: int | None = None) -> str:
+        address = address or next_address()
+        port = port or free_port(address)
         log = tmp_path / f"scheduler-{address}.log"
         proc = subprocess.Popen(
             [

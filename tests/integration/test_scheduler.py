@@ -139,3 +139,29 @@ def test_daemon_killed_mid_build(
     assert build.returncode == 0, err.decode()
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=15)  # heartbeat loss noticed
     assert not list((tmp_path / "b").glob(".*.tmp"))
+
+
+def test_dmucs_hosts_info_pins_speed_and_cpus(tmp_path: Path, scheduler, ccfarmd) -> None:
+    """A DMUCS site's hosts-info file overrides what hosts measured."""
+    from tests.conftest import free_port, next_address
+
+    sched_address = next_address()
+    sched = f"{sched_address}:{free_port(sched_address)}"
+    # the daemon first: its agent keeps retrying until the scheduler is up
+    daemon = ccfarmd(extra=("--scheduler", sched, "--speed", "1", "--heartbeat", "0.5"))
+    info = tmp_path / "hosts-info"
+    info.write_text(f"# name cpus power\n{daemon.address} 6 3\n")
+    address, port = sched.split(":")
+    scheduler(
+        "--hosts-info",
+        str(info),
+        "--load-low",
+        "100",
+        "--load-high",
+        "200",
+        address=address,
+        port=int(port),
+    )
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=20)
+    (row,) = ctl(sched, "hosts")
+    assert (row["speed"], row["cpus"]) == ("3", "6")
