@@ -15,10 +15,38 @@ from collections.abc import Callable
 
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import encode_host_report
+from ccfarm.daemon.probe import SpeedEstimate
 from ccfarm.protocol import CCFARM
 from ccfarm.scheduler.model import Compiler, HostReport
 
 log = logging.getLogger("ccfarmd.agent")
+
+
+class RefinedSpeed:
+    """The speed to report: the probe's estimate, refined by the jobs since.
+
+    Each call feeds the estimate the compile wall time and the children's CPU
+    time accumulated since the last call that had enough to say.
+    """
+
+    def __init__(
+        self,
+        estimate: SpeedEstimate,
+        compile_seconds: Callable[[], float],
+        children_cpu: Callable[[], float],
+    ) -> None:
+        self.estimate = estimate
+        self.compile_seconds = compile_seconds
+        self.children_cpu = children_cpu
+        self._wall = compile_seconds()
+        self._cpu = children_cpu()
+
+    def __call__(self) -> float:
+        wall, cpu = self.compile_seconds(), self.children_cpu()
+        if wall - self._wall >= 0.5:
+            self.estimate.observe(cpu - self._cpu, wall - self._wall)
+            self._wall, self._cpu = wall, cpu
+        return self.estimate.speed
 
 
 class HostAgent:
@@ -30,7 +58,7 @@ class HostAgent:
         advertise: str,
         slots: int,
         cpus: float,
-        speed: float,
+        speed: Callable[[], float],
         compilers: tuple[Compiler, ...],
         running: Callable[[], int],
         desktop: Callable[[], bool],
@@ -57,7 +85,7 @@ class HostAgent:
             port=self.port,
             slots=self.slots,
             cpus=max(1, math.ceil(self.cpus - 1e-9)),
-            speed=self.speed,
+            speed=self.speed(),
             load=os.getloadavg()[0],
             running=self.running(),
             desktop_in_use=self.desktop(),

@@ -189,13 +189,21 @@ async def _agent_tasks(
         return []
     from ccfarm.addresses import parse_addresses
     from ccfarm.daemon.activity import desktop_in_use, parse_source
-    from ccfarm.daemon.agent import HostAgent
-    from ccfarm.daemon.probe import compiler_identities, effective_cpus, measure_speed
+    from ccfarm.daemon.agent import HostAgent, RefinedSpeed
+    from ccfarm.daemon.probe import children_cpu, compiler_identities, effective_cpus, measure_speed
     from ccfarm.scheduler.model import Compiler
 
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)
-    speed = config.speed or await loop.run_in_executor(None, measure_speed)
+    if config.speed:
+        pinned = config.speed
+
+        def speed() -> float:
+            return pinned
+
+    else:  # measured at start, then refined from the jobs this host runs
+        estimate = await loop.run_in_executor(None, measure_speed)
+        speed = RefinedSpeed(estimate, lambda: service.compile_seconds, children_cpu)
     source = parse_source(config.desktop_activity)
     agent = HostAgent(
         port=service.port,
@@ -210,8 +218,9 @@ async def _agent_tasks(
         heartbeat=config.heartbeat,
     )
     logging.getLogger("ccfarmd").info(
-        "host agent: speed %.3g, %d compiler(s), schedulers %s",
-        speed,
+        "host agent: speed %.3g%s, %d compiler(s), schedulers %s",
+        speed(),
+        " (pinned)" if config.speed else "",
         len(idents),
         ", ".join(config.scheduler),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -39,22 +40,58 @@ def effective_cpus() -> float:
     return cpus
 
 
-def measure_speed(compiler: str = "gcc", rounds: int = 2) -> float:
-    """1 / seconds of the reference compile (best of `rounds`): bigger is faster."""
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (its compilers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_speed(compiler: str = "gcc", rounds: int = 2) -> SpeedEstimate:
+    """Time the reference compile (best of `rounds`): wall and CPU seconds."""
     with tempfile.TemporaryDirectory(prefix="ccfarmd-probe-") as tmp:
         source = os.path.join(tmp, "reference.c")
         with open(source, "w") as f:
             f.write(_REFERENCE + "\n")
-        best = float("inf")
+        best_wall = best_cpu = float("inf")
         for _ in range(rounds):
+            cpu = children_cpu()
             started = time.perf_counter()
             subprocess.run(
                 [compiler, "-O2", "-c", source, "-o", os.path.join(tmp, "r.o")],
                 check=True,
                 capture_output=True,
             )
-            best = min(best, time.perf_counter() - started)
-    return round(1.0 / best, 3)
+            best_wall = min(best_wall, time.perf_counter() - started)
+            best_cpu = min(best_cpu, max(children_cpu() - cpu, 1e-3))
+    return SpeedEstimate(best_cpu, best_wall)
+
+
+class SpeedEstimate:
+    """A host's speed score: 1 / seconds of the reference compile, refined.
+
+    The probe gives the reference compile's CPU time (what the core can do)
+    and its wall time (what this host gave it: CPU quotas, other load). Jobs
+    then keep telling the same thing: the share of their wall time that was
+    CPU time. The score is (1 / reference CPU seconds) x that share, an
+    exponential average over the jobs seen, so a host whose CPUs get busier
+    or throttled slows down in the scheduler's eyes, and speeds up again.
+    """
+
+    def __init__(self, reference_cpu: float, reference_wall: float, weight: float = 0.3) -> None:
+        self.core_speed = 1.0 / reference_cpu
+        self.share = min(1.0, reference_cpu / reference_wall)
+        self.weight = weight
+
+    @property
+    def speed(self) -> float:
+        return float(f"{self.core_speed * self.share:.2g}")  # 2 digits: no jitter
+
+    def observe(self, cpu_seconds: float, wall_seconds: float) -> None:
+        """CPU and wall seconds summed over the jobs finished since the last call."""
+        if wall_seconds < 0.5:  # too little to say anything
+            return
+        share = min(1.0, cpu_seconds / wall_seconds)
+        self.share += self.weight * (share - self.share)
 
 
 def compiler_identities(allow: CompilerAllowList) -> list[CompilerIdentity]:

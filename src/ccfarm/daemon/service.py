@@ -62,6 +62,7 @@ class DaemonService:
         self._draining = asyncio.Event()
         self.jobs_done = 0
         self.running = 0  # compilers running now (reported to schedulers)
+        self.compile_seconds = 0.0  # wall time of all finished compiles (speed refinement)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class DaemonService:
                 self.running -= 1
                 self._slots.release()
             compiled = time.monotonic()
+            self.compile_seconds += compiled - run_started
             writer.write(reply)
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
