@@ -365,7 +365,7 @@ class FarmMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from("abcd"))
     def leave(self, name: str) -> None:
-        self._apply(self.farm.host_gone(name))
+        self._apply(self.farm.host_gone(name, "host left", self.now))
 
     @invariant()
     def consistent(self) -> None:

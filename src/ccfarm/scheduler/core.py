@@ -134,9 +134,10 @@ class Farm:
             newest = next(reversed(host.leases))
             outcomes.append(self._end_lease(newest, "host reduced its slots"))
         self._set_offered(host, offered_slots(report, self.policy, disabled=host.disabled))
-        return outcomes + self._serve_waiting(host, now)
+        outcomes += self._serve_waiting(host, now)
+        return outcomes + self._rebalance(host.keys, now)
 
-    def host_gone(self, name: str, reason: str = "host left") -> list[Outcome]:
+    def host_gone(self, name: str, reason: str = "host left", now: float = 0.0) -> list[Outcome]:
         host = self.hosts.get(name)
         if host is None:
             return []
@@ -144,14 +145,14 @@ class Farm:
         outcomes: list[Outcome] = [self._end_lease(lease, reason) for lease in list(host.leases)]
         del self.hosts[name]
         self._count_keys(host, -1)
-        return outcomes
+        return outcomes + self._rebalance(host.keys, now)
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
         host = self.hosts[name]
         host.disabled = disabled
         self._set_offered(host, offered_slots(host.report, self.policy, disabled=disabled))
-        return self._serve_waiting(host, now)
+        return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 
     # -- leases --------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class Farm:
             if kind == "host":
                 host = self.hosts.get(str(ident))
                 if host is not None and host.last_seen + self.policy.host_timeout <= now:
-                    outcomes += self.host_gone(str(ident), "host stopped sending heartbeats")
+                    outcomes += self.host_gone(str(ident), "host stopped sending heartbeats", now)
             elif kind == "lease":
                 lease = self.leases.get(int(ident))
                 if lease is not None and lease.expires <= now:
@@ -350,6 +351,20 @@ class Farm:
         if ring is not None and client in ring:
             ring.move_to_end(client)  # served: to the back of the line
         return grant
+
+    def _rebalance(self, keys: tuple[Compiler | None, ...], now: float) -> list[Outcome]:
+        """Faster capacity shrank (or grew): slow slots may now be worth taking."""
+        outcomes: list[Outcome] = []
+        for key in keys:
+            while self._waiting_count.get(key, 0) > 0:
+                host = self._pick(key)
+                if host is None or not self._worth(key, host, self._waiting_count[key] - 1):
+                    break
+                served = self._serve_waiting(host, now)
+                if not served:
+                    break
+                outcomes += served
+        return outcomes
 
     def _lose_patience(self, request: int, now: float) -> list[Outcome]:
         """A request held back for a faster host too long takes any free slot."""

@@ -176,7 +176,7 @@ class SchedulerService:
             self._dispatch(self.farm.host_report(report, now))
             self._wake.set()
         elif kind == m.HOST_LEAVING:
-            self._dispatch(self.farm.host_gone(message.first().get("host", ""), "host left"))
+            self._dispatch(self.farm.host_gone(message.first().get("host", ""), "host left", now))
         elif kind == m.QUERY_HOSTS:
             conn.send(encode(m.HOST_LIST, *self.host_records()))
         elif kind == m.QUERY_JOBS:
