@@ -126,10 +126,13 @@ class DaemonService:
     async def _serve(
         self, client: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        ws = Workspace(self.config.tmpdir or None)
+        # the job's directory is made when a request header arrives, not for
+        # every connection (probes, garbage and refusals never touch the disk)
+        made: list[Workspace] = []
         try:
             started = time.monotonic()
-            builder = await self._read_request(reader, ws)
+            builder = await self._read_request(reader, made)
+            ws = builder.ws
             plan = builder.plan(self.env)
             received = time.monotonic()
             if self._waiting >= self.config.queue_limit:
@@ -163,9 +166,12 @@ class DaemonService:
                 ms[2],
             )
         finally:
-            ws.remove()
+            for ws in made:
+                ws.remove()
 
-    async def _read_request(self, reader: asyncio.StreamReader, ws: Workspace) -> JobBuilder:
+    async def _read_request(
+        self, reader: asyncio.StreamReader, made: list[Workspace]
+    ) -> JobBuilder:
         parser = RequestParser()
         builder: JobBuilder | None = None
         received = False
@@ -182,7 +188,8 @@ class DaemonService:
                     parser.receive_eof()
                 continue
             if isinstance(event, JobHeader):
-                builder = JobBuilder(event, self.compilers, ws)
+                made.append(Workspace(self.config.tmpdir or None))
+                builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
                 assert builder is not None
                 builder.add_source(event.data)
