@@ -12,7 +12,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ccfarm.demo.farm import LocalDaemon, start_daemon, stop_daemon, wait_listening
+from ccfarm.demo.farm import (
+    LocalDaemon,
+    distccd_command,
+    start_daemon,
+    stop_daemon,
+    wait_listening,
+)
 
 
 def free_port(address: str) -> int:
@@ -41,21 +47,7 @@ def distccd(
         sys.exit("distccd is not installed (apt-get install distcc)")
     port = free_port(address)
     log_path = os.path.join(log_dir, f"distccd-{address}.log")
-    cmd = [
-        *wrapper,
-        binary,
-        "--daemon",
-        "--no-detach",
-        "--log-stderr",
-        "--listen",
-        address,
-        "--port",
-        str(port),
-        "--allow",
-        "127.0.0.0/8",
-        "--jobs",
-        str(jobs),
-    ]
+    cmd = [*wrapper, *distccd_command(binary, address, port, jobs)]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log)
     try:

@@ -24,7 +24,6 @@ import argparse
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from contextlib import ExitStack, contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
-from ccfarm.demo.farm import wait_listening  # noqa: E402
+from ccfarm.demo.farm import distccd_command, stop_process, wait_listening  # noqa: E402
 
 CGROOT = "/sys/fs/cgroup/cpu"
 PERIOD = 100_000
@@ -76,12 +75,7 @@ def process(argv: list[str], log: str, env: dict[str, str] | None = None) -> Ite
     try:
         yield
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 20)
 
 
 def make(
@@ -253,23 +247,7 @@ def main() -> int:
             for i, group in enumerate(hosts):
                 farm.enter_context(
                     process(
-                        in_group(
-                            group,
-                            [
-                                distccd,
-                                "--daemon",
-                                "--no-detach",
-                                "--log-stderr",
-                                "--listen",
-                                f"127.0.1.{i + 1}",
-                                "--port",
-                                str(PORT),
-                                "--allow",
-                                "127.0.0.0/8",
-                                "--jobs",
-                                "1",
-                            ],
-                        ),
+                        in_group(group, distccd_command(distccd, f"127.0.1.{i + 1}", PORT, 1)),
                         os.path.join(work, f"distccd-{i + 1}.log"),
                     )
                 )

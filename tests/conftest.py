@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ccfarm.demo.farm import LocalDaemon, start_daemon, stop_daemon, wait_listening
+from ccfarm.demo.farm import (
+    LocalDaemon,
+    distccd_command,
+    start_daemon,
+    stop_daemon,
+    stop_process,
+    wait_listening,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 _next_host = [10]
@@ -72,21 +79,7 @@ def distccd(tmp_path: Path) -> Iterator[object]:
         port = free_port(address)
         with open(tmp_path / f"distccd-{address}.log", "wb") as log:
             proc = subprocess.Popen(
-                [
-                    binary,
-                    "--daemon",
-                    "--no-detach",
-                    "--log-stderr",
-                    "--log-level=info",
-                    "--listen",
-                    address,
-                    "--port",
-                    str(port),
-                    "--allow",
-                    "127.0.0.0/8",
-                    "--jobs",
-                    str(jobs),
-                ],
+                distccd_command(binary, address, port, jobs),
                 stdin=subprocess.DEVNULL,
                 stderr=log,
                 env={**os.environ, "TMPDIR": "/tmp"},
@@ -97,11 +90,7 @@ def distccd(tmp_path: Path) -> Iterator[object]:
 
     yield start
     for p in procs:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop_process(p, 10)
 
 
 @pytest.fixture

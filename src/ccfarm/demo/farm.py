@@ -75,8 +75,32 @@ def start_daemon(
 
 
 def stop_daemon(daemon: LocalDaemon, timeout: float = 30.0) -> None:
-    proc = daemon.process
-    if proc is None or proc.poll() is not None:
+    if daemon.process is not None:
+        stop_process(daemon.process, timeout)
+
+
+def distccd_command(binary: str, address: str, port: int, jobs: int) -> list[str]:
+    """Debian's real distccd in the foreground, logging to stderr (tests, benchmarks)."""
+    return [
+        binary,
+        "--daemon",
+        "--no-detach",
+        "--log-stderr",
+        "--log-level=info",
+        "--listen",
+        address,
+        "--port",
+        str(port),
+        "--allow",
+        "127.0.0.0/8",
+        "--jobs",
+        str(jobs),
+    ]
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
