@@ -184,3 +184,16 @@ def test_output_in_other_directory_and_no_o(tmp_path: Path, ccfarmd, client_env)
     assert (tmp_path / "obj/a.o").read_bytes() == remote_obj
     assert (tmp_path / "obj/a.d").read_bytes() == remote_dep
     assert (tmp_path / "a.o").read_bytes() == remote_noo
+
+
+def test_gcc_predefines_survive_nostdinc(tmp_path: Path, ccfarmd, client_env) -> None:
+    """-nostdinc drops the implicit stdc-predef.h; the remote compile must not."""
+    (tmp_path / "iso.c").write_text(
+        "#ifdef __STDC_ISO_10646__\nint iso = __STDC_ISO_10646__;\n#else\nint iso = 0;\n#endif\n"
+    )
+    daemon = ccfarmd()
+    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
+    remote = run([ccfarm_exe(), "gcc", "-g", "-c", "iso.c", "-o", "remote.o"], tmp_path, env)
+    assert remote.returncode == 0 and b"compiled on" in remote.stderr
+    run(["gcc", "-g", "-c", "iso.c", "-o", "local.o"], tmp_path)
+    assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()

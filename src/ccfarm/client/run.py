@@ -261,6 +261,9 @@ def _distribute(
 
         cwd = os.getcwd()
         argv = remote_argv_full(job, system_dirs=info.system_dirs, extra=_color_flags(job, env))
+        if sources.reads_predefines(preprocessed):
+            # -nostdinc also drops gcc's implicit stdc-predef.h; put it back first
+            argv[1:1] = ["-include", "stdc-predef.h"]
         forwarded = [f"{k}={env[k]}" for k in protocol.CLIENT_ENVIRONMENT if k in env]
         header = protocol.JobHeader(
             version,

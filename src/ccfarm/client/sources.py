@@ -18,6 +18,11 @@ from ccfarm.protocol import FileEntry
 DIRECTORY_MARKER = ".ccfarm-dir"
 
 
+def reads_predefines(preprocessed: bytes) -> bool:
+    """Did the local compile include gcc's implicit `stdc-predef.h`?"""
+    return any(n.endswith(b"/stdc-predef.h") for n in included_files(preprocessed[:65536]))
+
+
 def _imacros(argv: tuple[str, ...]) -> list[str]:
     found = []
     for i, arg in enumerate(argv):

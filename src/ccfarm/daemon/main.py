@@ -168,8 +168,10 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
         return EXIT_BIND_FAILED
     agents = [asyncio.ensure_future(t) for t in await _agent_tasks(config, compilers, service)]
     if config.pid_file:
-        with open(config.pid_file, "w") as f:
+        tmp = f"{config.pid_file}.{os.getpid()}"
+        with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
             f.write(f"{os.getpid()}\n")
+        os.replace(tmp, config.pid_file)
     try:
         await service.serve_until_drained()
     finally:
