@@ -1,15 +1,22 @@
-"""Every real distcc capture decodes, and re-encodes to the same bytes."""
+"""Every real distcc capture decodes (whole and byte by byte) and re-encodes exactly.
+
+The captures are the bytes real distcc 3.4 peers exchanged (README.md beside
+them). Requests are decoded with `RequestParser`, replies with
+`ReplyParser(version of the request's DIST)`. Tests are parametrised over
+the files found by glob, so new captures are picked up: a new broken stream
+must be added to the tables below, or its test fails.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
-    NEED_DATA,
+    PUMP,
     CompileStatus,
     DepsFile,
     FileEntry,
@@ -24,133 +31,382 @@ from ccfarm.protocol import (
     RequestParser,
     Stderr,
     Stdout,
+    compressed,
     encode_reply,
+    encode_reply_head,
     encode_request,
+    sends_files,
+)
+from ccfarm.protocol.compression import compress, decompress
+from tests.unit import conftest
+from tests.unit.conftest import (
+    LITERAL_ONLY,
+    LZO_TOKENS,
+    MISSING,
+    PROTOCOL_MARKS,
+    bytewise,
+    capture_names,
+    drive,
+    request_version,
+    walk_tokens,
+    whole,
 )
 
-CAPTURES = Path(
-    os.environ.get(
-        "CCFARM_CAPTURES", Path(__file__).resolve().parents[3] / "shared" / "distcc-captures"
-    )
-)
-#: streams that are broken on purpose
-BROKEN_REQUESTS = {"h-p1-cpp-fail", "l-raw-bad-version", "l2-raw-garbage"}
-#: the peer sent literal-only LZO (valid, but not what LZO1X-1 produces)
-STORED_LZO = {"j2-py-p2-store", "k2-pyserver-p2-store"}
+pytestmark = PROTOCOL_MARKS
+
+#: requests that are broken on purpose, and whether the parser can refuse
+#: them before EOF ("at once") or only when the stream ends ("at EOF")
+BROKEN_REQUESTS = {
+    "h-p1-cpp-fail": "at EOF",  # cpp failed: DIST ARGC ARGV..., then close without DOTI
+    "l-raw-bad-version": "at once",  # DIST00000004
+    "l2-raw-garbage": "at once",  # an HTTP request line
+}
+#: replies that stop early although they are not empty (empty ones are refusals)
+TRUNCATED_REPLIES = {
+    "n2-half-close": 3,  # DONE STAT SERR, then the daemon closed (client half-closed)
+}
+#: payload files beside the captures: suffix -> the reply event that carries them
+PAYLOAD_FILES = {".o": ObjectFile, ".s": ObjectFile, ".d": DepsFile}
+
+Outcome = tuple[list[object], RemoteProtocolError | None]
+Chunking = Callable[[bytes], list[bytes]]
 
 
-def _names(suffix: str) -> list[str]:
-    # one placeholder when the captures are absent: the fixture then fails (CI) or skips
-    return sorted(p.name[: -len(suffix)] for p in CAPTURES.glob(f"*{suffix}")) or ["<missing>"]
+def _read(captures: Path, name: str, side: str) -> bytes:
+    return (captures / f"{name}.{side}.bin").read_bytes()
 
 
-def _drain(parser: RequestParser | ReplyParser) -> list[object]:
-    events = []
-    for _ in range(100_000):
-        event = parser.next_event()
-        if event is NEED_DATA:
-            return events
-        events.append(event)
-    raise AssertionError("parser did not stop")
+def decode_request(data: bytes, chunking: Chunking = whole, *, eof: bool = True) -> Outcome:
+    return drive(RequestParser(), chunking(data), eof=eof)
 
 
-def _decode(parser: RequestParser | ReplyParser, data: bytes, bytewise: bool) -> list[object]:
-    events: list[object] = []
-    chunks = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
-    for chunk in chunks:
-        parser.receive_data(chunk)
-        events += _drain(parser)
-    parser.receive_eof()
-    return events + _drain(parser)
+def decode_reply(
+    version: int, data: bytes, chunking: Chunking = whole, *, eof: bool = True
+) -> Outcome:
+    return drive(ReplyParser(version), chunking(data), eof=eof)
 
 
-def decode_request(data: bytes, *, bytewise: bool = False) -> list[object]:
-    return _decode(RequestParser(), data, bytewise)
+def same_outcome(a: Outcome, b: Outcome) -> bool:
+    """Same events, and the same refusal (type and message) or none."""
+    error_a = (type(a[1]), str(a[1])) if a[1] else None
+    error_b = (type(b[1]), str(b[1])) if b[1] else None
+    return a[0] == b[0] and error_a == error_b
 
 
-def decode_reply(version: int, data: bytes, *, bytewise: bool = False) -> list[object]:
-    return _decode(ReplyParser(version), data, bytewise)
+def request_bytes(events: list[object]) -> bytes:
+    """`encode_request` of decoded request events."""
+    header, *body, end = events
+    assert isinstance(header, JobHeader) and isinstance(end, RequestComplete)
+    if not sends_files(header.version):
+        (source,) = body
+        assert isinstance(source, PreprocessedSource)
+        return encode_request(header, source=source.data)
+    assert all(isinstance(e, FileEntry | LinkEntry) for e in body)
+    return encode_request(header, files=body)  # type: ignore[arg-type]
 
 
-def reencode_request(events: list[object]) -> bytes:
-    header = events[0]
-    assert isinstance(header, JobHeader)
-    source = next((e.data for e in events if isinstance(e, PreprocessedSource)), None)
-    files = [e for e in events if isinstance(e, FileEntry | LinkEntry)]
-    return encode_request(header, source=source, files=files)
-
-
-def reencode_reply(events: list[object]) -> bytes:
-    by_type = {type(e): e for e in events}
-    head = by_type[ReplyHeader]
-    status = by_type[CompileStatus]
+def reply_bytes(events: list[object]) -> bytes:
+    """`encode_reply` of decoded reply events (checking their order on the way)."""
+    head, status, err, out, obj, *rest = events
     assert isinstance(head, ReplyHeader) and isinstance(status, CompileStatus)
-    deps = by_type.get(DepsFile)
+    assert isinstance(err, Stderr) and isinstance(out, Stdout) and isinstance(obj, ObjectFile)
+    deps = b""
+    if len(rest) == 2:
+        assert isinstance(rest[0], DepsFile)
+        deps = rest[0].data
+    assert len(rest) in (1, 2) and isinstance(rest[-1], ReplyComplete)
     return encode_reply(
-        head.version,
-        status.wait_status,
-        stderr=by_type[Stderr].data,  # type: ignore[attr-defined]
-        stdout=by_type[Stdout].data,  # type: ignore[attr-defined]
-        obj=by_type[ObjectFile].data,  # type: ignore[attr-defined]
-        deps=deps.data if isinstance(deps, DepsFile) else b"",
+        head.version, status.wait_status, stderr=err.data, stdout=out.data, obj=obj.data, deps=deps
     )
 
 
-@pytest.fixture(autouse=True)
-def _need_captures(captures_dir: Path) -> None:
-    assert captures_dir.exists()
+# -- decoding ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _names(".client.bin"))
-def test_request_decodes_whole_and_bytewise(name: str) -> None:
-    data = (CAPTURES / f"{name}.client.bin").read_bytes()
+@pytest.mark.parametrize("name", capture_names(".client.bin"))
+def test_request_decodes_whole_and_byte_by_byte(captures_dir: Path, name: str) -> None:
+    data = _read(captures_dir, name, "client")
+    at_once = decode_request(data)
+    one_by_one = decode_request(data, bytewise)
+    assert same_outcome(at_once, one_by_one), (at_once, one_by_one)
+    events, error = at_once
     if name in BROKEN_REQUESTS:
-        with pytest.raises(RemoteProtocolError):
-            decode_request(data)
-        with pytest.raises(RemoteProtocolError):
-            decode_request(data, bytewise=True)
+        assert error is not None, f"{name} is broken on purpose but decoded: {events}"
         return
-    whole = decode_request(data)
-    assert whole == decode_request(data, bytewise=True)
-    assert isinstance(whole[0], JobHeader)
-    assert isinstance(whole[-1], RequestComplete)
-    if name in STORED_LZO:
-        assert decode_request(reencode_request(whole)) == whole
-    else:
-        assert reencode_request(whole) == data
-
-
-@pytest.mark.parametrize("name", _names(".server.bin"))
-def test_reply_decodes_whole_and_bytewise(name: str) -> None:
-    data = (CAPTURES / f"{name}.server.bin").read_bytes()
-    request = (CAPTURES / f"{name}.client.bin").read_bytes()
-    version = int(request[4:12], 16) if request.startswith(b"DIST") else 1
-    if not data or name.startswith("n2-"):
-        # no answer (refusals) / a reply cut after SERR (client half-closed)
-        with pytest.raises(RemoteProtocolError):
-            decode_reply(version, data)
-        return
-    whole = decode_reply(version, data)
-    assert whole == decode_reply(version, data, bytewise=True)
-    assert isinstance(whole[-1], ReplyComplete)
-    if name in STORED_LZO:
-        assert decode_reply(version, reencode_reply(whole)) == whole
-    else:
-        assert reencode_reply(whole) == data
-    for suffix, kind in ((".o", ObjectFile), (".s", ObjectFile), (".d", DepsFile)):
-        expected = CAPTURES / f"{name}{suffix}"
-        if expected.exists() and (kind is DepsFile or name.startswith(("a", "b", "e", "i", "o"))):
-            body = next(e for e in whole if isinstance(e, kind))
-            assert body.data == expected.read_bytes()  # type: ignore[attr-defined]
-
-
-def test_pump_request_has_files_and_links() -> None:
-    events = decode_request((CAPTURES / "e-p3-pump.client.bin").read_bytes())
+    assert error is None, f"{name}: {error}"
     header = events[0]
     assert isinstance(header, JobHeader)
-    assert header.version == 3 and header.cwd == b"/tmp/distcc-demo"
-    files = [e for e in events if isinstance(e, FileEntry)]
-    links = [e for e in events if isinstance(e, LinkEntry)]
-    assert [f.name for f in files][0] == b"/tmp/distcc-demo/pump_hello.c"
-    assert any(link.target.endswith(b"/usr/include") for link in links)
-    assert any(f.name.endswith(b"forcing_technique_271828") and f.data == b"" for f in files)
+    assert header.version == request_version(data)
+    assert isinstance(events[-1], RequestComplete)
+    assert sum(isinstance(e, JobHeader | RequestComplete) for e in events) == 2
+
+
+@pytest.mark.parametrize("name", capture_names(".server.bin"))
+def test_reply_decodes_whole_and_byte_by_byte(captures_dir: Path, name: str) -> None:
+    data = _read(captures_dir, name, "server")
+    version = request_version(_read(captures_dir, name, "client"))
+    at_once = decode_reply(version, data)
+    one_by_one = decode_reply(version, data, bytewise)
+    assert same_outcome(at_once, one_by_one), (at_once, one_by_one)
+    events, error = at_once
+    if not data:
+        # the daemon refused the job by closing: nothing to wait for, an error at EOF
+        assert decode_reply(version, data, eof=False) == ([], None)
+        assert events == [] and error is not None
+        return
+    if name in TRUNCATED_REPLIES:
+        assert error is not None and "closed" in str(error)
+        assert len(events) == TRUNCATED_REPLIES[name]
+        return
+    assert error is None, f"{name}: {error}"
+    assert events[0] == ReplyHeader(version)
+    assert isinstance(events[1], CompileStatus)
+    assert isinstance(events[-1], ReplyComplete)
+
+
+@pytest.mark.parametrize("name", [n for n, when in BROKEN_REQUESTS.items() if when == "at once"])
+def test_broken_request_refused_before_eof(captures_dir: Path, name: str) -> None:
+    data = _read(captures_dir, name, "client")
+    for chunking in (whole, bytewise):
+        events, error = decode_request(data, chunking, eof=False)
+        assert events == [] and isinstance(error, RemoteProtocolError)
+
+
+def test_bad_version_and_garbage_say_why(captures_dir: Path) -> None:
+    _, error = decode_request(_read(captures_dir, "l-raw-bad-version", "client"))
+    assert "version 4" in str(error)
+    _, error = decode_request(_read(captures_dir, "l2-raw-garbage", "client"))
+    assert "GET" in str(error)
+
+
+def test_request_cut_before_doti_gives_header_then_fails_at_eof(captures_dir: Path) -> None:
+    data = _read(captures_dir, "h-p1-cpp-fail", "client")
+    assert decode_request(data, eof=False)[1] is None  # still waiting for DOTI
+    events, error = decode_request(data)
+    assert isinstance(error, RemoteProtocolError) and "DOTI" in str(error)
+    (header,) = events
+    assert isinstance(header, JobHeader) and header.version == 1
+    # the header part is exactly what encode_request writes before DOTI
+    assert encode_request(header, source=b"") == data + b"DOTI00000000"
+
+
+def test_half_closed_reply_is_what_encode_reply_head_writes(captures_dir: Path) -> None:
+    data = _read(captures_dir, "n2-half-close", "server")
+    assert decode_reply(1, data, eof=False) == (decode_reply(1, data)[0], None)
+    events, error = decode_reply(1, data)
+    head, status, err = events
+    assert head == ReplyHeader(1)
+    assert isinstance(status, CompileStatus) and status.exit_code == 107  # EXIT_IO_ERROR
+    assert isinstance(err, Stderr) and b"Client fd disconnected" in err.data
+    assert isinstance(error, RemoteProtocolError) and "SOUT" in str(error)
+    assert encode_reply_head(1, status.wait_status, err.data) == data
+
+
+# -- re-encoding ------------------------------------------------------------------
+
+
+def _whole_streams(side: str) -> list[str]:
+    """Captures whose `side` stream is complete (so there is something to re-encode)."""
+    names = capture_names(f".{side}.bin")
+    if names == [MISSING]:
+        return names
+    broken = BROKEN_REQUESTS if side == "client" else TRUNCATED_REPLIES
+    path = conftest.captures_path()
+    return [n for n in names if n not in broken and (path / f"{n}.{side}.bin").stat().st_size]
+
+
+@pytest.mark.parametrize("name", _whole_streams("client"))
+def test_request_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> None:
+    data = _read(captures_dir, name, "client")
+    events, error = decode_request(data)
+    assert error is None
+    encoded = request_bytes(events)
+    if LITERAL_ONLY.get(name) == "client":
+        # literal-only LZO from a Python peer: see LITERAL_ONLY in conftest.py
+        assert encoded != data
+        assert decode_request(encoded) == (events, None)
+    else:
+        assert encoded == data
+
+
+@pytest.mark.parametrize("name", _whole_streams("server"))
+def test_reply_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> None:
+    data = _read(captures_dir, name, "server")
+    version = request_version(_read(captures_dir, name, "client"))
+    events, error = decode_reply(version, data)
+    assert error is None
+    encoded = reply_bytes(events)
+    if LITERAL_ONLY.get(name) == "server":
+        # literal-only LZO from a Python peer: see LITERAL_ONLY in conftest.py
+        assert encoded != data
+        assert decode_reply(version, encoded) == (events, None)
+    else:
+        assert encoded == data
+
+
+@pytest.mark.parametrize("name", sorted(LITERAL_ONLY))
+def test_literal_only_bodies_carry_their_plain_bytes(captures_dir: Path, name: str) -> None:
+    """Why those two cannot be re-encoded: their LZO bodies are stored literals."""
+    side = LITERAL_ONLY[name]
+    data = _read(captures_dir, name, side)
+    version = request_version(_read(captures_dir, name, "client"))
+    bodies = [p for n, _, p in walk_tokens(data) if n in LZO_TOKENS and p]
+    assert bodies and compressed(version)
+    for body in bodies:
+        plain = decompress(body, 1 << 20)
+        assert plain in body and body.endswith(b"\x11\x00\x00")  # literals + end marker
+        assert compress(plain) != body and len(compress(plain)) < len(body)
+
+
+# -- payloads against the files the real client wrote ---------------------------
+
+
+def _payload_files() -> list[tuple[str, str]]:
+    found = [
+        (name, suffix)
+        for suffix in PAYLOAD_FILES
+        for name in capture_names(suffix)
+        if name != MISSING
+    ]
+    return sorted(found) or [(MISSING, ".o")]
+
+
+@pytest.mark.parametrize(("name", "suffix"), _payload_files())
+def test_decoded_payload_matches_the_clients_file(
+    captures_dir: Path, name: str, suffix: str
+) -> None:
+    expected = (captures_dir / f"{name}{suffix}").read_bytes()
+    version = request_version(_read(captures_dir, name, "client"))
+    events, error = decode_reply(version, _read(captures_dir, name, "server"))
+    assert error is None
+    (body,) = [e for e in events if isinstance(e, PAYLOAD_FILES[suffix])]
+    assert body.data == expected  # type: ignore[attr-defined]
+
+
+# -- what the captures are known to contain (README.md index) --------------------
+
+
+def test_plain_and_lzo_requests_agree(captures_dir: Path) -> None:
+    plain, _ = decode_request(_read(captures_dir, "a-p1-plain", "client"))
+    lzo, _ = decode_request(_read(captures_dir, "b-p2-lzo", "client"))
+    header, source, _ = plain
+    assert isinstance(header, JobHeader) and isinstance(source, PreprocessedSource)
+    assert header == JobHeader(1, (b"x86_64-linux-gnu-gcc", b"-c", b"hello.c", b"-o", b"hello.o"))
+    assert lzo[0] == JobHeader(2, header.argv)
+    assert plain[1:] == lzo[1:]  # the same .i, once plain and once through LZO
+    assert len(source.data) == 168
+
+
+def test_real_client_and_python_server_replies_are_identical(captures_dir: Path) -> None:
+    real = _read(captures_dir, "b-p2-lzo", "server")
+    assert _read(captures_dir, "k-pyserver-p2-pylzo", "server") == real
+    assert decode_reply(2, _read(captures_dir, "k2-pyserver-p2-store", "server")) == decode_reply(
+        2, real
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "wait_status", "exit_code", "stderr_has", "has_object"),
+    [
+        ("a-p1-plain", 0, 0, None, True),
+        ("c-p1-error", 0x100, 1, b"error", False),
+        ("c2-p2-error", 0x100, 1, b"error", False),
+        ("d-p1-warning", 0, 0, b"warning", True),
+        ("d2-p2-warning", 0, 0, b"warning", True),
+        ("n-job-lifetime", 0x7600, 118, b"timeout", False),
+        ("o-p1-dash-S", 0, 0, None, True),
+    ],
+)
+def test_reply_status_and_bodies(
+    captures_dir: Path,
+    name: str,
+    wait_status: int,
+    exit_code: int,
+    stderr_has: bytes | None,
+    has_object: bool,
+) -> None:
+    version = request_version(_read(captures_dir, name, "client"))
+    events, _ = decode_reply(version, _read(captures_dir, name, "server"))
+    status = next(e for e in events if isinstance(e, CompileStatus))
+    assert (status.wait_status, status.exit_code) == (wait_status, exit_code)
+    err = next(e for e in events if isinstance(e, Stderr))
+    assert (stderr_has in err.data) if stderr_has else err.data == b""
+    obj = next(e for e in events if isinstance(e, ObjectFile))
+    assert bool(obj.data) == has_object
+
+
+def test_pump_request_files_links_and_deps(captures_dir: Path) -> None:
+    events, _ = decode_request(_read(captures_dir, "e-p3-pump", "client"))
+    header, *entries, _end = events
+    assert header == JobHeader(
+        PUMP,
+        (b"x86_64-linux-gnu-gcc", b"-c", b"pump_hello.c", b"-o", b"pump_hello.o"),
+        b"/tmp/distcc-demo",
+    )
+    assert [type(e).__name__ for e in entries] == ["FileEntry"] * 2 + ["LinkEntry"] * 3 + [
+        "FileEntry"
+    ]
+    source = (captures_dir / "sources" / "pump_hello.c").read_bytes()
+    assert entries[0] == FileEntry(b"/tmp/distcc-demo/pump_hello.c", source)
+    header_file = (captures_dir / "sources" / "pump_hello.h").read_bytes()
+    assert entries[1] == FileEntry(b"/tmp/distcc-demo/pump_hello.h", header_file)
+    for link in entries[2:5]:
+        assert isinstance(link, LinkEntry)
+        assert link.target.startswith(b"../") and link.target.endswith(link.name)
+    assert entries[5] == FileEntry(b"/tmp/distcc-demo/forcing_technique_271828", b"")
+    reply, _ = decode_reply(PUMP, _read(captures_dir, "e-p3-pump", "server"))
+    assert reply[-2] == DepsFile(b"pump_hello.o: pump_hello.c pump_hello.h\n")
+
+
+def test_reply_waits_for_more_until_the_end(captures_dir: Path) -> None:
+    """Without EOF a v1/v2 reply completes after DOTO; a v3 one needs DOTD or EOF."""
+    for name, version in (("a-p1-plain", 1), ("e-p3-pump", PUMP)):
+        events, error = decode_reply(version, _read(captures_dir, name, "server"), eof=False)
+        assert error is None and isinstance(events[-1], ReplyComplete)
+    data = _read(captures_dir, "e-p3-pump", "server")
+    cut = data[: data.index(b"DOTD")]
+    events, error = decode_reply(PUMP, cut, eof=False)
+    assert error is None and isinstance(events[-1], ObjectFile)
+    # distcc 3.4 accepts a reply that ends right after DOTO (see reply.py)
+    events, error = decode_reply(PUMP, cut)
+    assert error is None and isinstance(events[-1], ReplyComplete)
+    assert not any(isinstance(e, DepsFile) for e in events)
+
+
+# -- finding the captures ----------------------------------------------------------
+
+
+def test_captures_found_by_glob(captures_dir: Path) -> None:
+    clients = capture_names(".client.bin")
+    assert clients == sorted(
+        p.name.removesuffix(".client.bin") for p in captures_dir.glob("*.client.bin")
+    )
+    assert set(BROKEN_REQUESTS) | set(LITERAL_ONLY) | set(TRUNCATED_REPLIES) <= set(clients)
+    assert capture_names(".server.bin") == clients
+
+
+def test_missing_captures_fail_on_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(conftest.CAPTURES_ENV, str(tmp_path / "nowhere"))
+    assert conftest.capture_names(".client.bin") == [MISSING]
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=conftest.CAPTURES_ENV):
+        conftest.require_captures()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        conftest.require_captures()
+    # an existing directory without captures counts as missing too
+    monkeypatch.setenv(conftest.CAPTURES_ENV, str(tmp_path))
+    with pytest.raises(pytest.skip.Exception):
+        conftest.require_captures()
+    (tmp_path / "x.client.bin").write_bytes(b"")
+    assert conftest.require_captures() == tmp_path
+    assert conftest.capture_names(".client.bin") == ["x"]
+
+
+def test_default_location_is_beside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(conftest.CAPTURES_ENV, raising=False)
+    repo = Path(__file__).resolve().parents[2]
+    assert (repo / "pyproject.toml").exists()
+    assert conftest.captures_path() == repo.parent / "shared" / "distcc-captures"

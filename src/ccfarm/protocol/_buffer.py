@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol.tokens import TOKEN_SIZE, describe, parse_token
@@ -27,13 +27,14 @@ class TokenBuffer:
         return len(self._buf) - self._pos
 
     def take(
-        self, expected: Collection[bytes], with_payload: Collection[bytes], max_payload: int
+        self, expected: Collection[bytes], max_payload: Mapping[bytes, int]
     ) -> tuple[bytes, int, bytes | None] | None:
         """The next token if it is whole and its name is one of `expected`.
 
-        Returns None when more bytes are needed. The name is checked as soon
-        as 12 bytes are there, before waiting for a payload, so garbage and
-        absurd lengths are refused at once.
+        Tokens named in `max_payload` carry a payload of at most that many
+        bytes. Returns None when more bytes are needed. The name and the
+        length are checked as soon as 12 bytes are there, before waiting for
+        a payload, so garbage and absurd lengths are refused at once.
         """
         if self.pending < TOKEN_SIZE:
             return None
@@ -42,10 +43,11 @@ class TokenBuffer:
         if name not in expected:
             wanted = "/".join(n.decode() for n in expected)
             raise RemoteProtocolError(f"expected {wanted}, got {describe(bytes(raw))}")
-        if name not in with_payload:
+        limit = max_payload.get(name)
+        if limit is None:
             self._pos += TOKEN_SIZE
             return name, value, None
-        if value > max_payload:
+        if value > limit:
             raise RemoteProtocolError(f"{name.decode()} body of {value} bytes exceeds the limit")
         end = self._pos + TOKEN_SIZE + value
         if len(self._buf) < end:

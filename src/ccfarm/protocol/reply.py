@@ -62,6 +62,7 @@ class ReplyParser:
     def __init__(self, version: int, limits: Limits | None = None) -> None:
         self.version = version
         self.limits = limits or Limits()
+        self._max_payload = dict.fromkeys(_BODIES, self.limits.max_body)
         self._buf = TokenBuffer()
         self._state = _State.DONE
         self._status = -1
@@ -85,7 +86,7 @@ class ReplyParser:
         if self._state == _State.COMPLETE:
             return self._complete_once()
         name, next_state = _GRAMMAR[self._state]
-        token = self._buf.take((name,), _BODIES, self.limits.max_body)
+        token = self._buf.take((name,), self._max_payload)
         if token is None:
             if self._state == _State.DOTD and self._buf.eof and not self._buf.pending:
                 self._state = _State.COMPLETE  # distcc accepts a missing DOTD

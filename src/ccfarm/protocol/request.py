@@ -51,19 +51,36 @@ class _State:
     COMPLETE = "complete"
 
 
-#: state -> (token names accepted, names that carry a payload)
-_GRAMMAR: dict[str, tuple[frozenset[bytes], frozenset[bytes]]] = {
-    _State.DIST: (frozenset({b"DIST"}), frozenset()),
-    _State.ENVC: (frozenset({b"ENVC"}), frozenset()),
-    _State.ENVV: (frozenset({b"ENVV"}), frozenset({b"ENVV"})),
-    _State.CDIR: (frozenset({b"CDIR"}), frozenset({b"CDIR"})),
-    _State.ARGC: (frozenset({b"ARGC"}), frozenset()),
-    _State.ARGV: (frozenset({b"ARGV"}), frozenset({b"ARGV"})),
-    _State.DOTI: (frozenset({b"DOTI"}), frozenset({b"DOTI"})),
-    _State.NFIL: (frozenset({b"NFIL"}), frozenset()),
-    _State.NAME: (frozenset({b"NAME"}), frozenset({b"NAME"})),
-    _State.BODY: (frozenset({b"FILE", b"LINK"}), frozenset({b"FILE", b"LINK"})),
+#: state -> token names accepted
+_GRAMMAR: dict[str, frozenset[bytes]] = {
+    _State.DIST: frozenset({b"DIST"}),
+    _State.ENVC: frozenset({b"ENVC"}),
+    _State.ENVV: frozenset({b"ENVV"}),
+    _State.CDIR: frozenset({b"CDIR"}),
+    _State.ARGC: frozenset({b"ARGC"}),
+    _State.ARGV: frozenset({b"ARGV"}),
+    _State.DOTI: frozenset({b"DOTI"}),
+    _State.NFIL: frozenset({b"NFIL"}),
+    _State.NAME: frozenset({b"NAME"}),
+    _State.BODY: frozenset({b"FILE", b"LINK"}),
 }
+
+
+def _payload_limits(limits: Limits) -> dict[bytes, int]:
+    """Tokens that carry a payload -> its largest length on the wire.
+
+    Checked on the 12-byte token, before the payload arrives: an ARGV of
+    1 GiB must be refused at once, not buffered and then refused.
+    """
+    return {
+        b"ENVV": limits.max_arg_bytes,
+        b"CDIR": limits.max_name_bytes,
+        b"ARGV": limits.max_arg_bytes,
+        b"DOTI": limits.max_body,
+        b"NAME": limits.max_name_bytes,
+        b"FILE": limits.max_body,
+        b"LINK": limits.max_name_bytes,
+    }
 
 
 class RequestParser:
@@ -71,6 +88,7 @@ class RequestParser:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
+        self._max_payload = _payload_limits(self.limits)
         self._buf = TokenBuffer()
         self._state = _State.DIST
         self._version = 0
@@ -111,8 +129,7 @@ class RequestParser:
 
     def next_event(self) -> RequestEvent | Need:
         while self._state != _State.COMPLETE:
-            expected, with_payload = _GRAMMAR[self._state]
-            token = self._buf.take(expected, with_payload, self.limits.max_body)
+            token = self._buf.take(_GRAMMAR[self._state], self._max_payload)
             if token is None:
                 self._buf.check_truncated(f"while waiting for {self._state}")
                 return NEED_DATA
@@ -154,6 +171,8 @@ class RequestParser:
         assert payload is not None
         if not payload.startswith(b"/") or len(payload) > self.limits.max_name_bytes:
             raise RemoteProtocolError("CDIR must be an absolute path")
+        if b"\0" in payload:
+            raise RemoteProtocolError("CDIR contains a NUL byte")
         self._cwd = payload
         self._state = _State.ARGC
 
