@@ -116,3 +116,25 @@ def test_sigterm_drains_running_job(tmp_path: Path, ccfarmd, client_env) -> None
     assert b"compiled on " + daemon.spec.encode() in stderr, stderr  # finished remotely
     assert daemon.process.wait(30) == 0
     assert not any(jobs_dir.iterdir())
+
+
+def test_no_temporary_files_left_when_the_job_ends_locally(
+    tmp_path: Path, ccfarmd, client_env
+) -> None:
+    """A local re-run replaces the wrapper process (exec): its temporaries go first."""
+    daemon = ccfarmd()
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    (tmp_path / "bad.c").write_text("int broken(void) { return undeclared; }\n")
+    (tmp_path / "a.c").write_text("int a(void) { return 42; }\n")
+    down = next_address()
+    cases = [
+        ({"CCFARM_HOSTS": daemon.spec}, "bad.c", 1),  # remote compile error: re-run here
+        ({"CCFARM_HOSTS": f"{down}:{free_port(down)}", "CCFARM_FALLBACK": "1"}, "a.c", 0),
+    ]
+    for helper in ("1", "0"):
+        for extra, source, status in cases:
+            env = {**client_env, **extra, "TMPDIR": str(private_tmp), "CCFARM_HELPER": helper}
+            proc = run([ccfarm_exe(), "gcc", "-c", source, "-o", "out.o"], tmp_path, env)
+            assert proc.returncode == status, proc.stderr
+            assert sorted(os.listdir(private_tmp)) == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+
+from ccfarm.client import helper_client
 
 USAGE = """\
 usage: ccfarm [COMPILER] [COMPILER ARGS...]
@@ -12,7 +15,9 @@ usage: ccfarm [COMPILER] [COMPILER ARGS...]
 Hosts come from CCFARM_HOSTS (ccfarmd hosts) or DISTCC_HOSTS (distcc syntax).
 Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
 remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
-state directory (default $DISTCC_DIR or ~/.distcc).
+state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
+helper process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
+default 600); CCFARM_HELPER=0 runs each job in its own process instead.
 """
 
 
@@ -27,20 +32,33 @@ def main() -> int:
 
             sys.stdout.write(f"ccfarm {__version__}\n")
             return 0
+    status = None
+    if helper_client.enabled(os.environb):
+        name = helper_client.socket_name(os.environ)
+        status = helper_client.forward(argv, name)
+        if status == helper_client.ABSENT:
+            helper_client.start_helper(name)  # for the jobs after this one
+            status = None
+    if status is None:
+        status = run_job(argv, os.environ)
+    # Skip the interpreter's teardown: this process has nothing left to clean.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def run_job(argv: list[str], env: Mapping[str, str]) -> int:
+    """Run one compile job in this process (the wrapper's or a helper's child)."""
     from ccfarm.client.invocation import resolve
     from ccfarm.client.run import compile_job
     from ccfarm.errors import CcfarmError
 
     try:
-        inv = resolve(argv, os.environ)
+        inv = resolve(argv, env)
     except CcfarmError as exc:
         sys.stderr.write(f"ccfarm: {exc}\n")
         return 101
-    status = compile_job(inv, os.environ)
-    # Skip the interpreter's teardown: this process has nothing left to clean.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    return compile_job(inv, env)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ other work while it runs; `Spawned.wait()` collects its stderr and status.
 
 from __future__ import annotations
 
+import _signal
 import os
 from collections.abc import Mapping, Sequence
 
@@ -39,8 +40,10 @@ def spawn(path: str, argv: Sequence[str], env: Mapping[str, str]) -> Spawned:
         (os.POSIX_SPAWN_CLOSE, read_end),
         (os.POSIX_SPAWN_CLOSE, write_end),
     ]
-    try:
-        pid = os.posix_spawn(path, list(argv), dict(env), file_actions=actions)
+    try:  # SIGPIPE: Python ignores it, and an ignored signal stays ignored across exec
+        pid = os.posix_spawn(
+            path, list(argv), dict(env), file_actions=actions, setsigdef=(_signal.SIGPIPE,)
+        )
     except BaseException:
         os.close(read_end)
         raise

@@ -87,6 +87,7 @@ class _Preprocessing:
         argv = local_preprocess_argv(job, self.path)
         argv[0] = inv.compiler_path  # gcc finds its cc1 relative to argv[0]
         self.proc: Spawned = spawn(inv.compiler_path, argv, {**env, SAFEGUARD: "1"})
+        _live.append(self)
 
     def result(self) -> tuple[bytes, bytes]:
         """(preprocessed text, preprocessor stderr); raises if it failed."""
@@ -97,9 +98,15 @@ class _Preprocessing:
             return f.read(), stderr
 
     def discard(self) -> None:
-        self.proc.wait()
+        self.proc.wait()  # first: the preprocessor could create the file again
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        with contextlib.suppress(ValueError):
+            _live.remove(self)
+
+
+#: preprocessor runs not discarded yet (exec_local ends them: no `finally` runs after exec)
+_live: list[_Preprocessing] = []
 
 
 def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
@@ -332,8 +339,13 @@ def run_local(
 
 def exec_local(inv: Invocation, env: Mapping[str, str], slot: slots.Slot | None) -> int:
     """Replace this process with the real compiler (a held slot stays locked)."""
+    for cpp in list(_live):
+        cpp.discard()
     if slot is not None:
         os.set_inheritable(slot.fd, True)
+    import _signal
+
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # Python ignores it; a compiler must not
     sys.stdout.flush()
     sys.stderr.flush()
     # argv[0] is the real path: gcc finds cc1 relative to it (a masquerade link

@@ -24,9 +24,10 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 from ccfarm.client.hosts import HostSpec
+from ccfarm.client.statedir import state_dir
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time): `random` for --randomize
@@ -36,14 +37,6 @@ if MYPY:  # imported only when used (start-up time): `random` for --randomize
 # lock file path -> claim token, for every lock file this process holds or is
 # locking right now (see the module docstring). `dict.setdefault` is atomic.
 _claims: dict[str, object] = {}
-
-
-def state_dir(env: Mapping[str, str]) -> str:
-    """`$CCFARM_DIR`, else `$DISTCC_DIR`, else `~/.distcc` (HOME from `env`)."""
-    path = env.get("CCFARM_DIR") or env.get("DISTCC_DIR")
-    if not path:
-        path = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".distcc")
-    return path
 
 
 def make_state_dirs(state: str) -> None:

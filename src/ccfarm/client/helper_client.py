@@ -1,0 +1,117 @@
+"""The per-job side of the warm helper: forward the job, or start a helper.
+
+Runs in every `ccfarm` process before anything heavy is imported, so it
+uses only built-in modules (`_socket`, `_signal`) and `helper_wire`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ccfarm.client import helper_wire as wire
+from ccfarm.client.statedir import state_dir
+
+_CONNECT_TIMEOUT = 2.0
+#: `forward`'s answer when no helper serves this name (start one)
+ABSENT = -1
+
+
+def enabled(env: os._Environ[bytes]) -> bool:
+    return env.get(b"CCFARM_HELPER", b"1") != b"0" and not env.get(b"CCFARM_SAFEGUARD")
+
+
+def socket_name(environ: os._Environ[str]) -> bytes:
+    """The helper socket that serves this process's jobs."""
+    try:
+        with open("/proc/self/cgroup", "rb") as f:
+            cgroups = f.read()
+    except OSError:
+        cgroups = b""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))
+    key = wire.helper_key(os.path.abspath(state_dir(environ)), sys.executable, package, cgroups)
+    return wire.socket_name(os.getuid(), key)
+
+
+def forward(argv: list[str], name: bytes) -> int | None:
+    """Have the helper at `name` run the job; its exit status, or None.
+
+    None means "run it yourself": the socket is not ours, or the helper
+    vanished before answering (then nothing of the job is trusted and it
+    runs again here; the output is rewritten whole). ABSENT means the same,
+    and that no helper serves this name (none listens, or it is retiring).
+    Killed by a signal there, this process kills itself with the same one.
+    """
+    import _signal
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(_CONNECT_TIMEOUT)
+        try:
+            sock.connect(name)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return ABSENT
+        creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+        if int.from_bytes(creds[4:8], sys.byteorder) != os.getuid():
+            return None  # someone else's socket: send it nothing
+        umask = os.umask(0)
+        os.umask(umask)
+        environb = os.environb
+        request = wire.encode_request(
+            [os.fsencode(a) for a in argv],
+            os.getcwdb(),
+            umask,
+            [k + b"=" + v for k, v in environb.items()],
+        )
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if sent < len(request):
+            sock.sendall(request[sent:])
+        # From here the job is running there: an interrupt ends this process
+        # quietly, and the helper stops the job when the socket closes.
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        sock.settimeout(None)
+        reply = b""
+        while len(reply) < wire.REPLY_SIZE:
+            chunk = sock.recv(wire.REPLY_SIZE - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+        kind, value = wire.decode_reply(reply)
+    except (OSError, wire.WireError):
+        return None
+    finally:
+        sock.close()
+    if kind == "fallback":
+        return ABSENT
+    if kind == "exit":
+        return value
+    if kind == "signal":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _signal.signal(value, _signal.SIG_DFL)
+        os.kill(os.getpid(), value)
+        return 128 + value
+    return None  # not reached
+
+
+def start_helper(name: bytes) -> None:
+    """Start a helper for later jobs (detached; it exits when idle).
+
+    Several jobs may start one at once: only the first binds the name, the
+    others exit at once.
+    """
+    null = os.devnull
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, null, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0),
+    ]
+    argv = [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()]
+    env = dict(os.environ)
+    env.pop("CCFARM_SAFEGUARD", None)
+    import contextlib
+
+    with contextlib.suppress(OSError):  # this job runs in-process anyway
+        os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)

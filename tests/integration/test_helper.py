@@ -1,0 +1,270 @@
+"""The warm helper, for real: a helper process, real wrapper processes, real gcc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccfarm.client import helper_client
+from tests.conftest import ccfarm_cmd, run, wait_for
+
+SOURCE = "int twice(int x) { return 2 * x; }\n"
+BROKEN = "int broken(void) { return undeclared; }\n"
+
+
+def helper_pids(name: bytes) -> list[int]:
+    """Helper processes serving `name` (from their command lines)."""
+    wanted = name[1:]
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"ccfarm.client.helper" in argv and wanted in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def name_for(env: dict[str, str]) -> bytes:
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return helper_client.socket_name(os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+_started: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture
+def helper_env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Jobs go to a real ccfarmd; their helper stays up for the test, stopped afterwards."""
+    daemon = ccfarmd()
+    env = {**client_env, "CCFARM_HELPER_IDLE": "30", "CCFARM_HOSTS": daemon.spec}
+    yield env
+    for pid in helper_pids(name_for(env)):
+        os.kill(pid, signal.SIGTERM)
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(timeout=30)
+
+
+def start_helper(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    name = name_for(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()], env=env
+    )
+    _started.append(proc)
+    wait_for(lambda: _listening(name))
+    return proc
+
+
+def _listening(name: bytes) -> bool:
+    """Is a socket bound to the abstract `name` (shown as @name in /proc/net/unix)?"""
+    with open("/proc/net/unix", "rb") as f:
+        return any(line.endswith(b" @" + name[1:]) for line in f.read().splitlines())
+
+
+def test_first_job_starts_a_helper_and_later_jobs_use_it(
+    tmp_path: Path, helper_env: dict[str, str]
+) -> None:
+    (tmp_path / "x.c").write_text(SOURCE)
+    name = name_for(helper_env)
+    assert not helper_pids(name)
+    first = run([*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "first.o"], tmp_path, helper_env)
+    assert first.returncode == 0, first.stderr
+    wait_for(lambda: _listening(name))
+    [pid] = helper_pids(name)
+    ticks_before = _cpu_ticks_with_children(pid)
+    for i in range(3):
+        later = run(
+            [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", f"later{i}.o"], tmp_path, helper_env
+        )
+        assert later.returncode == 0, later.stderr
+        assert later.stderr == b""
+    assert helper_pids(name) == [pid]  # still the one helper
+    # the jobs ran in children of the helper (reaped by it: their CPU counts there)
+    wait_for(lambda: _cpu_ticks_with_children(pid) > ticks_before)
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
+    for obj in ("first.o", "later0.o", "later1.o", "later2.o"):
+        assert (tmp_path / obj).read_bytes() == (tmp_path / "local.o").read_bytes()
+
+
+def _cpu_ticks_with_children(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15])
+
+
+def test_forwarded_job_uses_the_callers_cwd_stdio_umask_and_status(
+    tmp_path: Path,
+    helper_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    start_helper(helper_env)
+    (tmp_path / "x.c").write_text(SOURCE)
+    (tmp_path / "bad.c").write_text(BROKEN)
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        monkeypatch.delenv(key)
+    for key, value in helper_env.items():
+        monkeypatch.setenv(key, value)
+    name = helper_client.socket_name(os.environ)
+    old = os.umask(0o077)
+    try:
+        status = helper_client.forward(["ccfarm", "gcc", "-c", "x.c", "-o", "x.o"], name)
+    finally:
+        os.umask(old)
+    assert status == 0
+    assert (tmp_path / "x.o").stat().st_mode & 0o777 == 0o600
+    capfd.readouterr()
+
+    status = helper_client.forward(["ccfarm", "gcc", "-c", "bad.c", "-o", "bad.o"], name)
+    remote = capfd.readouterr()
+    local = subprocess.run(["gcc", "-c", "bad.c", "-o", "bad.o"], capture_output=True, text=True)
+    assert status == local.returncode == 1
+    assert remote.err == local.stderr
+    assert not (tmp_path / "bad.o").exists()
+
+
+def test_a_job_killed_by_a_signal_kills_the_wrapper_with_it(
+    tmp_path: Path, helper_env: dict[str, str]
+) -> None:
+    start_helper(helper_env)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    crasher = bindir / "crashcc"
+    crasher.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crasher.chmod(0o755)
+    env = {**helper_env, "PATH": f"{bindir}:{helper_env['PATH']}", "CCFARM_HOSTS": "localhost"}
+    (tmp_path / "x.c").write_text(SOURCE)
+    result = run([*ccfarm_cmd(), "crashcc", "-c", "x.c"], tmp_path, env)
+    assert result.returncode == -signal.SIGSEGV
+
+
+def test_interrupted_wrapper_stops_its_job(tmp_path: Path, helper_env: dict[str, str]) -> None:
+    start_helper(helper_env)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    marker = tmp_path / "compiler-pid"
+    slow = bindir / "slowcc"
+    slow.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 60\n")
+    slow.chmod(0o755)
+    env = {**helper_env, "PATH": f"{bindir}:{helper_env['PATH']}", "CCFARM_HOSTS": "localhost"}
+    (tmp_path / "x.c").write_text(SOURCE)
+    wrapper = subprocess.Popen([*ccfarm_cmd(), "slowcc", "-c", "x.c"], cwd=tmp_path, env=env)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip() != "")
+        compiler = int(marker.read_text())
+        assert os.path.exists(f"/proc/{compiler}")
+        wrapper.kill()  # make interrupted, the wrapper gone without a word
+        wrapper.wait()
+        wait_for(lambda: not _alive(compiler), timeout=15)
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_changed_code_makes_the_helper_step_down(
+    tmp_path: Path, helper_env: dict[str, str]
+) -> None:
+    proc = start_helper(helper_env)
+    (tmp_path / "x.c").write_text(SOURCE)
+    source = Path(helper_client.__file__).with_name("helper_wire.py")
+    st = source.stat()
+    try:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        result = run([*ccfarm_cmd(), "gcc", "-c", "x.c", "-o", "x.o"], tmp_path, helper_env)
+        assert result.returncode == 0, result.stderr  # ran in the wrapper process itself
+        assert (tmp_path / "x.o").exists()
+        proc.wait(timeout=10)  # the old helper left
+    finally:
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_idle_helper_exits(tmp_path: Path, helper_env: dict[str, str]) -> None:
+    proc = start_helper({**helper_env, "CCFARM_HELPER_IDLE": "0.5"})
+    assert proc.wait(timeout=10) == 0
+
+
+def test_only_one_helper_per_name(helper_env: dict[str, str]) -> None:
+    first = start_helper(helper_env)
+    name = name_for(helper_env)
+    second = subprocess.run(
+        [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()],
+        env=helper_env,
+        timeout=30,
+    )
+    assert second.returncode == 0
+    assert first.poll() is None
+    assert helper_pids(name) == [first.pid]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to listen as another user")
+def test_a_helper_of_another_user_is_not_trusted(
+    tmp_path: Path, helper_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Abstract sockets have no permissions: someone else may hold the name first."""
+    monkeypatch.chdir(tmp_path)
+    for key, value in helper_env.items():
+        monkeypatch.setenv(key, value)
+    name = helper_client.socket_name(os.environ)
+    ready_r, ready_w = os.pipe()
+    got_r, got_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the squatter: another user listening on our helper's name
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(name)
+                listener.listen(1)
+                os.write(ready_w, b"x")
+                conn, _ = listener.accept()
+                conn.settimeout(5)
+                os.write(got_w, b"%d" % len(conn.recv(65536)))
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(got_w)
+    assert os.read(ready_r, 1) == b"x"
+    os.close(ready_r)
+    assert helper_client.forward(["ccfarm", "gcc", "-c", "x.c"], name) is None
+    os.waitpid(pid, 0)
+    assert os.read(got_r, 16) == b"0"  # it got a connection and not one byte
+    os.close(got_r)
+
+
+def test_disabled_helper_is_never_started(tmp_path: Path, client_env: dict[str, str]) -> None:
+    env = {**client_env, "CCFARM_HELPER": "0", "CCFARM_HOSTS": "localhost"}
+    (tmp_path / "x.c").write_text(SOURCE)
+    result = run([*ccfarm_cmd(), "gcc", "-c", "x.c", "-o", "x.o"], tmp_path, env)
+    assert result.returncode == 0
+    time.sleep(0.5)
+    assert not helper_pids(name_for(env))

@@ -1,0 +1,110 @@
+"""The wrapper <-> warm helper messages (pure encoding)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ccfarm.client import helper_wire as wire
+
+_field = st.binary(max_size=40).filter(lambda b: b"\0" not in b)
+_env_item = st.tuples(_field.filter(lambda b: b"=" not in b), _field).map(
+    lambda kv: kv[0] + b"=" + kv[1]
+)
+
+
+@given(
+    argv=st.lists(_field, min_size=1, max_size=8),
+    cwd=_field.map(lambda b: b"/" + b),
+    umask=st.integers(0, 0o777),
+    env=st.lists(_env_item, max_size=8),
+)
+def test_request_round_trip(argv: list[bytes], cwd: bytes, umask: int, env: list[bytes]) -> None:
+    data = wire.encode_request(argv, cwd, umask, env)
+    length = wire.payload_length(data[: wire.HEADER_SIZE])
+    assert len(data) == wire.HEADER_SIZE + length
+    assert wire.decode_payload(data[wire.HEADER_SIZE :]) == (argv, cwd, umask, env)
+
+
+def test_request_layout() -> None:
+    data = wire.encode_request([b"ccfarm", b"-c", b"x.c"], b"/src", 0o22, [b"A=1"])
+    assert data == b"CCFH0001" + b"0000001c" + b"3\0ccfarm\0-c\0x.c\0/src\x0022\0A=1\0"
+
+
+def test_nul_inside_a_field_is_refused() -> None:
+    with pytest.raises(wire.WireError):
+        wire.encode_request([b"a\0b"], b"/", 0, [])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"CCFH0002" + b"00000010",  # other version
+        b"CCFH0001" + b"0000001G",  # not hex
+        b"CCFH0001" + b"0x000010",  # not exactly digits
+        b"CCFH0001" + b"0000010",  # short
+        b"CCFH0001" + b"7fffffff",  # absurd length
+    ],
+)
+def test_bad_headers(header: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.payload_length(header)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"1\0cc\0/src\x0022\0A=1",  # not terminated
+        b"x\0cc\0/src\x0022\0",  # argc not a number
+        b"0\0/src\x0022\0",  # no argv
+        b"5\0cc\0/src\x0022\0",  # argc past the end
+        b"1\0cc\0relative\x0022\0",  # cwd not absolute
+        b"1\0cc\0/src\x00999\0",  # umask not octal
+        b"1\0cc\0/src\x0022\0NOEQUALS\0",  # environment item without '='
+    ],
+)
+def test_bad_payloads(payload: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_payload(payload)
+
+
+def test_replies() -> None:
+    assert wire.decode_reply(wire.encode_reply(0)) == ("exit", 0)
+    assert wire.decode_reply(wire.encode_reply(3 << 8)) == ("exit", 3)
+    assert wire.decode_reply(wire.encode_reply(int(signal.SIGSEGV))) == (
+        "signal",
+        int(signal.SIGSEGV),
+    )
+    assert wire.decode_reply(wire.FALLBACK) == ("fallback", 0)
+    # real wait statuses, as waitpid gives them
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    assert wire.decode_reply(wire.encode_reply(status)) == ("exit", 7)
+
+
+@pytest.mark.parametrize("reply", [b"", b"X", b"X0000000", b"Y00000000", b"X00000100", b"FF"])
+def test_bad_replies(reply: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode_reply(reply)
+
+
+def test_socket_names_separate_what_must_not_share_a_helper() -> None:
+    base = wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice")
+    others = [
+        wire.helper_key("/home/u/other", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
+        wire.helper_key("/home/u/.distcc", "/venv/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
+        wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/src/ccfarm", b"0::/user.slice"),
+        wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/bench-c1"),
+    ]
+    name = wire.socket_name(1000, base)
+    assert name.startswith(b"\0ccfarm-helper/1000/")
+    assert len(name) < 108  # sockaddr_un's limit
+    assert wire.socket_name(1000, base) == name  # stable across processes (no hash())
+    assert wire.socket_name(1001, base) != name
+    assert len({wire.socket_name(1000, k) for k in others} | {name}) == 5
