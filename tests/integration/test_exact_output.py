@@ -9,12 +9,24 @@ import pytest
 
 from tests.conftest import ccfarm_exe, copy_tree, run
 
-FLAG_SETS = {
-    "O2": ["-O2"],
-    "g": ["-g", "-O1"],
-    "MD": ["-O2", "-MD"],
-    "MMD-MF-MT": ["-O2", "-MMD", "-MP", "-MF", "{base}.dep", "-MT", "custom-{base}"],
+#: flags, wrapper environment, and the way the job must have gone: compiled
+#: from the preprocessed text ("preprocessed", where that is exact) or from
+#: the sources and headers ("exact")
+FLAG_SETS: dict[str, tuple[list[str], dict[str, str], str]] = {
+    "O2": (["-O2"], {}, "preprocessed"),
+    "Os-fPIC": (["-Os", "-fPIC"], {}, "preprocessed"),
+    "O2-exact-mode": (["-O2"], {"CCFARM_MODE": "exact"}, "exact"),
+    "O0": (["-O0"], {}, "exact"),
+    "g": (["-g", "-O1"], {}, "exact"),
+    "MD": (["-O2", "-MD"], {}, "preprocessed"),
+    "MMD-MF-MT": (
+        ["-O2", "-MMD", "-MP", "-MF", "{base}.dep", "-MT", "custom-{base}"],
+        {},
+        "preprocessed",
+    ),
+    "g-MMD": (["-g", "-O2", "-MMD"], {}, "exact"),
 }
+WAY = {"preprocessed": b" from preprocessed text\n", "exact": b" (protocol 0x43460001)"}
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +42,28 @@ def _sources(tree: Path) -> list[str]:
 @pytest.mark.parametrize("flags", list(FLAG_SETS), ids=list(FLAG_SETS))
 def test_every_lua_object_identical(flags: str, lua_copy: Path, ccfarmd, client_env) -> None:
     daemon = ccfarmd(jobs=2)
-    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
+    flag_list, env_extra, way = FLAG_SETS[flags]
+    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1", **env_extra}
     sources = _sources(lua_copy)
     assert len(sources) >= 30
     for name in sources:
         base = name[:-2]
-        extra = [f.format(base=base) for f in FLAG_SETS[flags]]
+        extra = [f.format(base=base) for f in flag_list]
+        for stale in (f"{base}.dep", f"{base}.mine.d", f"{base}.farm.d"):  # earlier flag sets'
+            (lua_copy / stale).unlink(missing_ok=True)
         local = run(
-            ["gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.local.o"], lua_copy
+            ["gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.mine.o"], lua_copy
         )
         local_deps = _deps_files(lua_copy, base)
         remote = run(
-            [ccfarm_exe(), "gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.remote.o"],
+            [ccfarm_exe(), "gcc", *extra, "-DLUA_USE_LINUX", "-c", name, "-o", f"{base}.farm.o"],
             lua_copy,
             env,
         )
         assert remote.returncode == local.returncode == 0, remote.stderr.decode()
-        assert b"compiled on " + daemon.spec.encode() in remote.stderr
-        assert (lua_copy / f"{base}.remote.o").read_bytes() == (
-            lua_copy / f"{base}.local.o"
+        assert b"compiled on " + daemon.spec.encode() + WAY[way] in remote.stderr
+        assert (lua_copy / f"{base}.farm.o").read_bytes() == (
+            lua_copy / f"{base}.mine.o"
         ).read_bytes(), name
         _assert_same_deps(lua_copy, base, local_deps)
         # diagnostics: identical text (the verbose line aside)
@@ -61,7 +76,7 @@ def test_every_lua_object_identical(flags: str, lua_copy: Path, ccfarmd, client_
 def _deps_files(tree: Path, base: str) -> dict[str, bytes]:
     """Dependency files of this object, renamed out of the way."""
     found = {}
-    for candidate in (f"{base}.local.d", f"{base}.dep"):
+    for candidate in (f"{base}.mine.d", f"{base}.dep"):
         path = tree / candidate
         if path.exists():
             found[candidate] = path.read_bytes()
@@ -71,9 +86,9 @@ def _deps_files(tree: Path, base: str) -> dict[str, bytes]:
 
 def _assert_same_deps(tree: Path, base: str, local: dict[str, bytes]) -> None:
     for name, data in local.items():
-        remote_name = name.replace(".local.", ".remote.")
+        remote_name = name.replace(".mine.", ".farm.")
         text = (tree / remote_name).read_bytes()
-        assert text == data.replace(f"{base}.local.o".encode(), f"{base}.remote.o".encode())
+        assert text == data.replace(f"{base}.mine.o".encode(), f"{base}.farm.o".encode())
 
 
 WARNING_SOURCE = """\
@@ -95,7 +110,9 @@ int f(void) { return UNDEFINED_NAME + helper(); }
 """
 
 
-@pytest.mark.parametrize("extra", [[], ["-Wall", "-Wextra"], ["-Wall", "-g"]])
+@pytest.mark.parametrize(
+    "extra", [[], ["-Wall", "-Wextra"], ["-Wall", "-g"], ["-O2", "-Wall", "-Wextra"]]
+)
 def test_warnings_identical(tmp_path: Path, ccfarmd, client_env, extra: list[str]) -> None:
     (tmp_path / "warn.c").write_text(WARNING_SOURCE)
     daemon = ccfarmd()
@@ -106,6 +123,52 @@ def test_warnings_identical(tmp_path: Path, ccfarmd, client_env, extra: list[str
     assert remote.stderr == local.stderr
     assert remote.returncode == local.returncode == 0
     assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+
+
+def _ways(stderr: bytes) -> tuple[list[bytes], bytes]:
+    """(the wrapper's verbose lines, everything else) of a verbose run's stderr."""
+    lines = stderr.splitlines(True)
+    return [ln for ln in lines if ln.startswith(b"ccfarm: ")], b"".join(
+        ln for ln in lines if not ln.startswith(b"ccfarm: ")
+    )
+
+
+CASES_FOR_THE_EXACT_WAY = {
+    # the compiler proper warns: the preprocessed compile's answer is not used
+    "compiler-warning": ("gcc", ["-O2", "-Wall"], "int f(int x) { int y; return x; }\n", True),
+    # the preprocessor warns: the exact way at once (its messages, its colours)
+    "cpp-warning": ("gcc", ["-O2"], '#warning "look here"\nint x;\n', False),
+    # code that knows its own column: macro expansion would move it
+    "source-location": (
+        "g++",
+        ["-O2", "-std=c++20"],
+        "#include <source_location>\n#define HERE std::source_location::current()\n"
+        "unsigned col() { return HERE.column(); }\n",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES_FOR_THE_EXACT_WAY))
+def test_preprocessed_way_hands_over_to_the_exact_way(
+    case: str, tmp_path: Path, ccfarmd, client_env
+) -> None:
+    compiler, flags, text, tried_first = CASES_FOR_THE_EXACT_WAY[case]
+    source = "src.cc" if compiler == "g++" else "src.c"
+    (tmp_path / source).write_text(text)
+    daemon = ccfarmd()
+    env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
+    local = run([compiler, *flags, "-c", source, "-o", "local.o"], tmp_path)
+    remote = run([ccfarm_exe(), compiler, *flags, "-c", source, "-o", "remote.o"], tmp_path, env)
+    verbose, shown = _ways(remote.stderr)
+    assert (remote.returncode, shown) == (local.returncode, local.stderr)
+    assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+    expected = [b"(protocol 0x43460001)"]
+    if tried_first:
+        expected.insert(0, b"from preprocessed text (status 0x0, output: redone exactly)")
+    assert len(verbose) == len(expected), verbose
+    for line, part in zip(verbose, expected, strict=True):
+        assert part in line
 
 
 def test_warning_in_header_reached_by_absolute_include(tmp_path: Path, ccfarmd, client_env) -> None:

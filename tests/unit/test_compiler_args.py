@@ -14,6 +14,8 @@ from ccfarm.compiler.args import (
     LocalOnly,
     analyse,
     local_preprocess_argv,
+    mentions_location_builtins,
+    preprocessed_is_exact,
     remote_argv_full,
     remote_argv_stripped,
     rewrite_compiler_name,
@@ -302,3 +304,40 @@ def test_analyse_never_raises(argv: list[str]) -> None:
         remote_argv_stripped(result)
         remote_argv_full(result, system_dirs=None)
         local_preprocess_argv(result, "/tmp/x.i")
+
+
+@pytest.mark.parametrize(
+    ("argv", "exact"),
+    [
+        (["gcc", "-O2", "-c", "x.c"], True),
+        (["g++", "-Os", "-fPIC", "-c", "x.cc", "-o", "x.o"], True),
+        (["gcc", "-O", "-c", "x.c"], True),
+        (["gcc", "-O3", "-MD", "-Wall", "-c", "x.c"], True),
+        (["gcc", "-O2", "-g0", "-c", "x.c"], True),
+        (["gcc", "-O0", "-O2", "-c", "x.c"], True),  # the last -O counts
+        (["gcc", "-c", "x.c"], False),  # no -O: -O0 places no-ops by location
+        (["gcc", "-O2", "-O0", "-c", "x.c"], False),
+        (["gcc", "-Og", "-c", "x.c"], False),
+        (["gcc", "-O2", "-g", "-c", "x.c"], False),  # debug info records columns
+        (["gcc", "-O2", "-ggdb3", "-c", "x.c"], False),
+        (["gcc", "-O2", "-gsplit-dwarf", "-c", "x.c"], False),
+        (["gcc", "-O2", "-g", "-g0", "-c", "x.c"], False),  # kept simple: any -g but -g0
+        (["gcc", "-O2", "-fsanitize=undefined", "-c", "x.c"], False),
+        (["gcc", "-O2", "-fopenmp", "-c", "x.c"], False),
+        (["gcc", "-O2", "-frecord-gcc-switches", "-c", "x.c"], False),
+        (["gcc", "-O2", "-finput-charset=latin1", "-c", "x.c"], False),
+        (["gcc", "-O2", "-fanalyzer", "-c", "x.c"], False),
+        (["gcc", "-O2", "-x", "c", "-c", "x.src"], False),
+        (["gcc", "-O2", "-S", "x.c"], False),
+        (["gcc", "-O2", "-c", "x.i"], False),  # already preprocessed: sent as it is
+        (["gcc", "-O2", "-c", "x.m"], False),
+    ],
+)
+def test_preprocessed_is_exact(argv: list[str], exact: bool) -> None:
+    assert preprocessed_is_exact(job(" ".join(argv))) is exact
+
+
+def test_location_builtins_are_noticed() -> None:
+    assert mentions_location_builtins(b"return __builtin_COLUMN();")
+    assert mentions_location_builtins(b"auto l = __builtin_source_location();")
+    assert not mentions_location_builtins(b"int line = __builtin_LINE();")

@@ -63,6 +63,8 @@ class Settings:
         self.pause = _number(env, "DISTCC_PAUSE_TIME_MSEC", 1000.0) / 1000.0
         self.verbose = _flag(env, "CCFARM_VERBOSE", _flag(env, "DISTCC_VERBOSE", False))
         self.lease_wait = _number(env, "CCFARM_LEASE_WAIT", 60.0)
+        #: ccfarmd hosts: compile the preprocessed text where that is exact
+        self.checked_preprocessed = env.get("CCFARM_MODE", "auto") != "exact"
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -263,6 +265,10 @@ def _distribute(
         os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
     )
     preprocessed, cpp_stderr = cpp.result()
+    if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr:
+        status = _checked_preprocessed(job, name, spec, preprocessed, settings)
+        if status is not None:
+            return status
     if protocol.sends_files(version):
         from ccfarm.client import sources
 
@@ -309,6 +315,59 @@ def _distribute(
         return None  # let the local compiler report it exactly
     _write(sys.stdout, result.stdout)
     _write(sys.stderr, cpp_stderr + result.stderr)
+    return 0
+
+
+def _checked_preprocessed(
+    job: CompileJob,
+    name: str,
+    spec: hostlist.HostSpec,
+    preprocessed: bytes,
+    settings: Settings,
+) -> int | None:
+    """The cheap way first: compile the local preprocessor's output (distcc's way).
+
+    Used only where it gives the local object bytes (see
+    `preprocessed_is_exact`), and kept only when the compile succeeded without
+    a word: anything on stdout or stderr (or a failure) and the job goes the
+    exact way, which decides. 0 when done, None to go on.
+    """
+    from ccfarm import protocol
+    from ccfarm.client.transport import run_remote
+    from ccfarm.compiler.args import (
+        mentions_location_builtins,
+        preprocessed_is_exact,
+        remote_argv_stripped,
+    )
+
+    if not preprocessed_is_exact(job) or mentions_location_builtins(preprocessed):
+        return None
+    argv = remote_argv_stripped(job)
+    header = protocol.JobHeader(protocol.LZO, _encode([name, *argv[1:]]))
+    result = run_remote(
+        spec.host,
+        spec.port,
+        protocol.encode_request(header, source=preprocessed),
+        protocol.LZO,
+        connect_timeout=settings.connect_timeout,
+        io_timeout=settings.io_timeout,
+    )
+    if result.wait_status >> 8 >= 100 or result.wait_status & 0x7F:
+        raise HostFailure(f"host could not run the compiler (status {result.wait_status:#x})")
+    quiet = result.wait_status == 0 and not result.stdout and not result.stderr
+    _verbose(
+        settings,
+        f"{job.source} compiled on {spec.text} from preprocessed text"
+        + ("" if quiet else f" (status {result.wait_status:#x}, output: redone exactly)"),
+    )
+    if not quiet:
+        return None
+    try:
+        from ccfarm.client.outputs import write_atomically
+
+        write_atomically(job.output, result.obj)
+    except OSError:
+        return None  # the exact way reports it
     return 0
 
 
