@@ -252,9 +252,12 @@ def main() -> int:
                 )
             _wait_hosts(len(hosts))
             cf_envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in envs]
+            logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(hosts))]
+            offsets = [os.path.getsize(log) for log in logs]
             results["ccfarm"] = run_builds(
                 fresh_builds(trees, work, "cf"), f"{ccfarm} gcc", cf_envs, clients, args.j
             )
+            busy = [host_busy(log, offset) for log, offset in zip(logs, offsets, strict=True)]
             if not args.skip_fairness:
                 big = fresh_builds(trees[:2], work, "cf-big")
                 small = _small_build(trees[2], work, "cf-small")
@@ -306,6 +309,13 @@ def main() -> int:
             t = results[name]
             print(f"  {name:<12} makespan {t:6.1f} s   {bound / t:5.1%} of the bound")
     print(f"  ccfarm/distcc makespan ratio: {results['ccfarm'] / results['distcc']:.2f}")
+    print(
+        "  ccfarm hosts busy during its build: "
+        + ", ".join(
+            f"{q} CPU: {seconds / results['ccfarm']:.0%} ({jobs} jobs)"
+            for q, (jobs, seconds) in zip(HOST_QUOTAS, busy, strict=True)
+        )
+    )
     if not args.skip_fairness:
         cf, dc = results["ccfarm small"], results["distcc small"]
         print(
@@ -336,6 +346,20 @@ def _wait_hosts(n: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.5)
     sys.exit("hosts did not register with the scheduler")
+
+
+def host_busy(log: str, offset: int) -> tuple[int, float]:
+    """(jobs, seconds spent on them) from a ccfarmd log, past `offset` (one job slot)."""
+    jobs, seconds = 0, 0.0
+    with open(log, "rb") as f:
+        f.seek(offset)
+        for line in f.read().decode(errors="replace").splitlines():
+            # "... PEER SOURCE vVERSION TOTAL ms (received ..., started ..., compiled ...)"
+            head, sep, _ = line.partition(" ms (received ")
+            if sep:
+                jobs += 1
+                seconds += float(head.rsplit(" ", 1)[1]) / 1000
+    return jobs, seconds
 
 
 def _small_build(tree: LuaTree, work: str, tag: str) -> str:

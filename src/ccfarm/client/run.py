@@ -89,15 +89,18 @@ class _Preprocessing:
         argv = local_preprocess_argv(job, self.path)
         argv[0] = inv.compiler_path  # gcc finds its cc1 relative to argv[0]
         self.proc: Spawned = spawn(inv.compiler_path, argv, {**env, SAFEGUARD: "1"})
+        self._output: tuple[bytes, bytes] | None = None
         _live.append(self)
 
     def result(self) -> tuple[bytes, bytes]:
         """(preprocessed text, preprocessor stderr); raises if it failed."""
-        code, stderr = self.proc.wait()
-        if code != 0:
-            raise _LocalPreprocessFailed()
-        with open(self.path, "rb") as f:
-            return f.read(), stderr
+        if self._output is None:
+            code, stderr = self.proc.wait()
+            if code != 0:
+                raise _LocalPreprocessFailed()
+            with open(self.path, "rb") as f:
+                self._output = (f.read(), stderr)
+        return self._output
 
     def discard(self) -> None:
         self.proc.wait()  # first: the preprocessor could create the file again
@@ -166,6 +169,12 @@ def _via_scheduler(
     compiler = (
         None if info.family == "unknown" else Compiler(info.family, info.version, info.target)
     )
+    # Preprocess before asking: a slot leased now would sit idle, kept from
+    # other builds, while this machine preprocesses (slow when it is busy).
+    try:
+        cpp.result()
+    except _LocalPreprocessFailed:
+        return exec_local(inv, env, None)  # shows the preprocessor's own errors
     try:
         lease = request_lease(
             parse_schedulers(env["CCFARM_SCHEDULER"]), compiler, wait=settings.lease_wait
