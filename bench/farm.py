@@ -146,9 +146,13 @@ def fairness(
     procs = [make(b, cc, e, jobs, g) for b, e, g in zip(big, envs[:2], groups[:2], strict=True)]
     time.sleep(delay)
     started = time.monotonic()
-    small_proc = make(small, cc, envs[2], 4, groups[2])
-    small_proc.communicate()
+    verbose = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
+    small_env = {**envs[2], "CCFARM_VERBOSE": "1"} if verbose else envs[2]
+    small_proc = make(small, cc, small_env, 4, groups[2])
+    _, err = small_proc.communicate()
     took = time.monotonic() - started
+    if verbose:
+        print(f"small build ({took:.1f} s):\n{err.decode()}")
     for p in procs:
         p.communicate()
     if small_proc.returncode:

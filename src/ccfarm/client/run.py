@@ -175,6 +175,7 @@ def _via_scheduler(
         cpp.result()
     except _LocalPreprocessFailed:
         return exec_local(inv, env, None)  # shows the preprocessor's own errors
+    asked = time.monotonic()
     try:
         lease = request_lease(
             parse_schedulers(env["CCFARM_SCHEDULER"]), compiler, wait=settings.lease_wait
@@ -186,6 +187,7 @@ def _via_scheduler(
         _verbose(settings, f"local: the scheduler found no host ({exc})")
         return exec_local(inv, env, None)
     grant = lease.grant
+    _verbose(settings, f"{job.source}: {grant.host} leased in {time.monotonic() - asked:.3f} s")
     spec = hostlist.HostSpec(grant.host, "tcp", grant.address, grant.port, 1, 3, ccfarm=True)
     try:
         status = _distribute(inv, job, spec, cpp, env, settings)
