@@ -30,6 +30,7 @@ def main() -> int:
     distcc = shutil.which("distcc")
     if not ccfarm or not distcc:
         sys.exit("need ccfarm (scripts/setup.sh) and distcc (apt-get install distcc) on PATH")
+    python = os.path.join(os.path.dirname(ccfarm), "python")  # the venv's interpreter
     work = tempfile.mkdtemp(prefix="ccfarm-bench-")
     with open(os.path.join(work, "tiny.c"), "w") as f:
         f.write(TINY)
@@ -40,6 +41,9 @@ def main() -> int:
     times: dict[str, list[float]] = {
         "local": [],
         "ccfarm": [],
+        "ccfarm-exact": [],
+        "ccfarm-python": [],
+        "ccfarm-nohelper": [],
         "ccfarm-v2": [],
         "distcc": [],
         "distcc-ccfarmd": [],
@@ -48,6 +52,11 @@ def main() -> int:
         envs = {
             "local": base,
             "ccfarm": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
+            "ccfarm-exact": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_MODE": "exact"},
+            # the wrapper started as Python (the console script without the native launcher)
+            "ccfarm-python": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
+            # every job in its own Python process (no warm helper)
+            "ccfarm-nohelper": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_HELPER": "0"},
             # the same daemon, but distcc's protocol 2 (local preprocessing, .i sent)
             "ccfarm-v2": {**base, "DISTCC_HOSTS": f"{cf.spec},lzo", "CCFARM_FALLBACK": "0"},
             "distcc": {**base, "DISTCC_HOSTS": f"{dhost}:{dport}", "DISTCC_FALLBACK": "0"},
@@ -57,6 +66,9 @@ def main() -> int:
         cmds = {
             "local": ["gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-exact": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-python": [python, "-m", "ccfarm.client.main", "gcc", "-O2", "-c", "tiny.c"],
+            "ccfarm-nohelper": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-v2": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc-ccfarmd": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
@@ -73,13 +85,16 @@ def main() -> int:
     print(f"sequential compiles of a tiny C file, n={args.n} each, interleaved")
     labels = {
         "local": "local gcc",
-        "ccfarm": "ccfarm -> ccfarmd (exact mode)",
+        "ccfarm": "ccfarm -> ccfarmd",
+        "ccfarm-exact": "ccfarm -> ccfarmd, CCFARM_MODE=exact",
+        "ccfarm-python": "ccfarm as Python (no native launcher)",
+        "ccfarm-nohelper": "ccfarm, CCFARM_HELPER=0",
         "ccfarm-v2": "ccfarm -> ccfarmd (protocol 2)",
         "distcc": "distcc -> distccd",
         "distcc-ccfarmd": "distcc -> ccfarmd (protocol 1)",
     }
     for name, label in labels.items():
-        print(f"  {label:<32} median {med[name]:7.2f} ms  (+{med[name] - med['local']:.2f})")
+        print(f"  {label:<38} median {med[name]:7.2f} ms  (+{med[name] - med['local']:.2f})")
     print(f"  added per job over local gcc: ccfarm {added_cf:.2f} ms, distcc {added_dc:.2f} ms")
     print(f"  ratio ccfarm/distcc (added time): {added_cf / added_dc:.2f}  (target <= 1.5)")
     added_v2 = med["ccfarm-v2"] - med["local"]

@@ -21,6 +21,11 @@ def enabled(env: os._Environ[bytes]) -> bool:
     return env.get(b"CCFARM_HELPER", b"1") != b"0" and not env.get(b"CCFARM_SAFEGUARD")
 
 
+def package_dir() -> str:
+    """Where ccfarm's modules are (part of the helper's name; the launcher bakes it in)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))
+
+
 def socket_name(environ: os._Environ[str]) -> bytes:
     """The helper socket that serves this process's jobs."""
     try:
@@ -28,8 +33,9 @@ def socket_name(environ: os._Environ[str]) -> bytes:
             cgroups = f.read()
     except OSError:
         cgroups = b""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))
-    key = wire.helper_key(os.path.abspath(state_dir(environ)), sys.executable, package, cgroups)
+    key = wire.helper_key(
+        os.path.abspath(state_dir(environ)), sys.executable, package_dir(), cgroups
+    )
     return wire.socket_name(os.getuid(), key)
 
 

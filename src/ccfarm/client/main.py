@@ -23,15 +23,6 @@ default 600); CCFARM_HELPER=0 runs each job in its own process instead.
 
 def main() -> int:
     argv = sys.argv
-    if len(argv) == 2 and os.path.basename(argv[0]).startswith("ccfarm"):
-        if argv[1] in ("--help", "-h"):
-            sys.stdout.write(USAGE)
-            return 0
-        if argv[1] == "--version":
-            from ccfarm import __version__
-
-            sys.stdout.write(f"ccfarm {__version__}\n")
-            return 0
     status = None
     if helper_client.enabled(os.environb):
         name = helper_client.socket_name(os.environ)
@@ -49,6 +40,15 @@ def main() -> int:
 
 def run_job(argv: list[str], env: Mapping[str, str]) -> int:
     """Run one compile job in this process (the wrapper's or a helper's child)."""
+    if len(argv) == 2 and os.path.basename(argv[0]).startswith("ccfarm"):
+        if argv[1] in ("--help", "-h"):
+            sys.stdout.write(USAGE)
+            return 0
+        if argv[1] == "--version":
+            from ccfarm import __version__
+
+            sys.stdout.write(f"ccfarm {__version__}\n")
+            return 0
     from ccfarm.client.invocation import resolve
     from ccfarm.client.run import compile_job
     from ccfarm.errors import CcfarmError
@@ -62,5 +62,7 @@ def run_job(argv: list[str], env: Mapping[str, str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.argv[0] = "ccfarm"  # `python -m ccfarm.client.main` is the wrapper, not a masquerade
+    # `python -m ccfarm.client.main` is the wrapper, not a masquerade; the
+    # native launcher says what it was called as (a masquerade link, maybe)
+    sys.argv[0] = os.environ.pop("CCFARM_ARGV0", "ccfarm")
     sys.exit(main())

@@ -1,0 +1,261 @@
+/*
+ * ccfarm's native launcher: the per-job `ccfarm` process without a Python
+ * interpreter to start (~7 ms of CPU per compile job).
+ *
+ * It does what `ccfarm.client.helper_client.forward` does: hand the job
+ * (argv, cwd, umask, environment, stdin/stdout/stderr) to the user's warm
+ * helper and exit the way the job ended. Everything else -- no helper yet,
+ * a helper that declines, any doubt -- goes to the Python wrapper by exec,
+ * with the same arguments, which runs the job itself and starts a helper.
+ * The wire format and the socket name are those of helper_wire.py; the
+ * Python interpreter and install location are fixed when this is built
+ * (`python -m ccfarm.client.launcher install`).
+ *
+ * CCFARM_LAUNCHER_DEBUG=1 says on stderr which way each job went.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef CCFARM_PYTHON
+#error "build with -DCCFARM_PYTHON=... -DCCFARM_PACKAGE=..."
+#endif
+
+extern char **environ;
+
+static int debug;
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+static int put(struct buf *b, const void *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 65536;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static int put_field(struct buf *b, const char *s)
+{
+    return put(b, s, strlen(s) + 1); /* with its NUL terminator */
+}
+
+/* Run the job in the Python wrapper instead (it also starts a helper). */
+static void fallback(char **argv, const char *why)
+{
+    if (debug)
+        fprintf(stderr, "ccfarm-launcher: python (%s)\n", why);
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    char **args = calloc(argc + 4, sizeof(char *));
+    if (!args)
+        _exit(101);
+    args[0] = CCFARM_PYTHON;
+    args[1] = "-m";
+    args[2] = "ccfarm.client.main";
+    for (size_t i = 1; i < argc; i++)
+        args[i + 2] = argv[i];
+    setenv("CCFARM_ARGV0", argv[0], 1); /* masquerade links are told apart by it */
+    execv(CCFARM_PYTHON, args);
+    fprintf(stderr, "ccfarm: cannot run %s: %s\n", CCFARM_PYTHON, strerror(errno));
+    _exit(101);
+}
+
+/* helper_wire.helper_key and socket_name, byte for byte. */
+static int socket_name(struct sockaddr_un *addr, socklen_t *len)
+{
+    const char *state = getenv("CCFARM_DIR");
+    if (!state || !*state)
+        state = getenv("DISTCC_DIR");
+    char home_state[4096];
+    if (!state || !*state) {
+        const char *home = getenv("HOME");
+        if (!home || !*home)
+            return -1; /* Python asks the password database: let it */
+        if ((size_t)snprintf(home_state, sizeof home_state, "%s/.distcc", home)
+            >= sizeof home_state)
+            return -1;
+        state = home_state;
+    }
+    /* Python normalises the path (os.path.abspath); only plain ones here */
+    size_t n = strlen(state);
+    if (state[0] != '/' || strstr(state, "//") || strstr(state, "/./") || strstr(state, "/../")
+        || (n > 1 && state[n - 1] == '/') || (n >= 2 && strcmp(state + n - 2, "/.") == 0)
+        || (n >= 3 && strcmp(state + n - 3, "/..") == 0))
+        return -1;
+
+    uint64_t h = 0xcbf29ce484222325ULL;
+#define FNV(p, l)                                                   \
+    for (size_t i_ = 0; i_ < (l); i_++) {                           \
+        h = (h ^ (unsigned char)(p)[i_]) * 0x100000001b3ULL;        \
+    }
+    FNV(state, n);
+    FNV("", 1);
+    FNV(CCFARM_PYTHON, strlen(CCFARM_PYTHON));
+    FNV("", 1);
+    FNV(CCFARM_PACKAGE, strlen(CCFARM_PACKAGE));
+    FNV("", 1);
+    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char chunk[4096];
+        ssize_t got;
+        while ((got = read(fd, chunk, sizeof chunk)) > 0)
+            FNV(chunk, (size_t)got);
+        close(fd);
+        if (got < 0)
+            return -1;
+    }
+#undef FNV
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    int used = snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1,
+                        "ccfarm-helper/%u/%016llx", (unsigned)getuid(), (unsigned long long)h);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)used);
+    return 0;
+}
+
+static int send_all(int sock, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t sent = send(sock, data, len, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += sent;
+        len -= (size_t)sent;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    debug = getenv("CCFARM_LAUNCHER_DEBUG") && strcmp(getenv("CCFARM_LAUNCHER_DEBUG"), "1") == 0;
+    const char *helper = getenv("CCFARM_HELPER");
+    if ((helper && strcmp(helper, "0") == 0) || getenv("CCFARM_SAFEGUARD"))
+        fallback(argv, "helper off");
+    for (int i = 0; i < 3; i++)
+        if (fcntl(i, F_GETFD) < 0)
+            fallback(argv, "a standard descriptor is closed");
+
+    struct sockaddr_un addr;
+    socklen_t addr_len;
+    if (socket_name(&addr, &addr_len) < 0)
+        fallback(argv, "state directory not plain");
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        fallback(argv, "no socket");
+    if (connect(sock, (struct sockaddr *)&addr, addr_len) < 0)
+        fallback(argv, "no helper");
+    struct ucred peer;
+    socklen_t peer_len = sizeof peer;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) < 0 || peer.uid != getuid())
+        fallback(argv, "not our helper");
+
+    /* the request: helper_wire.encode_request */
+    struct buf payload = {0};
+    char number[32];
+    int count = 0;
+    while (argv[count])
+        count++;
+    snprintf(number, sizeof number, "%d", count);
+    int bad = put_field(&payload, number);
+    for (int i = 0; i < count; i++)
+        bad |= put_field(&payload, argv[i]);
+    char *cwd = getcwd(NULL, 0);
+    if (!cwd)
+        fallback(argv, "no working directory");
+    bad |= put_field(&payload, cwd);
+    mode_t mask = umask(0);
+    umask(mask);
+    snprintf(number, sizeof number, "%o", (unsigned)mask);
+    bad |= put_field(&payload, number);
+    for (char **e = environ; *e; e++)
+        if (strchr(*e, '='))
+            bad |= put_field(&payload, *e);
+    if (bad || payload.len > (8u << 20))
+        fallback(argv, "request too large");
+    char header[17];
+    snprintf(header, sizeof header, "CCFH0001%08zx", payload.len);
+
+    int fds[3] = {0, 1, 2};
+    union {
+        char space[CMSG_SPACE(sizeof fds)];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = {header, 16};
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof control.space;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+    ssize_t sent;
+    do
+        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0 || send_all(sock, header + sent, 16 - (size_t)sent) < 0
+        || send_all(sock, payload.data, payload.len) < 0)
+        fallback(argv, "helper gone before the job started");
+
+    /* the job runs there now; its end: helper_wire.encode_reply */
+    char reply[10];
+    size_t got = 0;
+    while (got < 9) {
+        ssize_t r = recv(sock, reply + got, 9 - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    reply[got] = '\0';
+    if (got == 1 && reply[0] == 'F')
+        fallback(argv, "helper declined");
+    if (got != 9 || (reply[0] != 'X' && reply[0] != 'S'))
+        fallback(argv, "no answer from the helper");
+    for (int i = 1; i < 9; i++)
+        if (!strchr("0123456789abcdef", reply[i]))
+            fallback(argv, "bad answer from the helper");
+    unsigned long value = strtoul(reply + 1, NULL, 16);
+    if (value > 255)
+        fallback(argv, "bad answer from the helper");
+    if (debug)
+        fprintf(stderr, "ccfarm-launcher: helper (%s %lu)\n",
+                reply[0] == 'X' ? "exit" : "signal", value);
+    if (reply[0] == 'X')
+        return (int)value;
+    signal((int)value, SIG_DFL);
+    raise((int)value);
+    return 128 + (int)value;
+}

@@ -1,0 +1,145 @@
+"""The native launcher, built for real and run against a real helper and ccfarmd."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccfarm.client import launcher
+from tests.conftest import require_binary, run, wait_for
+from tests.integration.test_helper import helper_pids, name_for
+
+SOURCE = "int triple(int x) { return 3 * x; }\n"
+
+
+@pytest.fixture(scope="module")
+def native(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_binary("cc")
+    target = tmp_path_factory.mktemp("bin") / "ccfarm"
+    launcher.build(str(target))
+    return target
+
+
+@pytest.fixture
+def env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    daemon = ccfarmd()
+    env = {
+        **client_env,
+        "CCFARM_HOSTS": daemon.spec,
+        "CCFARM_LAUNCHER_DEBUG": "1",
+        "CCFARM_HELPER_IDLE": "30",
+    }
+    yield env
+    for pid in helper_pids(name_for(env)):
+        os.kill(pid, signal.SIGTERM)
+
+
+def _ways(stderr: bytes) -> list[bytes]:
+    return [ln for ln in stderr.splitlines() if ln.startswith(b"ccfarm-launcher: ")]
+
+
+def _compile_twice(native: Path, cwd: Path, env: dict[str, str], argv0: str | Path) -> list[bytes]:
+    """The first job starts the helper (Python), the second goes to it (native)."""
+    ways = []
+    for out in ("first.o", "second.o"):
+        result = run([str(argv0), "gcc", "-O2", "-c", "x.c", "-o", out], cwd, env)
+        assert result.returncode == 0, result.stderr
+        ways += _ways(result.stderr)
+        if out == "first.o":
+            wait_for(lambda: bool(helper_pids(name_for(env))))
+    return ways
+
+
+def test_forwards_to_the_helper_the_python_wrapper_started(
+    native: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The C code computes the helper's name exactly as the Python code does."""
+    (tmp_path / "x.c").write_text(SOURCE)
+    ways = _compile_twice(native, tmp_path, env, native)
+    assert ways == [b"ccfarm-launcher: python (no helper)", b"ccfarm-launcher: helper (exit 0)"]
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
+    local = (tmp_path / "local.o").read_bytes()
+    assert (tmp_path / "first.o").read_bytes() == local == (tmp_path / "second.o").read_bytes()
+
+
+def test_masquerade_link_to_the_launcher(native: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "gcc").symlink_to(native)
+    (tmp_path / "x.c").write_text(SOURCE)
+    masq = {**env, "PATH": f"{links}:{env['PATH']}", "CCFARM_VERBOSE": "1"}
+    for out in ("a.o", "b.o"):  # through the Python wrapper, then through the helper
+        result = run(["gcc", "-O2", "-c", "x.c", "-o", out], tmp_path, masq)
+        assert result.returncode == 0, result.stderr
+        assert b"compiled on " + env["CCFARM_HOSTS"].encode() in result.stderr
+        wait_for(lambda: bool(helper_pids(name_for(masq))))
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
+    assert (tmp_path / "b.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+
+
+def test_errors_signals_and_version(native: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "x.c").write_text(SOURCE)
+    _compile_twice(native, tmp_path, env, native)  # a helper is up
+    (tmp_path / "bad.c").write_text("int f(void) { return nope; }\n")
+    local = run(["gcc", "-c", "bad.c", "-o", "bad.o"], tmp_path)
+    remote = run([str(native), "gcc", "-c", "bad.c", "-o", "bad.o"], tmp_path, env)
+    assert _ways(remote.stderr) == [b"ccfarm-launcher: helper (exit 1)"]
+    shown = b"".join(ln for ln in remote.stderr.splitlines(True) if not ln.startswith(b"ccfarm-"))
+    assert (remote.returncode, shown) == (local.returncode, local.stderr)
+
+    bindir = tmp_path / "fake"
+    bindir.mkdir()
+    (bindir / "crashcc").write_text("#!/bin/sh\nkill -ABRT $$\n")
+    (bindir / "crashcc").chmod(0o755)
+    crash_env = {**env, "PATH": f"{bindir}:{env['PATH']}", "CCFARM_HOSTS": "localhost"}
+    crashed = run([str(native), "crashcc", "-c", "x.c"], tmp_path, crash_env)
+    assert crashed.returncode == -signal.SIGABRT
+
+    version = run([str(native), "--version"], tmp_path, env)
+    assert version.stdout.startswith(b"ccfarm ") and version.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"CCFARM_HELPER": "0"}, b"helper off"),
+        ({"CCFARM_DIR": "relative/state"}, b"state directory not plain"),
+        ({"CCFARM_DIR": "{state}/"}, b"state directory not plain"),
+    ],
+)
+def test_falls_back_to_python_when_unsure(
+    native: Path, tmp_path: Path, env: dict[str, str], change: dict[str, str], why: bytes
+) -> None:
+    (tmp_path / "x.c").write_text(SOURCE)
+    (tmp_path / "relative" / "state").mkdir(parents=True)
+    changed = {**env, **{k: v.format(state=env["CCFARM_DIR"]) for k, v in change.items()}}
+    result = run([str(native), "gcc", "-O2", "-c", "x.c", "-o", "x.o"], tmp_path, changed)
+    assert result.returncode == 0, result.stderr
+    assert _ways(result.stderr)[0] == b"ccfarm-launcher: python (" + why + b")"
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
+    assert (tmp_path / "x.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+
+
+def test_closed_stdin_falls_back(native: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "x.c").write_text(SOURCE)
+    result = subprocess.run(
+        [str(native), "gcc", "-O2", "-c", "x.c", "-o", "x.o"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert _ways(result.stderr)[0] == b"ccfarm-launcher: python (a standard descriptor is closed)"
+    assert (tmp_path / "x.o").exists()
+
+
+def test_c_string_literals() -> None:
+    assert launcher.c_string('/a "b"\\c') == '"/a \\"b\\"\\\\c"'
+    assert launcher.c_string("/caf\u00e9") == '"/caf\\303\\251"'
