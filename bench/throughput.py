@@ -75,6 +75,10 @@ def main() -> int:
         cf_hosts = " ".join(d.spec for d in cf)
         configs = {
             "ccfarm -> ccfarmd": (f"{ccfarm} gcc", {**base, "CCFARM_HOSTS": cf_hosts}),
+            "ccfarm -> ccfarmd (CCFARM_MODE=exact)": (
+                f"{ccfarm} gcc",
+                {**base, "CCFARM_HOSTS": cf_hosts, "CCFARM_MODE": "exact"},
+            ),
             "ccfarm -> ccfarmd (protocol 2)": (
                 f"{ccfarm} gcc",
                 {**base, "DISTCC_HOSTS": " ".join(f"{d.spec},lzo" for d in cf)},
