@@ -135,16 +135,18 @@ def _ways(stderr: bytes) -> tuple[list[bytes], bytes]:
 
 CASES_FOR_THE_EXACT_WAY = {
     # the compiler proper warns: the preprocessed compile's answer is not used
-    "compiler-warning": ("gcc", ["-O2", "-Wall"], "int f(int x) { int y; return x; }\n", True),
+    "compiler-warning": ("gcc", ["-O2", "-Wall"], "int f(int x) { int y; return x; }\n", "warn"),
+    # it fails: the local compiler shows why (no exact try in between)
+    "compile-error": ("gcc", ["-O2"], "int f(void) { return nope; }\n", "fail"),
     # the preprocessor warns: the exact way at once (its messages, its colours)
-    "cpp-warning": ("gcc", ["-O2"], '#warning "look here"\nint x;\n', False),
+    "cpp-warning": ("gcc", ["-O2"], '#warning "look here"\nint x;\n', "exact"),
     # code that knows its own column: macro expansion would move it
     "source-location": (
         "g++",
         ["-O2", "-std=c++20"],
         "#include <source_location>\n#define HERE std::source_location::current()\n"
         "unsigned col() { return HERE.column(); }\n",
-        False,
+        "exact",
     ),
 }
 
@@ -153,7 +155,7 @@ CASES_FOR_THE_EXACT_WAY = {
 def test_preprocessed_way_hands_over_to_the_exact_way(
     case: str, tmp_path: Path, ccfarmd, client_env
 ) -> None:
-    compiler, flags, text, tried_first = CASES_FOR_THE_EXACT_WAY[case]
+    compiler, flags, text, way = CASES_FOR_THE_EXACT_WAY[case]
     source = "src.cc" if compiler == "g++" else "src.c"
     (tmp_path / source).write_text(text)
     daemon = ccfarmd()
@@ -162,10 +164,18 @@ def test_preprocessed_way_hands_over_to_the_exact_way(
     remote = run([ccfarm_exe(), compiler, *flags, "-c", source, "-o", "remote.o"], tmp_path, env)
     verbose, shown = _ways(remote.stderr)
     assert (remote.returncode, shown) == (local.returncode, local.stderr)
-    assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
-    expected = [b"(protocol 0x43460001)"]
-    if tried_first:
-        expected.insert(0, b"from preprocessed text (status 0x0, output: redone exactly)")
+    if local.returncode == 0:
+        assert (tmp_path / "remote.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+    else:
+        assert not (tmp_path / "remote.o").exists()
+    expected = {
+        "warn": [
+            b"from preprocessed text (it said something: the exact way decides)",
+            b"(protocol 0x43460001)",
+        ],
+        "fail": [b"from preprocessed text (failed: the local compiler shows why)"],
+        "exact": [b"(protocol 0x43460001)"],
+    }[way]
     assert len(verbose) == len(expected), verbose
     for line, part in zip(verbose, expected, strict=True):
         assert part in line

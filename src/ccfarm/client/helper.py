@@ -46,14 +46,16 @@ class _Job:
 
 
 class Helper:
-    def __init__(self, listener: socket.socket, idle: float) -> None:
+    def __init__(
+        self, listener: socket.socket, idle: float, stamps: dict[str, tuple[int, int]]
+    ) -> None:
         self.listener: socket.socket | None = listener
         self.idle = idle
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.jobs: dict[int, _Job] = {}
         self.last_active = time.monotonic()
-        self.stamps = module_stamps()
+        self.stamps = stamps  # the code as it was before it was imported
         self.stopping = False
 
     # -- the loop ---------------------------------------------------------
@@ -101,6 +103,7 @@ class Helper:
                 conn.sendall(wire.FALLBACK)  # our code changed: a fresh helper takes over
                 self.stopping = True
                 conn.close()
+                _close_all(fds)
                 return
         except (OSError, wire.WireError):
             conn.close()
@@ -282,16 +285,23 @@ def _close_all(fds: object) -> None:
 
 
 def module_stamps() -> dict[str, tuple[int, int]]:
-    """(mtime, size) of the source of every ccfarm module loaded."""
+    """(mtime, size) of every source file of ccfarm's package.
+
+    Taken before the helper imports anything, so that a change made while it
+    starts is seen at its first job (the package directory, not the loaded
+    modules: those are only known after importing).
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     stamps = {}
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if path and (name == "ccfarm" or name.startswith("ccfarm.")):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            stamps[path] = (st.st_mtime_ns, st.st_size)
+    for directory, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                stamps[path] = (st.st_mtime_ns, st.st_size)
     return stamps
 
 
@@ -328,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         idle = float(os.environ.get("CCFARM_HELPER_IDLE", "600"))
     except ValueError:
         idle = 600.0
+    stamps = module_stamps()
     _warm_imports()
-    helper = Helper(listener, idle)
+    helper = Helper(listener, idle, stamps)
     signal.signal(signal.SIGTERM, helper.stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

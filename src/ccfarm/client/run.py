@@ -25,6 +25,10 @@ from ccfarm.client.process import Spawned, spawn, temp_path
 from ccfarm.compiler.args import CompileJob, LocalOnly, analyse, local_preprocess_argv
 from ccfarm.errors import CcfarmError, HostFailure
 
+MYPY = False
+if MYPY:  # imported only when used (start-up time)
+    from ccfarm.client.transport import JobResult
+
 SAFEGUARD = "CCFARM_SAFEGUARD"
 EXIT_NO_HOSTS = 116
 MAX_HOSTS_TRIED = 3
@@ -264,7 +268,6 @@ def _distribute(
     """Compile on `spec`; the exit status, or None when the compile failed there."""
     from ccfarm import protocol
     from ccfarm.client.compilerinfo import compiler_info
-    from ccfarm.client.transport import run_remote
     from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
 
     version = protocol.CCFARM if spec.ccfarm else spec.protocol
@@ -277,9 +280,9 @@ def _distribute(
     )
     preprocessed, cpp_stderr = cpp.result()
     if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr:
-        status = _checked_preprocessed(job, name, spec, preprocessed, settings)
-        if status is not None:
-            return status
+        fast = _checked_preprocessed(job, name, spec, preprocessed, settings)
+        if fast is not None:
+            return fast if fast >= 0 else None
     if protocol.sends_files(version):
         from ccfarm.client import sources
 
@@ -301,29 +304,14 @@ def _distribute(
         argv = remote_argv_stripped(job)
         header = protocol.JobHeader(version, _encode([name, *argv[1:]]))
         request = protocol.encode_request(header, source=preprocessed)
-    result = run_remote(
-        spec.host,
-        spec.port,
-        request,
-        version,
-        connect_timeout=settings.connect_timeout,
-        io_timeout=settings.io_timeout,
-    )
+    result = _remote(spec, request, version, settings)
     _verbose(
         settings,
         f"{job.source} compiled on {spec.text} (protocol {version:#x}), "
         f"status {result.wait_status:#x}",
     )
-    if result.wait_status != 0:
-        if result.wait_status >> 8 >= 100 or result.wait_status & 0x7F:
-            raise HostFailure(f"host could not run the compiler (status {result.wait_status:#x})")
-        return None
-    try:
-        from ccfarm.client.outputs import write_atomically
-
-        write_atomically(job.output, result.obj)
-    except OSError:
-        return None  # let the local compiler report it exactly
+    if result.wait_status != 0 or not _write_object(job, result.obj):
+        return None  # the local re-run shows what went wrong
     _write(sys.stdout, result.stdout)
     _write(sys.stderr, cpp_stderr + result.stderr)
     return 0
@@ -339,12 +327,11 @@ def _checked_preprocessed(
     """The cheap way first: compile the local preprocessor's output (distcc's way).
 
     Used only where it gives the local object bytes (see
-    `preprocessed_is_exact`), and kept only when the compile succeeded without
-    a word: anything on stdout or stderr (or a failure) and the job goes the
-    exact way, which decides. 0 when done, None to go on.
+    `preprocessed_is_exact`), and kept only when the compile succeeded
+    without a word. 0: done; -1: the compile failed (the local re-run shows
+    why); None: not eligible, or it said something: the exact way decides.
     """
     from ccfarm import protocol
-    from ccfarm.client.transport import run_remote
     from ccfarm.compiler.args import (
         mentions_location_builtins,
         preprocessed_is_exact,
@@ -355,31 +342,45 @@ def _checked_preprocessed(
         return None
     argv = remote_argv_stripped(job)
     header = protocol.JobHeader(protocol.LZO, _encode([name, *argv[1:]]))
+    request = protocol.encode_request(header, source=preprocessed)
+    result = _remote(spec, request, protocol.LZO, settings)
+    quiet = not result.stdout and not result.stderr
+    if result.wait_status != 0:
+        outcome, verdict = " (failed: the local compiler shows why)", -1
+    elif not quiet:
+        outcome, verdict = " (it said something: the exact way decides)", None
+    else:
+        outcome, verdict = "", 0 if _write_object(job, result.obj) else -1
+    _verbose(settings, f"{job.source} compiled on {spec.text} from preprocessed text{outcome}")
+    return verdict
+
+
+def _remote(spec: hostlist.HostSpec, request: bytes, version: int, settings: Settings) -> JobResult:
+    """Run `request` on `spec`; HostFailure unless the compiler itself answered."""
+    from ccfarm.client.transport import run_remote
+
     result = run_remote(
         spec.host,
         spec.port,
-        protocol.encode_request(header, source=preprocessed),
-        protocol.LZO,
+        request,
+        version,
         connect_timeout=settings.connect_timeout,
         io_timeout=settings.io_timeout,
     )
     if result.wait_status >> 8 >= 100 or result.wait_status & 0x7F:
         raise HostFailure(f"host could not run the compiler (status {result.wait_status:#x})")
-    quiet = result.wait_status == 0 and not result.stdout and not result.stderr
-    _verbose(
-        settings,
-        f"{job.source} compiled on {spec.text} from preprocessed text"
-        + ("" if quiet else f" (status {result.wait_status:#x}, output: redone exactly)"),
-    )
-    if not quiet:
-        return None
-    try:
-        from ccfarm.client.outputs import write_atomically
+    return result
 
-        write_atomically(job.output, result.obj)
+
+def _write_object(job: CompileJob, data: bytes) -> bool:
+    """Write the object as the compiler would have; False if that failed."""
+    from ccfarm.client.outputs import write_atomically
+
+    try:
+        write_atomically(job.output, data)
     except OSError:
-        return None  # the exact way reports it
-    return 0
+        return False  # the local re-run reports it exactly
+    return True
 
 
 def _color_flags(job: CompileJob, env: Mapping[str, str]) -> list[str]:
