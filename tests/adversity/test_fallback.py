@@ -138,3 +138,37 @@ def test_no_temporary_files_left_when_the_job_ends_locally(
             proc = run([ccfarm_exe(), "gcc", "-c", source, "-o", "out.o"], tmp_path, env)
             assert proc.returncode == status, proc.stderr
             assert sorted(os.listdir(private_tmp)) == []
+
+
+def test_unusable_state_directory_compiles_locally(tmp_path: Path, ccfarmd, client_env) -> None:
+    """Slot locks cannot be taken (a file where the directory should be): warn, build here."""
+    daemon = ccfarmd()
+    (tmp_path / "not-a-dir").write_text("")
+    state = tmp_path / "not-a-dir" / "state"
+    (tmp_path / "a.c").write_text("int a(void) { return 42; }\n")
+    run(["gcc", "-c", "a.c", "-o", "ref.o"], tmp_path)
+    for helper in ("1", "0"):
+        env = {
+            **client_env,
+            "CCFARM_HOSTS": daemon.spec,
+            "CCFARM_DIR": str(state),
+            "DISTCC_DIR": str(state),
+            "CCFARM_HELPER": helper,
+        }
+        proc = run([ccfarm_exe(), "gcc", "-c", "a.c", "-o", "a.o"], tmp_path, env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.startswith(b"ccfarm: warning: state directory "), proc.stderr
+        assert b"Traceback" not in proc.stderr
+        assert (tmp_path / "a.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
+        (tmp_path / "a.o").unlink()
+
+
+def test_unsupported_hosts_are_named_not_silently_skipped(tmp_path: Path, client_env) -> None:
+    (tmp_path / "a.c").write_text("int a(void) { return 42; }\n")
+    env = {**client_env, "DISTCC_HOSTS": "builder@farm1/4 farm2,auth"}
+    proc = run([ccfarm_exe(), "gcc", "-c", "a.c", "-o", "a.o"], tmp_path, env)
+    assert proc.returncode == 0
+    assert proc.stderr == (
+        b"ccfarm: warning: ssh and ,auth hosts are not supported "
+        b"(builder@farm1/4 farm2,auth); compiling here\n"
+    )

@@ -8,6 +8,7 @@ The cache file repeats its full key, so a name collision is only a miss.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Sequence
@@ -54,12 +55,16 @@ def compiler_info(
     except (OSError, IndexError, ValueError):
         pass
     info = _probe(compiler_path, language, options)
-    os.makedirs(cache_dir, exist_ok=True)
     tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-        identity = f"{info.family} {info.version or '?'} {info.target or '?'}"
-        f.write("\n".join([key.replace("\n", " "), identity, *info.system_dirs]) + "\n")
-    os.replace(tmp, path)
+    try:  # best effort: an unwritable state directory only costs the probe next time
+        os.makedirs(cache_dir, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            identity = f"{info.family} {info.version or '?'} {info.target or '?'}"
+            f.write("\n".join([key.replace("\n", " "), identity, *info.system_dirs]) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return info
 
 

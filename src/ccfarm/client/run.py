@@ -143,8 +143,13 @@ def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
     except hostlist.HostListError as exc:
         warn(f"bad host list ({exc}); compiling locally")
         listing = None
+    unsupported = [h.text for h in listing.hosts if _unsupported(h)] if listing else []
     if listing is None or not any(h.kind == "tcp" and h.usable for h in listing.hosts):
+        if unsupported:
+            warn(f"ssh and ,auth hosts are not supported ({' '.join(unsupported)}); compiling here")
         return run_local(inv, env, listing, settings)
+    if unsupported:
+        _verbose(settings, f"skipping ssh and ,auth hosts (not supported): {' '.join(unsupported)}")
     cpp = _Preprocessing(inv, analysis, env)
     try:
         return _run_remote_or_local(inv, analysis, listing, cpp, env, settings)
@@ -220,15 +225,19 @@ def _run_remote_or_local(
     tried: list[hostlist.HostSpec] = []
     while len(tried) < MAX_HOSTS_TRIED:
         candidates = [h for h in listing.hosts if h not in tried]
-        slot = slots.acquire_slot(
-            state,
-            candidates,
-            now=time.time(),
-            backoff_period=settings.backoff,
-            sleep=time.sleep,
-            pause=settings.pause,
-            randomize=listing.randomize,
-        )
+        try:
+            slot = slots.acquire_slot(
+                state,
+                candidates,
+                now=time.time(),
+                backoff_period=settings.backoff,
+                sleep=time.sleep,
+                pause=settings.pause,
+                randomize=listing.randomize,
+            )
+        except OSError as exc:  # the slot locks live there
+            warn(f"state directory {state} unusable ({exc.strerror}); compiling locally")
+            return exec_local(inv, env, None)
         if slot is None or slot.spec is None:
             break
         if slot.spec.kind == "local":
@@ -402,9 +411,12 @@ def run_local(
     limit = listing.local_slots if listing is not None else 0
     if limit <= 0:
         return exec_local(inv, env, None)
-    slot = slots.acquire_local_slot(
-        slots.state_dir(env), limit, sleep=time.sleep, pause=settings.pause
-    )
+    state = slots.state_dir(env)
+    try:
+        slot = slots.acquire_local_slot(state, limit, sleep=time.sleep, pause=settings.pause)
+    except OSError as exc:
+        warn(f"state directory {state} unusable ({exc.strerror}); compiling without a slot")
+        slot = None
     return exec_local(inv, env, slot)
 
 
@@ -423,6 +435,10 @@ def exec_local(inv: Invocation, env: Mapping[str, str], slot: slots.Slot | None)
     # named gcc earlier on PATH would mislead it)
     os.execve(inv.compiler_path, [inv.compiler_path, *inv.argv[1:]], {**env, SAFEGUARD: "1"})
     return 127  # not reached
+
+
+def _unsupported(spec: hostlist.HostSpec) -> bool:
+    return not spec.down and (spec.kind == "ssh" or spec.auth)
 
 
 def _encode(items: Iterable[str]) -> tuple[bytes, ...]:
