@@ -34,7 +34,7 @@ def test_lease_round_trip_byte_by_byte() -> None:
     assert msg.kind == m.LEASE_REQUEST
     client_id, decoded = m.decode_lease_request(msg, 99)
     assert client_id == 7 and decoded == LeaseRequest(99, "box/ann", GCC, 30.0)
-    grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632)
+    grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632, express=True)
     (g,) = _parse(m.encode_granted(7, grant), hello_first=False)
     assert g.first() == {
         "id": "7",
@@ -42,6 +42,7 @@ def test_lease_round_trip_byte_by_byte() -> None:
         "host": "h:1",
         "address": "10.0.0.1",
         "port": "3632",
+        "express": "1",
     }
 
 

@@ -74,7 +74,7 @@ def test_fastest_tier_first_then_slower() -> None:
 
 
 def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
-    farm = Farm(Policy(patience=5), rng=random.Random(20))
+    farm = Farm(Policy(patience=5, express=False), rng=random.Random(20))
     farm.host_report(host("fast", speed=4, slots=2), 0)
     farm.host_report(host("slow", speed=1, slots=2), 0)
     busy = [granted(farm.request(req(), 0))[0] for _ in range(2)]
@@ -86,7 +86,7 @@ def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
 
 
 def test_patience_bounds_the_wait_for_a_fast_host() -> None:
-    farm = Farm(Policy(patience=5, max_wait=60), rng=random.Random(21))
+    farm = Farm(Policy(patience=5, max_wait=60, express=False), rng=random.Random(21))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     granted(farm.request(req(), 0))
@@ -98,7 +98,7 @@ def test_patience_bounds_the_wait_for_a_fast_host() -> None:
 
 def test_long_queue_uses_slow_hosts() -> None:
     """ahead + 1 >= F * (s_f / s_h - 1): with 1 fast slot 4x faster, from 3 ahead."""
-    farm = Farm(rng=random.Random(22))
+    farm = Farm(Policy(express=False), rng=random.Random(22))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     granted(farm.request(req(), 0))
@@ -110,7 +110,7 @@ def test_long_queue_uses_slow_hosts() -> None:
 
 def test_slow_slot_goes_to_the_heaviest_client() -> None:
     """A small build keeps its turn for a fast host; the big one takes the slow slot."""
-    farm = Farm(rng=random.Random(23))
+    farm = Farm(Policy(express=False), rng=random.Random(23))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     big = [req("big/u") for _ in range(6)]
@@ -221,8 +221,8 @@ def test_request_times_out_with_no_host() -> None:
 
 
 def test_fairness_between_two_clients() -> None:
-    """A make -j200 must not starve a make -j4 from another machine."""
-    farm = Farm(rng=random.Random(10))
+    """A make -j200 must not starve a make -j4 from another machine (queues alone)."""
+    farm = Farm(Policy(express=False), rng=random.Random(10))
     farm.host_report(host("a", slots=2), 0)
     big = [req("m1/alice") for _ in range(200)]
     leases = [g for r in big for g in granted(farm.request(r, 0))]
@@ -372,10 +372,22 @@ class FarmMachine(RuleBasedStateMachine):
         farm = self.farm
         assert set(farm.leases) == set(self.live)  # no lease lost or invented
         for name, h in farm.hosts.items():
-            assert len(h.leases) <= h.report.slots  # never more leases than slots
+            assert len(h.leases) <= h.report.slots  # never more leases than slots ...
             assert all(farm.leases[lease].host == name for lease in h.leases)
+            if h.express is not None:  # ... but for at most one express lease
+                assert farm.leases[h.express].host == name and farm.leases[h.express].express
         for lease, name in self.live.items():
-            assert lease in farm.hosts[name].leases
+            assert lease in farm.hosts[name].leases or farm.hosts[name].express == lease
+        # the express lanes hold exactly the hosts that can take an express job
+        for key, lanes in farm._lanes.items():
+            listed = sorted(n for pool in lanes.values() for n, _ in pool.entries)
+            able = sorted(n for n, h in farm.hosts.items() if key in h.keys and h.lane_open)
+            assert listed == able
+        # the per-client counters match the leases and the queues
+        held = Counter(lease.request.client for lease in farm.leases.values())
+        assert farm._held == dict(held)
+        assert farm._load == dict(held + Counter(r.client for r in farm.waiting()))
+        assert farm._offered_total == sum(h.offered for h in farm.hosts.values())
         # the pools hold exactly each host's free slots
         for key, pools in farm._pools.items():
             count = Counter(h for pool in pools.values() for h, _ in pool.entries)
@@ -393,6 +405,52 @@ class FarmMachine(RuleBasedStateMachine):
 
 
 TestFarmMachine = FarmMachine.TestCase
+
+
+def test_express_lease_for_a_client_below_its_share() -> None:
+    """A make -j4 started while a big build holds every slot runs at once, on the
+    fastest host, ahead of the big build's jobs there (one per host)."""
+    farm = Farm(Policy(prefer_fast=False), rng=random.Random(30))
+    farm.host_report(host("fast", speed=4, slots=2), 0)
+    farm.host_report(host("slow", speed=1, slots=2), 0)
+    big = [req("big/u") for _ in range(6)]
+    got = [g for r in big for g in granted(farm.request(r, 0))]
+    assert len(got) == 4 and not any(g.express for g in got)  # the big build: no express
+    small = [req("small/u") for _ in range(3)]
+    first = granted(farm.request(small[0], 1))
+    assert [(g.host, g.express) for g in first] == [("fast", True)]
+    # share = 4 offered slots / 2 active clients = 2: a second express lease,
+    # on the next host whose lane is open
+    second = granted(farm.request(small[1], 1))
+    assert [(g.host, g.express) for g in second] == [("slow", True)]
+    # at its share: the third waits in line like everyone else
+    assert farm.request(small[2], 1) == []
+    # the express lane on "fast" frees: a waiting client below its share takes it
+    out = granted(farm.release(first[0].lease, 2))
+    assert [(g.request, g.host, g.express) for g in out] == [(small[2].request, "fast", True)]
+
+
+def test_no_express_for_a_client_at_its_share_or_when_off() -> None:
+    for policy, small_gets in ((Policy(), True), (Policy(express=False), False)):
+        farm = Farm(policy, rng=random.Random(31))
+        farm.host_report(host("a", slots=2), 0)
+        for r in [req("big/u"), req("big/u"), req("big/u")]:
+            farm.request(r, 0)  # two granted, one waiting: above its share
+        assert farm.request(req("big/u"), 0) == []  # a heavy client never jumps ahead
+        assert bool(granted(farm.request(req("small/u"), 0))) == small_gets
+
+
+def test_express_lease_ends_with_its_host() -> None:
+    farm = Farm(rng=random.Random(32))
+    farm.host_report(host("a", slots=1), 0)
+    farm.request(req("big/u"), 0)
+    [g] = granted(farm.request(req("small/u"), 0))
+    assert g.express
+    revoked = [o for o in farm.host_gone("a", "host left", 1) if isinstance(o, LeaseRevoked)]
+    assert len(revoked) == 2 and g.lease in {o.lease for o in revoked}
+    assert farm.leases == {}
+
+
 TestFarmMachine.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 
 

@@ -29,6 +29,7 @@ class Grant:
     host: str
     address: str
     port: int
+    express: bool = False  # one job beyond the host's slots, run ahead of the others
 
 
 class NoLease(CcfarmError):
@@ -92,7 +93,10 @@ def request_lease(
             continue
         if reply.kind == m.LEASE_GRANTED:
             f = reply.first()
-            return Lease(sock, Grant(int(f["lease"]), f["host"], f["address"], int(f["port"])))
+            grant = Grant(
+                int(f["lease"]), f["host"], f["address"], int(f["port"]), f.get("express") == "1"
+            )
+            return Lease(sock, grant)
         sock.close()
         raise NoLease(reply.first().get("reason", "refused"), answered=True)
     raise NoLease(last, answered=False)

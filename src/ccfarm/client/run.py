@@ -196,10 +196,14 @@ def _via_scheduler(
         _verbose(settings, f"local: the scheduler found no host ({exc})")
         return exec_local(inv, env, None)
     grant = lease.grant
-    _verbose(settings, f"{job.source}: {grant.host} leased in {time.monotonic() - asked:.3f} s")
+    _verbose(
+        settings,
+        f"{job.source}: {grant.host} leased in {time.monotonic() - asked:.3f} s"
+        + (" (express)" if grant.express else ""),
+    )
     spec = hostlist.HostSpec(grant.host, "tcp", grant.address, grant.port, 1, 3, ccfarm=True)
     try:
-        status = _distribute(inv, job, spec, cpp, env, settings)
+        status = _distribute(inv, job, spec, cpp, env, settings, express=grant.express)
     except _LocalPreprocessFailed:
         return exec_local(inv, env, None)
     except HostFailure as exc:
@@ -273,8 +277,14 @@ def _distribute(
     cpp: _Preprocessing,
     env: Mapping[str, str],
     settings: Settings,
+    *,
+    express: bool = False,
 ) -> int | None:
-    """Compile on `spec`; the exit status, or None when the compile failed there."""
+    """Compile on `spec`; the exit status, or None when the compile failed there.
+
+    An express job (a lease beyond the host's slots) goes the exact way: only
+    ccfarm's own protocol can tell the daemon to run it ahead of the others.
+    """
     from ccfarm import protocol
     from ccfarm.client.compilerinfo import compiler_info
     from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
@@ -288,7 +298,7 @@ def _distribute(
         os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
     )
     preprocessed, cpp_stderr = cpp.result()
-    if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr:
+    if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr and not express:
         fast = _checked_preprocessed(job, name, spec, preprocessed, settings)
         if fast is not None:
             return fast if fast >= 0 else None
@@ -301,6 +311,8 @@ def _distribute(
             # -nostdinc also drops gcc's implicit stdc-predef.h; put it back first
             argv[1:1] = ["-include", "stdc-predef.h"]
         forwarded = [f"{k}={env[k]}" for k in protocol.CLIENT_ENVIRONMENT if k in env]
+        if express:
+            forwarded.append(f"{protocol.PRIORITY}=express")
         header = protocol.JobHeader(
             version,
             _encode([name, *argv[1:]]),

@@ -74,7 +74,14 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
 def encode_granted(client_id: int, g: LeaseGranted) -> bytes:
     return encode(
         LEASE_GRANTED,
-        {"id": client_id, "lease": g.lease, "host": g.host, "address": g.address, "port": g.port},
+        {
+            "id": client_id,
+            "lease": g.lease,
+            "host": g.host,
+            "address": g.address,
+            "port": g.port,
+            "express": int(g.express),
+        },
     )
 
 

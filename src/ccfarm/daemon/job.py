@@ -20,7 +20,15 @@ from ccfarm.compiler.daemon_args import (
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
-from ccfarm.protocol import CCFARM, CLIENT_ENVIRONMENT, FileEntry, JobHeader, LinkEntry, sends_files
+from ccfarm.protocol import (
+    CCFARM,
+    CLIENT_ENVIRONMENT,
+    PRIORITY,
+    FileEntry,
+    JobHeader,
+    LinkEntry,
+    sends_files,
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,12 @@ class JobBuilder:
             self.ws.add_file(entry.name, entry.data)
         else:
             self.ws.add_link(entry.name, entry.target)
+
+    @property
+    def express(self) -> bool:
+        """Did the client ask to run ahead of the other jobs (an express lease)?"""
+        wanted = f"{PRIORITY}=express".encode()
+        return self.header.version == CCFARM and wanted in self.header.env
 
     def plan(self, base_env: Mapping[str, str]) -> CompilePlan:
         env = dict(base_env)

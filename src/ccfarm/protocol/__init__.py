@@ -6,6 +6,7 @@ from ccfarm.protocol.events import (
     LZO,
     NEED_DATA,
     PLAIN,
+    PRIORITY,
     PUMP,
     VERSIONS,
     CompileStatus,
@@ -33,6 +34,7 @@ from ccfarm.protocol.request import RequestParser, encode_request
 __all__ = [
     "CCFARM",
     "CLIENT_ENVIRONMENT",
+    "PRIORITY",
     "LZO",
     "NEED_DATA",
     "PLAIN",

@@ -51,6 +51,11 @@ CLIENT_ENVIRONMENT = (
     "TERM",
 )
 
+#: an ENVV item that is not for the compiler: `CCFARM_PRIORITY=express` asks
+#: the daemon to run the job at once, ahead of its other jobs (the client
+#: holds an express lease from the scheduler)
+PRIORITY = "CCFARM_PRIORITY"
+
 
 def sends_files(version: int) -> bool:
     """True when the client sends source files instead of a .i body."""

@@ -25,6 +25,7 @@ class SchedulerConfig:
     max_wait: float = _P.max_wait
     prefer_fast: bool = _P.prefer_fast
     patience: float = _P.patience
+    express: bool = _P.express
     io_timeout: float = 60.0
     log_file: str = ""
     log_level: str = "info"

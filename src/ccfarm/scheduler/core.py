@@ -61,6 +61,7 @@ class _Host:
         self.disabled = False
         self.offered = 0
         self.leases: dict[int, None] = {}  # lease ids, oldest first
+        self.express: int | None = None  # the express lease running here, if any
         self.last_seen = now
         self.keys: tuple[Compiler | None, ...] = (ANY, *report.compilers)
 
@@ -68,16 +69,28 @@ class _Host:
     def free(self) -> int:
         return max(0, self.offered - len(self.leases))
 
+    @property
+    def lane_open(self) -> bool:
+        """Can it take an express job now?"""
+        return self.offered > 0 and self.express is None
+
 
 class _Lease:
     def __init__(
-        self, lease: int, request: LeaseRequest, host: str, now: float, expires: float
+        self,
+        lease: int,
+        request: LeaseRequest,
+        host: str,
+        now: float,
+        expires: float,
+        express: bool = False,
     ) -> None:
         self.lease = lease
         self.request = request
         self.host = host
         self.granted = now
         self.expires = expires
+        self.express = express
 
 
 class Farm:
@@ -105,6 +118,14 @@ class Farm:
         self._waiting_count: dict[Compiler | None, int] = {}
         self._deadlines: list[tuple[float, int, str, int | str]] = []
         self._seq = 0
+        #: express lanes: compiler key -> tier -> hosts whose lane is open
+        self._lanes: dict[Compiler | None, dict[int, _SlotPool]] = {}
+        self._lane_tiers: dict[Compiler | None, list[int]] = {}
+        #: per client: leases held; leases held + requests waiting (the
+        #: clients in it are the active ones); and all hosts' offered slots
+        self._held: dict[str, int] = {}
+        self._load: dict[str, int] = {}
+        self._offered_total = 0
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -118,12 +139,14 @@ class Farm:
         ):
             disabled = host.disabled if host is not None else False
             leases = dict(host.leases) if host is not None else {}
+            express = host.express if host is not None else None
             if host is not None:
                 self._set_offered(host, 0)
                 self._count_keys(host, -1)
             host = _Host(report, self.policy, now)
             host.disabled = disabled
             host.leases = leases
+            host.express = express
             self.hosts[report.host] = host
             self._count_keys(host, +1)
         host.report = report
@@ -142,7 +165,8 @@ class Farm:
         if host is None:
             return []
         self._set_offered(host, 0)
-        outcomes: list[Outcome] = [self._end_lease(lease, reason) for lease in list(host.leases)]
+        ending = [*host.leases, *([host.express] if host.express is not None else [])]
+        outcomes: list[Outcome] = [self._end_lease(lease, reason) for lease in ending]
         del self.hosts[name]
         self._count_keys(host, -1)
         return outcomes + self._rebalance(host.keys, now)
@@ -165,6 +189,9 @@ class Farm:
             return [self._grant(req, host, now)]
         if not self._key_hosts.get(key):
             return [LeaseRefused(req.request, "no host has this compiler")]
+        lane = self._express(key, req.client) if host is None else None
+        if lane is not None:
+            return [self._grant(req, lane, now, express=True)]
         deadline = now + min(req.timeout, self.policy.max_wait)
         self._waiting[req.request] = (req, key, deadline)
         ring = self._rings.setdefault(key, OrderedDict())
@@ -177,6 +204,7 @@ class Farm:
                 ring.move_to_end(req.client, last=False)
         ring[req.client].append(req.request)
         self._waiting_count[key] = waiting + 1
+        self._load[req.client] = self._load.get(req.client, 0) + 1
         self._push(deadline, "wait", req.request)
         if host is None:
             return []
@@ -192,7 +220,9 @@ class Farm:
             return []
         self._end_lease(lease, "released")
         host = self.hosts.get(record.host)
-        return self._serve_waiting(host, now) if host is not None else []
+        if host is None:
+            return []
+        return self._serve_lane(host, now) if record.express else self._serve_waiting(host, now)
 
     def cancel(self, request: int) -> None:
         """A waiting request's client went away."""
@@ -217,7 +247,12 @@ class Farm:
                     host_name = lease.host
                     outcomes.append(self._end_lease(lease.lease, "lease timed out"))
                     if host_name in self.hosts:
-                        outcomes += self._serve_waiting(self.hosts[host_name], now)
+                        host = self.hosts[host_name]
+                        outcomes += (
+                            self._serve_lane(host, now)
+                            if lease.express
+                            else self._serve_waiting(host, now)
+                        )
             elif kind == "patience":
                 outcomes += self._lose_patience(int(ident), now)
             elif kind == "wait":
@@ -248,10 +283,14 @@ class Farm:
     def _set_offered(self, host: _Host, offered: int) -> None:
         """Change a host's offer and keep the free-slot pools in step."""
         before = host.free
+        lane_before = host.lane_open
         delta = offered - host.offered
         host.offered = offered
+        self._offered_total += delta
         after = host.free
         name = host.report.host
+        if host.lane_open != lane_before:
+            self._toggle_lane(host)
         for key in host.keys:
             if delta:
                 cap = self._capacity.setdefault(key, {}).setdefault(host.tier, [0.0, 0.0])
@@ -281,19 +320,27 @@ class Farm:
         for key in host.keys:
             self._key_hosts[key] = self._key_hosts.get(key, 0) + delta
 
-    def _grant(self, req: LeaseRequest, host: _Host, now: float) -> LeaseGranted:
+    def _grant(
+        self, req: LeaseRequest, host: _Host, now: float, *, express: bool = False
+    ) -> LeaseGranted:
         lease = self._next_lease
         self._next_lease += 1
         before = host.free
         expires = now + self.policy.lease_timeout
-        self.leases[lease] = _Lease(lease, req, host.report.host, now, expires)
-        host.leases[lease] = None
-        self._shrink_pools(host, before)
+        self.leases[lease] = _Lease(lease, req, host.report.host, now, expires, express)
+        if express:
+            host.express = lease
+            self._toggle_lane(host)
+        else:
+            host.leases[lease] = None
+            self._shrink_pools(host, before)
         self._push(expires, "lease", lease)
         self._served += 1
         self._last_served[req.client] = self._served
+        self._held[req.client] = self._held.get(req.client, 0) + 1
+        self._load[req.client] = self._load.get(req.client, 0) + 1
         r = host.report
-        return LeaseGranted(req.request, lease, r.host, r.address, r.port)
+        return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
 
     def _shrink_pools(self, host: _Host, before: int) -> None:
         for n in range(host.free, before):
@@ -302,8 +349,15 @@ class Farm:
 
     def _end_lease(self, lease: int, reason: str) -> LeaseRevoked:
         record = self.leases.pop(lease)
+        client = record.request.client
+        _decrement(self._held, client)
+        _decrement(self._load, client)
         host = self.hosts.get(record.host)
-        if host is not None:
+        if host is not None and record.express:
+            host.express = None
+            if host.lane_open:
+                self._toggle_lane(host)
+        elif host is not None:
             before = host.free
             del host.leases[lease]
             for n in range(before, host.free):
@@ -404,7 +458,59 @@ class Farm:
             return True
         return ahead + 1 >= slots * (speed / max(host.report.speed, 1e-9) - 1)
 
+    def _express(self, key: Compiler | None, client: str) -> _Host | None:
+        """The host for an express lease, if `client` should get one now.
+
+        Only when every slot is taken, and only for a client below its fair
+        share (offered slots / active clients): so a `make -j4` started during
+        two `make -j200`s runs at once, while the big builds cannot use
+        express leases to take more than their share. The fastest host whose
+        lane is open takes it and runs it ahead of its other jobs.
+        """
+        if not self.policy.express:
+            return None
+        active = len(self._load) + (client not in self._load)
+        if self._held.get(client, 0) >= self._offered_total / active:
+            return None
+        lanes = self._lanes.get(key)
+        if not lanes:
+            return None
+        for tier in self._lane_tiers[key]:
+            pool = lanes[tier]
+            if pool.entries:
+                return self.hosts[pool.choose(self.rng)]
+        return None
+
+    def _toggle_lane(self, host: _Host) -> None:
+        """Add or remove the host's express lane to match `host.lane_open`."""
+        entry = (host.report.host, 0)
+        for key in host.keys:
+            lanes = self._lanes.setdefault(key, {})
+            pool = lanes.get(host.tier)
+            if pool is None:
+                pool = lanes[host.tier] = _SlotPool()
+                self._lane_tiers[key] = sorted(lanes, reverse=True)
+            if host.lane_open:
+                pool.add(entry)
+            else:
+                pool.remove(entry)
+
+    def _serve_lane(self, host: _Host, now: float) -> list[Outcome]:
+        """An express lane opened: the longest-unserved waiting client below its share takes it."""
+        if not host.lane_open or not self.policy.express:
+            return []
+        for key in host.keys:
+            ring = self._rings.get(key)
+            for client in list(ring or ()):
+                if self._express(key, client) is not None:
+                    request_id = self._rings[key][client][0]
+                    req, _, _ = self._waiting.pop(request_id)
+                    self._unqueue(key, client, request_id)
+                    return [self._grant(req, host, now, express=True)]
+        return []
+
     def _unqueue(self, key: Compiler | None, client: str, request: int) -> None:
+        _decrement(self._load, client)
         self._waiting_count[key] -= 1
         ring = self._rings[key]
         queue = ring[client]
@@ -413,3 +519,10 @@ class Farm:
             del ring[client]
             if not ring:
                 del self._rings[key]
+
+
+def _decrement(counts: dict[str, int], client: str) -> None:
+    if counts[client] <= 1:
+        del counts[client]
+    else:
+        counts[client] -= 1

@@ -46,6 +46,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="longest wait for a faster host while a slow one is free (5 s)",
     )
+    p.add_argument(
+        "--no-express",
+        dest="express",
+        action="store_const",
+        const=False,
+        help="no express leases (a job beyond a host's slots for a client below its share)",
+    )
     p.add_argument("--log-file", metavar="FILE")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p

@@ -54,6 +54,8 @@ class LeaseGranted:
     host: str
     address: str
     port: int
+    #: an express lease: one job beyond the host's slots, run ahead of the others
+    express: bool = False
 
 
 @record

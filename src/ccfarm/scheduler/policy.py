@@ -30,6 +30,11 @@ class Policy:
     prefer_fast: bool = True
     #: ... but never longer than this many seconds
     patience: float = 5.0
+    #: a client below its fair share (offered slots / active clients) whose
+    #: request would wait gets an express lease instead: one job beyond the
+    #: slots of the fastest host whose express lane is free, which the host
+    #: runs ahead of its other jobs (see `core.Farm._express`)
+    express: bool = True
 
 
 def tier_of(speed: float, policy: Policy) -> int:

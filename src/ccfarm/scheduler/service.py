@@ -238,7 +238,7 @@ class SchedulerService:
                     "speed": f"{r.speed:.3g}",
                     "slots": r.slots,
                     "offered": host.offered,
-                    "used": len(host.leases),
+                    "used": len(host.leases) + (host.express is not None),
                     "cpus": r.cpus,
                     "load": f"{r.load:.2f}",
                     "desktop": int(r.desktop_in_use),
@@ -253,7 +253,7 @@ class SchedulerService:
         for lease in self.farm.leases.values():
             records.append(
                 {
-                    "state": "running",
+                    "state": "express" if lease.express else "running",
                     "lease": lease.lease,
                     "host": lease.host,
                     "client": lease.request.client,

@@ -1,0 +1,122 @@
+"""Express leases for real: a daemon runs an express job at once and ahead of
+its other jobs; a scheduler gives one to a light client while a heavy one
+holds every slot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from ccfarm import protocol
+from ccfarm.client.transport import run_remote
+from tests.conftest import ccfarm_exe, ctl, wait_for
+
+
+def _slow_source(path: Path, functions: int = 2500) -> None:
+    body = "\n".join(
+        f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 50 + 3}; k++) "
+        f"s += x * k / (k + {i + 1}.0); return s; }}"
+        for i in range(functions)
+    )
+    path.write_text(body + "\n")
+
+
+def _cc1_nice(marker: str) -> list[int]:
+    """Nice values of the running cc1 processes compiling a file named `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if argv[0].endswith(b"cc1") and any(marker.encode() in a for a in argv):
+            found.append(int(fields[16]))  # field 19 of stat: nice
+    return found
+
+
+def _request(source: Path, express: bool) -> bytes:
+    env = (f"{protocol.PRIORITY}=express".encode(),) if express else ()
+    header = protocol.JobHeader(
+        protocol.CCFARM,
+        (b"gcc", b"-O2", b"-c", source.name.encode(), b"-o", b"out.o"),
+        os.fsencode(source.parent),
+        env,
+    )
+    files = [protocol.FileEntry(os.fsencode(source), source.read_bytes())]
+    return protocol.encode_request(header, files=files)
+
+
+def test_daemon_runs_an_express_job_at_once_and_first(tmp_path: Path, ccfarmd) -> None:
+    daemon = ccfarmd(jobs=1)
+    normal, express = tmp_path / "normal_job.c", tmp_path / "express_job.c"
+    _slow_source(normal)
+    _slow_source(express)
+    results: dict[str, int] = {}
+
+    def send(name: str, source: Path, is_express: bool) -> None:
+        result = run_remote(
+            daemon.address,
+            daemon.port,
+            _request(source, is_express),
+            protocol.CCFARM,
+            connect_timeout=5,
+            io_timeout=120,
+        )
+        results[name] = result.wait_status
+
+    first = threading.Thread(target=send, args=("normal", normal, False))
+    first.start()
+    wait_for(lambda: bool(_cc1_nice("normal_job")), timeout=30)
+    assert _cc1_nice("normal_job") == [10]  # a plain job runs EXPRESS_NICE nicer
+    second = threading.Thread(target=send, args=("express", express, True))
+    second.start()
+    # the daemon has one slot, taken: the express job starts anyway, at nice 0
+    wait_for(lambda: bool(_cc1_nice("express_job")), timeout=30)
+    assert _cc1_nice("express_job") == [0]
+    assert _cc1_nice("normal_job") == [10]
+    second.join(120)
+    first.join(120)
+    assert results == {"normal": 0, "express": 0}
+
+
+def test_light_client_gets_an_express_lease(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
+    sched = scheduler("--load-low", "100", "--load-high", "200")  # shared load: ignore it
+    daemon = ccfarmd(jobs=1, extra=("--scheduler", sched, "--speed", "1", "--heartbeat", "0.5"))
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=30)
+    heavy_src = tmp_path / "heavy.c"
+    _slow_source(heavy_src)
+    (tmp_path / "light.c").write_text("int light(int x) { return x + 1; }\n")
+    base = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
+    heavy = subprocess.Popen(
+        [ccfarm_exe(), "gcc", "-O2", "-c", "heavy.c"],
+        cwd=tmp_path,
+        env={**base, "CCFARM_CLIENT_NAME": "heavy/build"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: bool(_cc1_nice("heavy")), timeout=30)  # it holds the only slot
+        light = subprocess.run(
+            [ccfarm_exe(), "gcc", "-O2", "-c", "light.c"],
+            cwd=tmp_path,
+            env={**base, "CCFARM_CLIENT_NAME": "light/build"},
+            capture_output=True,
+            timeout=60,
+        )
+        assert light.returncode == 0, light.stderr
+        assert b"(express)" in light.stderr
+        assert f"compiled on {daemon.address}:{daemon.port}".encode() in light.stderr
+        assert heavy.poll() is None  # it did not wait for the heavy job
+    finally:
+        _, err = heavy.communicate(timeout=120)
+    assert heavy.returncode == 0, err
+    assert b"(express)" not in err
+    local = subprocess.run(["gcc", "-O2", "-c", "light.c", "-o", "ref.o"], cwd=tmp_path)
+    assert local.returncode == 0
+    assert (tmp_path / "light.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
