@@ -176,6 +176,7 @@ def main() -> int:
         help="CPU quota of each client machine (0.3)",
     )
     args = p.parse_args()
+    verbose = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
     if os.geteuid() != 0 or not os.path.isdir(CGROOT):
         sys.exit("needs root and cgroup v1 at /sys/fs/cgroup/cpu")
     ccfarm, distcc, distccd = (shutil.which(n) for n in ("ccfarm", "distcc", "distccd"))
@@ -221,6 +222,7 @@ def main() -> int:
                         "100",
                         "--load-high",
                         "200",
+                        *(["--log-level", "debug"] if verbose else []),
                     ],
                     os.path.join(work, "scheduler.log"),
                 )
@@ -300,7 +302,10 @@ def main() -> int:
 
         # -- local: each client on its own share
         results["local"] = run_builds(fresh_builds(trees, work, "lo"), "gcc", envs, clients, 2)
-    shutil.rmtree(work, ignore_errors=True)
+    if verbose:
+        print(f"logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
     files = sum(len(t.sources) for t in trees)
     print(

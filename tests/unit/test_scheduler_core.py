@@ -74,7 +74,7 @@ def test_fastest_tier_first_then_slower() -> None:
 
 
 def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
-    farm = Farm(Policy(patience=5, express=False), rng=random.Random(20))
+    farm = Farm(Policy(patience=5), rng=random.Random(20))
     farm.host_report(host("fast", speed=4, slots=2), 0)
     farm.host_report(host("slow", speed=1, slots=2), 0)
     busy = [granted(farm.request(req(), 0))[0] for _ in range(2)]
@@ -86,7 +86,7 @@ def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
 
 
 def test_patience_bounds_the_wait_for_a_fast_host() -> None:
-    farm = Farm(Policy(patience=5, max_wait=60, express=False), rng=random.Random(21))
+    farm = Farm(Policy(patience=5, max_wait=60), rng=random.Random(21))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     granted(farm.request(req(), 0))
@@ -98,7 +98,7 @@ def test_patience_bounds_the_wait_for_a_fast_host() -> None:
 
 def test_long_queue_uses_slow_hosts() -> None:
     """ahead + 1 >= F * (s_f / s_h - 1): with 1 fast slot 4x faster, from 3 ahead."""
-    farm = Farm(Policy(express=False), rng=random.Random(22))
+    farm = Farm(rng=random.Random(22))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     granted(farm.request(req(), 0))
@@ -110,7 +110,7 @@ def test_long_queue_uses_slow_hosts() -> None:
 
 def test_slow_slot_goes_to_the_heaviest_client() -> None:
     """A small build keeps its turn for a fast host; the big one takes the slow slot."""
-    farm = Farm(Policy(express=False), rng=random.Random(23))
+    farm = Farm(rng=random.Random(23))
     farm.host_report(host("fast", speed=4, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     big = [req("big/u") for _ in range(6)]
@@ -221,8 +221,8 @@ def test_request_times_out_with_no_host() -> None:
 
 
 def test_fairness_between_two_clients() -> None:
-    """A make -j200 must not starve a make -j4 from another machine (queues alone)."""
-    farm = Farm(Policy(express=False), rng=random.Random(10))
+    """A make -j200 must not starve a make -j4 from another machine."""
+    farm = Farm(rng=random.Random(10))
     farm.host_report(host("a", slots=2), 0)
     big = [req("m1/alice") for _ in range(200)]
     leases = [g for r in big for g in granted(farm.request(r, 0))]
@@ -236,8 +236,27 @@ def test_fairness_between_two_clients() -> None:
         out = granted(farm.release(g.lease, t))
         leases += out
         order += ["big" if o.request in {r.request for r in big} else "small" for o in out]
-    assert order[:8] == ["small", "big"] * 4 or order[:8] == ["big", "small"] * 4
+    # the small build has used nothing yet: freed slots are its until its use
+    # (its running jobs count) passes the big build's
+    assert order[:3] == ["small"] * 3
     assert order.count("small") == 4
+
+
+def test_past_use_fades() -> None:
+    """Who used the farm lately goes after who did not; long ago does not count."""
+    farm = Farm(Policy(usage_half_life=10), rng=random.Random(11))
+    farm.host_report(host("a", slots=1), 0)
+    [old] = granted(farm.request(req("old/u"), 0))
+    farm.release(old.lease, 100)  # 100 s of use, ending at t=100
+    [recent] = granted(farm.request(req("recent/u"), 150))
+    farm.release(recent.lease, 160)  # 10 s of use, ending at t=160
+    assert farm.usage("old/u", 160) < farm.usage("recent/u", 160)  # 100 x 2^-6 < 10
+    [blocker] = granted(farm.request(req("third/u"), 160))
+    waiting = [req("recent/u"), req("old/u")]
+    for r in waiting:
+        assert farm.request(r, 160) == []
+    [g] = granted(farm.release(blocker.lease, 161))
+    assert g.request == waiting[1].request  # the one whose use is long past goes first
 
 
 def test_compatibility() -> None:
@@ -292,7 +311,8 @@ class FarmMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.farm = Farm(
-            Policy(host_timeout=20, lease_timeout=50, max_wait=30), rng=random.Random(0)
+            Policy(host_timeout=20, lease_timeout=50, max_wait=30, express=True),
+            rng=random.Random(0),
         )
         self.now = 0.0
         self.live: dict[int, str] = {}  # lease -> host, as the clients see it
@@ -410,7 +430,7 @@ TestFarmMachine = FarmMachine.TestCase
 def test_express_lease_for_a_client_below_its_share() -> None:
     """A make -j4 started while a big build holds every slot runs at once, on the
     fastest host, ahead of the big build's jobs there (one per host)."""
-    farm = Farm(Policy(prefer_fast=False), rng=random.Random(30))
+    farm = Farm(Policy(prefer_fast=False, express=True), rng=random.Random(30))
     farm.host_report(host("fast", speed=4, slots=2), 0)
     farm.host_report(host("slow", speed=1, slots=2), 0)
     big = [req("big/u") for _ in range(6)]
@@ -430,8 +450,20 @@ def test_express_lease_for_a_client_below_its_share() -> None:
     assert [(g.request, g.host, g.express) for g in out] == [(small[2].request, "fast", True)]
 
 
+def test_no_express_between_builds_of_similar_size() -> None:
+    """Below its share but not light (demand over half the other's): it waits."""
+    farm = Farm(Policy(express=True), rng=random.Random(33))
+    farm.host_report(host("a", slots=4), 0)
+    outcomes = [farm.request(req(c), 0) for c in ("one/u", "one/u", "one/u", "two/u")]
+    assert all(len(granted(o)) == 1 for o in outcomes)  # every slot taken
+    # "two" holds 1 of its share of 2; demands 2 then 3 against "one"'s 3 then 4
+    for client in ("two/u", "one/u", "two/u"):
+        assert farm.request(req(client), 0) == []
+    assert not any(lease.express for lease in farm.leases.values())
+
+
 def test_no_express_for_a_client_at_its_share_or_when_off() -> None:
-    for policy, small_gets in ((Policy(), True), (Policy(express=False), False)):
+    for policy, small_gets in ((Policy(express=True), True), (Policy(), False)):
         farm = Farm(policy, rng=random.Random(31))
         farm.host_report(host("a", slots=2), 0)
         for r in [req("big/u"), req("big/u"), req("big/u")]:
@@ -441,9 +473,10 @@ def test_no_express_for_a_client_at_its_share_or_when_off() -> None:
 
 
 def test_express_lease_ends_with_its_host() -> None:
-    farm = Farm(rng=random.Random(32))
+    farm = Farm(Policy(express=True), rng=random.Random(32))
     farm.host_report(host("a", slots=1), 0)
     farm.request(req("big/u"), 0)
+    farm.request(req("big/u"), 0)  # waits: the big build's demand is 2
     [g] = granted(farm.request(req("small/u"), 0))
     assert g.express
     revoked = [o for o in farm.host_gone("a", "host left", 1) if isinstance(o, LeaseRevoked)]

@@ -38,8 +38,8 @@ log = logging.getLogger("ccfarmd")
 EXIT_IO_ERROR = 107  # distcc's code when the client went away
 EXIT_TIMEOUT = 118  # distcc's code when --job-lifetime expired
 _READ_SIZE = 256 * 1024
-#: how much nicer a job runs than an express job (see `Farm._express`): the
-#: CPU goes to the express job while both run (CFS weights 1024 vs 110)
+#: how much nicer the running jobs go when an express job starts (see
+#: `Farm._express`): the CPU goes to it while both run (CFS weights 1024 vs 110)
 EXPRESS_NICE = 10
 
 
@@ -61,6 +61,7 @@ class DaemonService:
         self._slots = asyncio.Semaphore(config.jobs)
         self._waiting = 0
         self._express = 0  # express jobs running
+        self._plain: set[int] = set()  # process groups of the running plain jobs
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._draining = asyncio.Event()
@@ -140,7 +141,7 @@ class DaemonService:
             plan = builder.plan(self.env)
             received = time.monotonic()
             # an express job (the scheduler leased it beyond our slots) starts
-            # at once, at most `jobs` of them; the others run EXPRESS_NICE nicer
+            # at once, at most `jobs` of them; the running others go nicer
             express = builder.express and self._express < self.config.jobs
             if express:
                 self._express += 1
@@ -182,6 +183,18 @@ class DaemonService:
             for ws in made:
                 ws.remove()
 
+    def _demote_others(self, nice: int) -> None:
+        """An express job started: the running plain jobs go EXPRESS_NICE nicer.
+
+        Only ever up (an unprivileged daemon may not lower a nice value
+        again); they keep it until they end, which is soon.
+        """
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice + EXPRESS_NICE)
+        for pgid in self._plain:
+            with contextlib.suppress(OSError):
+                if os.getpriority(os.PRIO_PGRP, pgid) < target:
+                    os.setpriority(os.PRIO_PGRP, pgid, target)
+
     async def _read_request(
         self, reader: asyncio.StreamReader, made: list[Workspace]
     ) -> JobBuilder:
@@ -216,7 +229,7 @@ class DaemonService:
     async def _compile(
         self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace, express: bool
     ) -> bytes:
-        nice = self.config.nice + (0 if express else EXPRESS_NICE)
+        nice = self.config.nice
         proc = await asyncio.create_subprocess_exec(
             plan.program,
             *plan.argv[1:],
@@ -228,6 +241,10 @@ class DaemonService:
             start_new_session=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
+        if express:
+            self._demote_others(nice)
+        else:
+            self._plain.add(proc.pid)  # its process group (start_new_session)
         run = asyncio.ensure_future(proc.communicate())
         watch = asyncio.ensure_future(_wait_for_eof(reader))
         lifetime = self.config.job_lifetime or None
@@ -244,6 +261,7 @@ class DaemonService:
                 return encode_reply(plan.version, EXIT_TIMEOUT << 8, stderr=message)
         finally:
             watch.cancel()
+            self._plain.discard(proc.pid)
             if not run.done():
                 _kill_group(proc)
         stdout, stderr = run.result()

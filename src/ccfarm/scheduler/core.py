@@ -13,6 +13,7 @@ order; deadlines are in heaps.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from ccfarm.scheduler.model import (
 from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
 
 ANY: Compiler | None = None  # the key of requests that take any host
+_LN2 = math.log(2)
 
 
 class _SlotPool:
@@ -126,6 +128,10 @@ class Farm:
         self._held: dict[str, int] = {}
         self._load: dict[str, int] = {}
         self._offered_total = 0
+        #: per client: its leases, and the farm it used lately (speed x
+        #: seconds of ended leases, decaying with `usage_half_life`)
+        self._client_leases: dict[str, set[int]] = {}
+        self._usage: dict[str, tuple[float, float]] = {}
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -155,7 +161,7 @@ class Farm:
         outcomes: list[Outcome] = []
         while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
             newest = next(reversed(host.leases))
-            outcomes.append(self._end_lease(newest, "host reduced its slots"))
+            outcomes.append(self._end_lease(newest, "host reduced its slots", now))
         self._set_offered(host, offered_slots(report, self.policy, disabled=host.disabled))
         outcomes += self._serve_waiting(host, now)
         return outcomes + self._rebalance(host.keys, now)
@@ -166,7 +172,7 @@ class Farm:
             return []
         self._set_offered(host, 0)
         ending = [*host.leases, *([host.express] if host.express is not None else [])]
-        outcomes: list[Outcome] = [self._end_lease(lease, reason) for lease in ending]
+        outcomes: list[Outcome] = [self._end_lease(lease, reason, now) for lease in ending]
         del self.hosts[name]
         self._count_keys(host, -1)
         return outcomes + self._rebalance(host.keys, now)
@@ -218,7 +224,7 @@ class Farm:
         record = self.leases.get(lease)
         if record is None:
             return []
-        self._end_lease(lease, "released")
+        self._end_lease(lease, "released", now)
         host = self.hosts.get(record.host)
         if host is None:
             return []
@@ -245,7 +251,7 @@ class Farm:
                 lease = self.leases.get(int(ident))
                 if lease is not None and lease.expires <= now:
                     host_name = lease.host
-                    outcomes.append(self._end_lease(lease.lease, "lease timed out"))
+                    outcomes.append(self._end_lease(lease.lease, "lease timed out", now))
                     if host_name in self.hosts:
                         host = self.hosts[host_name]
                         outcomes += (
@@ -270,6 +276,10 @@ class Farm:
     def waiting(self) -> Iterator[LeaseRequest]:
         for req, _, _ in self._waiting.values():
             yield req
+
+    def held(self, client: str) -> int:
+        """Leases `client` holds now."""
+        return self._held.get(client, 0)
 
     def tier_order(self) -> list[int]:
         return sorted({h.tier for h in self.hosts.values()}, reverse=True)
@@ -338,6 +348,7 @@ class Farm:
         self._served += 1
         self._last_served[req.client] = self._served
         self._held[req.client] = self._held.get(req.client, 0) + 1
+        self._client_leases.setdefault(req.client, set()).add(lease)
         self._load[req.client] = self._load.get(req.client, 0) + 1
         r = host.report
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
@@ -347,12 +358,17 @@ class Farm:
             for key in host.keys:
                 self._pools[key][host.tier].remove((host.report.host, n))
 
-    def _end_lease(self, lease: int, reason: str) -> LeaseRevoked:
+    def _end_lease(self, lease: int, reason: str, now: float) -> LeaseRevoked:
         record = self.leases.pop(lease)
         client = record.request.client
         _decrement(self._held, client)
         _decrement(self._load, client)
+        self._client_leases[client].discard(lease)
+        if not self._client_leases[client]:
+            del self._client_leases[client]
         host = self.hosts.get(record.host)
+        speed = host.report.speed if host is not None else 1.0
+        self._charge(client, max(0.0, now - record.granted) * speed, now)
         if host is not None and record.express:
             host.express = None
             if host.lane_open:
@@ -369,23 +385,27 @@ class Farm:
         """Give the host's free slots to waiting clients, round-robin.
 
         Each compiler has a ring of waiting clients; a served client goes to the
-        back of it. Across the host's compilers, the ring head served longest
-        ago wins. A slot on a host slower than others that are busy goes only
-        where it is worth it (`_worth`), and to the client served most
-        recently (the tail of the ring): the heaviest user takes the slow
-        host, a small build keeps its turn for a fast one.
+        back of it. The waiting client that used the farm least lately goes
+        first (`usage`; ring order, least recently served first, breaks
+        ties), across the host's compilers. A slot on a host slower than others that are busy
+        goes only where it is worth it (`_worth`); if it is not worth it for
+        the first in line (a much slower host), it goes to the waiting client
+        that used the farm most: the heaviest user takes the slow host, a
+        small build keeps its turn for a fast one.
         """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
-            best: tuple[int, Compiler | None, str] | None = None
+            best: tuple[tuple[float, int], Compiler | None, str] | None = None
             for key in host.keys:
                 ring = self._rings.get(key)
                 if not ring or not self._worth(key, host, self._waiting_count[key] - 1):
                     continue
-                slow = self._faster_capacity(key, host.tier)[0] > 0
-                client = next(reversed(ring)) if slow else next(iter(ring))
+                # worth it for the first in line, or only for someone further back?
+                slow = not self._worth(key, host, 0)
+                client = self._next_client(ring, now, heaviest=slow)
+                used = self.usage(client, now)
                 served = self._last_served.get(client, 0)
-                rank = -served if slow else served
+                rank = (-used, -served) if slow else (used, served)
                 if best is None or rank < best[0]:
                     best = (rank, key, client)
             if best is None:
@@ -393,6 +413,38 @@ class Farm:
             _, key, client = best
             outcomes.append(self._grant_waiting(key, client, host, now))
         return outcomes
+
+    def _next_client(
+        self, ring: OrderedDict[str, deque[int]], now: float, *, heaviest: bool
+    ) -> str:
+        """The waiting client that used the farm least lately (ring order breaks
+        ties), or for a slow slot the one that used it most."""
+        order = reversed(ring) if heaviest else iter(ring)
+        pick = None
+        for client in order:
+            used = self.usage(client, now)
+            if pick is None or (used > pick[0] if heaviest else used < pick[0]):
+                pick = (used, client)
+        assert pick is not None
+        return pick[1]
+
+    def usage(self, client: str, now: float) -> float:
+        """How much of the farm `client` used lately: speed x seconds of its
+        leases, running ones included, halving every `usage_half_life`."""
+        value, at = self._usage.get(client, (0.0, now))
+        used = value * self._decay(now - at)
+        for lease in self._client_leases.get(client, ()):
+            record = self.leases[lease]
+            host = self.hosts.get(record.host)
+            used += max(0.0, now - record.granted) * (host.report.speed if host else 1.0)
+        return used
+
+    def _charge(self, client: str, amount: float, now: float) -> None:
+        value, at = self._usage.get(client, (0.0, now))
+        self._usage[client] = (value * self._decay(now - at) + amount, now)
+
+    def _decay(self, elapsed: float) -> float:
+        return math.exp(-_LN2 * max(0.0, elapsed) / self.policy.usage_half_life)
 
     def _grant_waiting(
         self, key: Compiler | None, client: str, host: _Host, now: float
@@ -461,16 +513,26 @@ class Farm:
     def _express(self, key: Compiler | None, client: str) -> _Host | None:
         """The host for an express lease, if `client` should get one now.
 
-        Only when every slot is taken, and only for a client below its fair
-        share (offered slots / active clients): so a `make -j4` started during
-        two `make -j200`s runs at once, while the big builds cannot use
-        express leases to take more than their share. The fastest host whose
-        lane is open takes it and runs it ahead of its other jobs.
+        Only when every slot is taken, only for a client below its fair share
+        (offered slots / active clients), and only for a light one (its
+        demand, leases + waiting requests, at most half another client's): so
+        a `make -j4` started during two `make -j200`s runs at once, while the
+        big builds never get express leases, not even from each other. The
+        fastest host whose lane is open takes it and runs it ahead of its
+        other jobs. (Clients are few: the scans here are over clients, not
+        hosts.)
         """
         if not self.policy.express:
             return None
         active = len(self._load) + (client not in self._load)
-        if self._held.get(client, 0) >= self._offered_total / active:
+        share = self._offered_total / active
+        if self._held.get(client, 0) >= share:
+            return None
+        # only a light client: its demand (leases + waiting requests) at most
+        # half of the heaviest other client's. Two equal big builds never get
+        # express leases (they would only slow each other's jobs down).
+        demand = self._load.get(client, 0) + 1
+        if not any(other != client and load >= 2 * demand for other, load in self._load.items()):
             return None
         lanes = self._lanes.get(key)
         if not lanes:

@@ -47,11 +47,15 @@ def parser() -> argparse.ArgumentParser:
         help="longest wait for a faster host while a slow one is free (5 s)",
     )
     p.add_argument(
-        "--no-express",
-        dest="express",
+        "--usage-half-life",
+        type=float,
+        help="seconds for a client's past farm use to count half as much (60)",
+    )
+    p.add_argument(
+        "--express",
         action="store_const",
-        const=False,
-        help="no express leases (a job beyond a host's slots for a client below its share)",
+        const=True,
+        help="express leases: a light client's job beyond a host's slots, run first there",
     )
     p.add_argument("--log-file", metavar="FILE")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])

@@ -30,11 +30,17 @@ class Policy:
     prefer_fast: bool = True
     #: ... but never longer than this many seconds
     patience: float = 5.0
-    #: a client below its fair share (offered slots / active clients) whose
-    #: request would wait gets an express lease instead: one job beyond the
-    #: slots of the fastest host whose express lane is free, which the host
-    #: runs ahead of its other jobs (see `core.Farm._express`)
-    express: bool = True
+    #: a freed slot goes to the waiting client that used the farm least
+    #: lately (speed x seconds of its leases), its past use halving every
+    #: this many seconds: a small build started during big ones goes first
+    usage_half_life: float = 60.0
+    #: a light client below its fair share (offered slots / active clients)
+    #: whose request would wait gets an express lease instead: one job beyond
+    #: the slots of the fastest host whose express lane is free, which the
+    #: host runs ahead of its other jobs (see `core.Farm._express`). Off by
+    #: default: on the emulated farm it made a small build slower, not faster
+    #: (docs/benchmarks.md)
+    express: bool = False
 
 
 def tier_of(speed: float, policy: Policy) -> int:

@@ -212,6 +212,16 @@ class SchedulerService:
                 self._by_lease[outcome.lease] = conn
                 conn.send(m.encode_granted(client_id, outcome))
                 self.stats["granted"] += 1
+                if log.isEnabledFor(logging.DEBUG):
+                    lease = self.farm.leases[outcome.lease]
+                    log.debug(
+                        "lease %d on %s to %s%s (held %d)",
+                        outcome.lease,
+                        outcome.host,
+                        lease.request.client,
+                        " express" if outcome.express else "",
+                        self.farm.held(lease.request.client),
+                    )
             elif isinstance(outcome, LeaseRefused):
                 conn = self._by_request.pop(outcome.request, None)
                 if conn is not None:
