@@ -408,6 +408,13 @@ class FarmMachine(RuleBasedStateMachine):
         assert farm._held == dict(held)
         assert farm._load == dict(held + Counter(r.client for r in farm.waiting()))
         assert farm._offered_total == sum(h.offered for h in farm.hosts.values())
+        # the running part of each client's use, kept in O(1), is what its leases say
+        assert set(farm._running) == set(held)
+        for client, (speeds, speed_times) in farm._running.items():
+            mine = [lease for lease in farm.leases.values() if lease.request.client == client]
+            assert abs(speeds - sum(lease.speed for lease in mine)) < 1e-6
+            direct = sum((self.now - lease.granted) * lease.speed for lease in mine)
+            assert abs((self.now * speeds - speed_times) - direct) < 1e-6 * max(1.0, self.now)
         # the pools hold exactly each host's free slots
         for key, pools in farm._pools.items():
             count = Counter(h for pool in pools.values() for h, _ in pool.entries)

@@ -86,6 +86,7 @@ class _Lease:
         now: float,
         expires: float,
         express: bool = False,
+        speed: float = 1.0,
     ) -> None:
         self.lease = lease
         self.request = request
@@ -93,6 +94,7 @@ class _Lease:
         self.granted = now
         self.expires = expires
         self.express = express
+        self.speed = speed  # the host's, when granted (what its use is charged at)
 
 
 class Farm:
@@ -128,10 +130,12 @@ class Farm:
         self._held: dict[str, int] = {}
         self._load: dict[str, int] = {}
         self._offered_total = 0
-        #: per client: its leases, and the farm it used lately (speed x
-        #: seconds of ended leases, decaying with `usage_half_life`)
-        self._client_leases: dict[str, set[int]] = {}
+        #: per client: the farm it used lately (speed x seconds of ended
+        #: leases, decaying with `usage_half_life`: value and when), and its
+        #: running leases as [sum of speeds, sum of speed x grant time], so
+        #: that their use so far is O(1): now x speeds - speed-times
         self._usage: dict[str, tuple[float, float]] = {}
+        self._running: dict[str, list[float]] = {}
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -337,7 +341,9 @@ class Farm:
         self._next_lease += 1
         before = host.free
         expires = now + self.policy.lease_timeout
-        self.leases[lease] = _Lease(lease, req, host.report.host, now, expires, express)
+        self.leases[lease] = _Lease(
+            lease, req, host.report.host, now, expires, express, host.report.speed
+        )
         if express:
             host.express = lease
             self._toggle_lane(host)
@@ -348,7 +354,9 @@ class Farm:
         self._served += 1
         self._last_served[req.client] = self._served
         self._held[req.client] = self._held.get(req.client, 0) + 1
-        self._client_leases.setdefault(req.client, set()).add(lease)
+        running = self._running.setdefault(req.client, [0.0, 0.0])
+        running[0] += host.report.speed
+        running[1] += host.report.speed * now
         self._load[req.client] = self._load.get(req.client, 0) + 1
         r = host.report
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
@@ -363,12 +371,13 @@ class Farm:
         client = record.request.client
         _decrement(self._held, client)
         _decrement(self._load, client)
-        self._client_leases[client].discard(lease)
-        if not self._client_leases[client]:
-            del self._client_leases[client]
+        running = self._running[client]
+        running[0] -= record.speed
+        running[1] -= record.speed * record.granted
+        if self._held.get(client, 0) == 0:
+            del self._running[client]
+        self._charge(client, max(0.0, now - record.granted) * record.speed, now)
         host = self.hosts.get(record.host)
-        speed = host.report.speed if host is not None else 1.0
-        self._charge(client, max(0.0, now - record.granted) * speed, now)
         if host is not None and record.express:
             host.express = None
             if host.lane_open:
@@ -432,12 +441,8 @@ class Farm:
         """How much of the farm `client` used lately: speed x seconds of its
         leases, running ones included, halving every `usage_half_life`."""
         value, at = self._usage.get(client, (0.0, now))
-        used = value * self._decay(now - at)
-        for lease in self._client_leases.get(client, ()):
-            record = self.leases[lease]
-            host = self.hosts.get(record.host)
-            used += max(0.0, now - record.granted) * (host.report.speed if host else 1.0)
-        return used
+        speeds, speed_times = self._running.get(client, (0.0, 0.0))
+        return value * self._decay(now - at) + max(0.0, now * speeds - speed_times)
 
     def _charge(self, client: str, amount: float, now: float) -> None:
         value, at = self._usage.get(client, (0.0, now))
