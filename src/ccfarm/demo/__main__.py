@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             "CCFARM_HOSTS": hosts,
             "CCFARM_VERBOSE": "1",
             "CCFARM_DIR": os.path.join(work, "state"),
+            "CCFARM_HELPER_IDLE": "5",  # the demo's warm helper leaves soon after it
         }
         jobs = args.hosts * args.jobs_per_host
         print(f"== make -j{jobs} CC='{ccfarm} gcc' in {build} ({len(tree.sources) + 1} files)")
