@@ -198,3 +198,28 @@ def ctl(scheduler_address: str, *args: str) -> object:
         check=True,
     )
     return json.loads(out.stdout)
+
+
+def slow_source(path: Path, functions: int = 1500) -> None:
+    """A C file that takes gcc -O2 a while (about a second per 1,500 functions)."""
+    body = "\n".join(
+        f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 50 + 3}; k++) "
+        f"s += x * k / (k + {i + 1}.0); return s; }}"
+        for i in range(functions)
+    )
+    path.write_text(body + "\n")
+
+
+def processes() -> Iterator[tuple[int, list[bytes], list[str]]]:
+    """(pid, argv, fields of /proc/PID/stat after the command name) of every process."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        yield int(entry), argv, fields

@@ -7,16 +7,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ccfarm_exe, free_port, next_address, run, wait_for
-
-
-def _slow_source(path: Path, functions: int = 1500) -> None:
-    body = "\n".join(
-        f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 50 + 3}; k++) "
-        f"s += x * k / (k + {i + 1}.0); return s; }}"
-        for i in range(functions)
-    )
-    path.write_text(body + "\n")
+from tests.conftest import ccfarm_exe, free_port, next_address, run, slow_source, wait_for
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -53,7 +44,7 @@ def test_daemon_killed_mid_job(tmp_path: Path, ccfarmd, client_env) -> None:
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
-    _slow_source(tmp_path / "slow.c")
+    slow_source(tmp_path / "slow.c")
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_FALLBACK": "1"}
     client = subprocess.Popen(
         [ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],
@@ -77,7 +68,7 @@ def test_daemon_stopped_mid_job_times_out(tmp_path: Path, ccfarmd, client_env) -
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
-    _slow_source(tmp_path / "slow.c", functions=600)
+    slow_source(tmp_path / "slow.c", functions=600)
     env = {
         **client_env,
         "CCFARM_HOSTS": daemon.spec,
@@ -100,7 +91,7 @@ def test_sigterm_drains_running_job(tmp_path: Path, ccfarmd, client_env) -> None
     jobs_dir = tmp_path / "jobs"
     jobs_dir.mkdir()
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
-    _slow_source(tmp_path / "slow.c", functions=800)
+    slow_source(tmp_path / "slow.c", functions=800)
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}
     client = subprocess.Popen(
         [ccfarm_exe(), "gcc", "-O2", "-c", "slow.c", "-o", "slow.o"],

@@ -11,34 +11,16 @@ from pathlib import Path
 
 from ccfarm import protocol
 from ccfarm.client.transport import run_remote
-from tests.conftest import ccfarm_exe, ctl, wait_for
-
-
-def _slow_source(path: Path, functions: int = 2500) -> None:
-    body = "\n".join(
-        f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 50 + 3}; k++) "
-        f"s += x * k / (k + {i + 1}.0); return s; }}"
-        for i in range(functions)
-    )
-    path.write_text(body + "\n")
+from tests.conftest import ccfarm_exe, ctl, processes, slow_source, wait_for
 
 
 def _cc1_nice(marker: str) -> list[int]:
     """Nice values of the running cc1 processes compiling a file named `marker`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if argv[0].endswith(b"cc1") and any(marker.encode() in a for a in argv):
-            found.append(int(fields[16]))  # field 19 of stat: nice
-    return found
+    return [
+        int(fields[16])  # field 19 of stat: nice
+        for _, argv, fields in processes()
+        if argv[0].endswith(b"cc1") and any(marker.encode() in a for a in argv)
+    ]
 
 
 def _request(source: Path, express: bool) -> bytes:
@@ -56,8 +38,8 @@ def _request(source: Path, express: bool) -> bytes:
 def test_daemon_runs_an_express_job_at_once_and_first(tmp_path: Path, ccfarmd) -> None:
     daemon = ccfarmd(jobs=1)
     normal, express = tmp_path / "normal_job.c", tmp_path / "express_job.c"
-    _slow_source(normal)
-    _slow_source(express)
+    slow_source(normal, 3000)
+    slow_source(express, 3000)
     results: dict[str, int] = {}
 
     def send(name: str, source: Path, is_express: bool) -> None:
@@ -93,7 +75,7 @@ def test_light_client_gets_an_express_lease(tmp_path: Path, scheduler, ccfarmd, 
     daemon = ccfarmd(jobs=1, extra=("--scheduler", sched, "--speed", "1", "--heartbeat", "0.5"))
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=30)
     for n in range(3):  # the heavy build: one job running, two waiting for the one slot
-        _slow_source(tmp_path / f"heavy{n}.c")
+        slow_source(tmp_path / f"heavy{n}.c", 3000)
     (tmp_path / "light.c").write_text("int light(int x) { return x + 1; }\n")
     base = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
     heavy = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ccfarm.client import helper_client
-from tests.conftest import ccfarm_cmd, run, wait_for
+from tests.conftest import ccfarm_cmd, processes, run, wait_for
 
 SOURCE = "int twice(int x) { return 2 * x; }\n"
 BROKEN = "int broken(void) { return undeclared; }\n"
@@ -22,19 +22,9 @@ BROKEN = "int broken(void) { return undeclared; }\n"
 
 def helper_pids(name: bytes) -> list[int]:
     """Helper processes serving `name` (from their command lines)."""
-    wanted = name[1:]
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"ccfarm.client.helper" in argv and wanted in argv:
-            pids.append(int(entry))
-    return pids
+    return [
+        pid for pid, argv, _ in processes() if b"ccfarm.client.helper" in argv and name[1:] in argv
+    ]
 
 
 def name_for(env: dict[str, str]) -> bytes:
