@@ -27,6 +27,7 @@ from ccfarm.errors import CcfarmError, HostFailure
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time)
+    from ccfarm.client.compilerinfo import CompilerInfo
     from ccfarm.client.transport import JobResult
 
 SAFEGUARD = "CCFARM_SAFEGUARD"
@@ -168,13 +169,10 @@ def _via_scheduler(
 
     None when no scheduler answered: the caller then uses the host lists.
     """
-    from ccfarm.client.compilerinfo import compiler_info
     from ccfarm.client.lease import NoLease, parse_schedulers, request_lease
     from ccfarm.scheduler.model import Compiler
 
-    info = compiler_info(
-        inv.compiler_path, job.language, job.argv[1:], os.path.join(slots.state_dir(env), "cache")
-    )
+    info = _compiler_info(inv, job, env)
     compiler = (
         None if info.family == "unknown" else Compiler(info.family, info.version, info.target)
     )
@@ -203,7 +201,7 @@ def _via_scheduler(
     )
     spec = hostlist.HostSpec(grant.host, "tcp", grant.address, grant.port, 1, 3, ccfarm=True)
     try:
-        status = _distribute(inv, job, spec, cpp, env, settings, express=grant.express)
+        status = _distribute(inv, job, spec, cpp, info, env, settings, express=grant.express)
     except _LocalPreprocessFailed:
         return exec_local(inv, env, None)
     except HostFailure as exc:
@@ -227,6 +225,7 @@ def _run_remote_or_local(
 ) -> int:
     state = slots.state_dir(env)
     tried: list[hostlist.HostSpec] = []
+    info: CompilerInfo | None = None
     while len(tried) < MAX_HOSTS_TRIED:
         candidates = [h for h in listing.hosts if h not in tried]
         try:
@@ -250,7 +249,8 @@ def _run_remote_or_local(
         spec = slot.spec
         with slot:
             try:
-                status = _distribute(inv, job, spec, cpp, env, settings)
+                info = info or _compiler_info(inv, job, env)
+                status = _distribute(inv, job, spec, cpp, info, env, settings)
             except _LocalPreprocessFailed:
                 return exec_local(inv, env, None)  # shows the preprocessor's own errors
             except HostFailure as exc:
@@ -275,6 +275,7 @@ def _distribute(
     job: CompileJob,
     spec: hostlist.HostSpec,
     cpp: _Preprocessing,
+    info: CompilerInfo,
     env: Mapping[str, str],
     settings: Settings,
     *,
@@ -286,13 +287,9 @@ def _distribute(
     ccfarm's own protocol can tell the daemon to run it ahead of the others.
     """
     from ccfarm import protocol
-    from ccfarm.client.compilerinfo import compiler_info
     from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
 
     version = protocol.CCFARM if spec.ccfarm else spec.protocol
-    info = compiler_info(
-        inv.compiler_path, job.language, job.argv[1:], os.path.join(slots.state_dir(env), "cache")
-    )
     path = env.get("PATH", os.defpath)
     name = rewrite_compiler_name(
         os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
@@ -374,6 +371,14 @@ def _checked_preprocessed(
         outcome, verdict = "", 0 if _write_object(job, result.obj) else -1
     _verbose(settings, f"{job.source} compiled on {spec.text} from preprocessed text{outcome}")
     return verdict
+
+
+def _compiler_info(inv: Invocation, job: CompileJob, env: Mapping[str, str]) -> CompilerInfo:
+    """The compiler's identity and system include directories (cached per binary)."""
+    from ccfarm.client.compilerinfo import compiler_info
+
+    cache = os.path.join(slots.state_dir(env), "cache")
+    return compiler_info(inv.compiler_path, job.language, job.argv[1:], cache)
 
 
 def _remote(spec: hostlist.HostSpec, request: bytes, version: int, settings: Settings) -> JobResult:
