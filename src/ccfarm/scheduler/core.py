@@ -30,6 +30,8 @@ from ccfarm.scheduler.model import (
 from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
 
 ANY: Compiler | None = None  # the key of requests that take any host
+#: compiler key -> speed tier -> pool
+_Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
 
 
@@ -310,25 +312,36 @@ class Farm:
                 cap = self._capacity.setdefault(key, {}).setdefault(host.tier, [0.0, 0.0])
                 cap[0] += delta
                 cap[1] += delta * host.report.speed
-            pools = self._pools.setdefault(key, {})
-            pool = pools.get(host.tier)
-            if pool is None:
-                pool = pools[host.tier] = _SlotPool()
-                self._tiers[key] = sorted(pools, reverse=True)
+            pool = self._pool(self._pools, self._tiers, key, host.tier)
             for n in range(after, before):
                 pool.remove((name, n))
             for n in range(before, after):
                 pool.add((name, n))
 
     def _pick(self, key: Compiler | None) -> _Host | None:
-        pools = self._pools.get(key)
-        if not pools:
-            return None
-        for tier in self._tiers[key]:
-            pool = pools[tier]
+        return self._fastest(self._pools, self._tiers, key)
+
+    def _fastest(
+        self, pools: _Pools, tiers: dict[Compiler | None, list[int]], key: Compiler | None
+    ) -> _Host | None:
+        """A host from the fastest tier with an entry in `pools`; random within it."""
+        for tier in tiers.get(key, ()):
+            pool = pools[key][tier]
             if pool.entries:
                 return self.hosts[pool.choose(self.rng)]
         return None
+
+    @staticmethod
+    def _pool(
+        pools: _Pools, tiers: dict[Compiler | None, list[int]], key: Compiler | None, tier: int
+    ) -> _SlotPool:
+        """The pool of `key` and `tier`, made (and the tier listed) on first use."""
+        by_tier = pools.setdefault(key, {})
+        pool = by_tier.get(tier)
+        if pool is None:
+            pool = by_tier[tier] = _SlotPool()
+            tiers[key] = sorted(by_tier, reverse=True)
+        return pool
 
     def _count_keys(self, host: _Host, delta: int) -> None:
         for key in host.keys:
@@ -452,12 +465,12 @@ class Farm:
         return math.exp(-_LN2 * max(0.0, elapsed) / self.policy.usage_half_life)
 
     def _grant_waiting(
-        self, key: Compiler | None, client: str, host: _Host, now: float
+        self, key: Compiler | None, client: str, host: _Host, now: float, *, express: bool = False
     ) -> LeaseGranted:
         request_id = self._rings[key][client][0]
         req, _, _ = self._waiting.pop(request_id)
         self._unqueue(key, client, request_id)
-        grant = self._grant(req, host, now)
+        grant = self._grant(req, host, now, express=express)
         ring = self._rings.get(key)
         if ring is not None and client in ring:
             ring.move_to_end(client)  # served: to the back of the line
@@ -539,24 +552,13 @@ class Farm:
         demand = self._load.get(client, 0) + 1
         if not any(other != client and load >= 2 * demand for other, load in self._load.items()):
             return None
-        lanes = self._lanes.get(key)
-        if not lanes:
-            return None
-        for tier in self._lane_tiers[key]:
-            pool = lanes[tier]
-            if pool.entries:
-                return self.hosts[pool.choose(self.rng)]
-        return None
+        return self._fastest(self._lanes, self._lane_tiers, key)
 
     def _toggle_lane(self, host: _Host) -> None:
         """Add or remove the host's express lane to match `host.lane_open`."""
         entry = (host.report.host, 0)
         for key in host.keys:
-            lanes = self._lanes.setdefault(key, {})
-            pool = lanes.get(host.tier)
-            if pool is None:
-                pool = lanes[host.tier] = _SlotPool()
-                self._lane_tiers[key] = sorted(lanes, reverse=True)
+            pool = self._pool(self._lanes, self._lane_tiers, key, host.tier)
             if host.lane_open:
                 pool.add(entry)
             else:
@@ -570,10 +572,7 @@ class Farm:
             ring = self._rings.get(key)
             for client in list(ring or ()):
                 if self._express(key, client) is not None:
-                    request_id = self._rings[key][client][0]
-                    req, _, _ = self._waiting.pop(request_id)
-                    self._unqueue(key, client, request_id)
-                    return [self._grant(req, host, now, express=True)]
+                    return [self._grant_waiting(key, client, host, now, express=True)]
         return []
 
     def _unqueue(self, key: Compiler | None, client: str, request: int) -> None:
