@@ -35,7 +35,12 @@ from contextlib import ExitStack, contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
-from ccfarm.demo.farm import distccd_command, stop_process, wait_listening  # noqa: E402
+from ccfarm.demo.farm import (  # noqa: E402
+    ccfarmd_command,
+    distccd_command,
+    stop_process,
+    wait_listening,
+)
 
 CGROOT = "/sys/fs/cgroup/cpu"
 PERIOD = 100_000
@@ -234,24 +239,12 @@ def main() -> int:
                     process(
                         in_group(
                             group,
-                            [
-                                sys.executable,
-                                "-m",
-                                "ccfarm.daemon.main",
-                                "--no-detach",
-                                "--listen",
+                            ccfarmd_command(
                                 address,
-                                "--port",
-                                str(PORT),
-                                "--allow",
-                                "127.0.0.0/8",
-                                "--jobs",
-                                "1",
-                                "--scheduler",
-                                f"{SCHED[0]}:{SCHED[1]}",
-                                "--heartbeat",
-                                "1",
-                            ],
+                                PORT,
+                                1,
+                                ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--heartbeat", "1"),
+                            ),
                         ),
                         os.path.join(work, f"ccfarmd-{i + 1}.log"),
                     )

@@ -36,6 +36,30 @@ def wait_listening(address: str, port: int, timeout: float = 15.0) -> None:
             time.sleep(0.05)
 
 
+def ccfarmd_command(
+    address: str,
+    port: int,
+    jobs: int,
+    extra: tuple[str, ...] = (),
+    allow: tuple[str, ...] = ("127.0.0.0/8",),
+) -> list[str]:
+    """This ccfarm's `ccfarmd` in the foreground (tests, benchmarks, the demo)."""
+    return [
+        sys.executable,
+        "-m",
+        "ccfarm.daemon.main",
+        "--no-detach",
+        "--listen",
+        address,
+        "--port",
+        str(port),
+        "--jobs",
+        str(jobs),
+        *(f"--allow={a}" for a in allow),
+        *extra,
+    ]
+
+
 def start_daemon(
     address: str,
     port: int,
@@ -47,23 +71,7 @@ def start_daemon(
 ) -> LocalDaemon:
     """Run `ccfarmd` in the foreground of a child process; return when it listens."""
     log_path = os.path.join(log_dir, f"ccfarmd-{address}-{port}.log")
-    cmd = [
-        *wrapper,
-        sys.executable,
-        "-m",
-        "ccfarm.daemon.main",
-        "--no-detach",
-        "--listen",
-        address,
-        "--port",
-        str(port),
-        "--jobs",
-        str(jobs),
-        "--log-file",
-        log_path,
-        *(f"--allow={a}" for a in allow),
-        *extra,
-    ]
+    cmd = [*wrapper, *ccfarmd_command(address, port, jobs, ("--log-file", log_path, *extra), allow)]
     daemon = LocalDaemon(address, port, jobs, log_path)
     daemon.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
