@@ -1,6 +1,6 @@
 """An emulated heterogeneous farm on one machine, several client machines.
 
-    sudo python bench/farm.py [--skip-fairness]
+    sudo .venv/bin/python bench/farm.py [--repeat N] [--skip-fairness] [--skip-exact]
 
 Six compile hosts on 127.0.1.1-6, each in its own cgroup v1 CPU group with a
 quota of 0.3, 0.3, 0.15, 0.15, 0.075, 0.075 CPU (three speed tiers), and three
@@ -10,11 +10,14 @@ each (Lua 5.4, 5.3 and 5.5 from PyPI's lupa sdist) at the same time:
   ccfarm:  ccfarmd hosts registered with ccfarm-scheduler (they measure their
            own speed), clients with CCFARM_SCHEDULER
   distcc:  distccd hosts, every client with the same static list, fastest first
-  local:   each client builds on its own CPU share only
+  local:   each client builds on its own CPU share only (first round only)
 
 Reports each makespan, the lower bound (total compile CPU work / total farm
 capacity) and the share of it reached. Then fairness: a small build (8 files)
-started while two big builds run, with ccfarm and with distcc.
+started while two big builds run, with ccfarm and with distcc. With
+--repeat N the configurations run N rounds, alternating which goes first,
+and the summary gives medians. For each ccfarm build it shows where the
+hosts were idle: before their first job, between jobs, after their last.
 Needs root (cgroups); removes its groups afterwards.
 """
 
@@ -22,16 +25,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import itertools
 import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
@@ -49,6 +56,7 @@ CLIENT_QUOTA = 0.3
 TREES = ("lua54", "lua53", "lua55")
 PORT = 3632
 SCHED = ("127.0.2.1", 3634)
+VERBOSE = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
 
 
 @contextmanager
@@ -91,7 +99,7 @@ def in_group(group: str, argv: list[str]) -> list[str]:
 
 @contextmanager
 def process(argv: list[str], log: str, env: dict[str, str] | None = None) -> Iterator[None]:
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
     try:
         yield
@@ -100,9 +108,9 @@ def process(argv: list[str], log: str, env: dict[str, str] | None = None) -> Ite
 
 
 def make(
-    build: str, cc: str, env: dict[str, str], jobs: int, group: str | None, target: str = "liblua.a"
+    build: str, cc: str, env: dict[str, str], jobs: int, group: str | None
 ) -> subprocess.Popen[bytes]:
-    argv = ["make", f"-j{jobs}", f"CC={cc}", target]
+    argv = ["make", f"-j{jobs}", f"CC={cc}", "liblua.a"]
     return subprocess.Popen(
         in_group(group, argv) if group else argv,
         cwd=build,
@@ -112,14 +120,11 @@ def make(
     )
 
 
-def fresh_builds(trees: list[LuaTree], work: str, tag: str) -> list[str]:
-    return [prepare_build(t, os.path.join(work, f"{tag}-{t.name}")) for t in trees]
-
-
 def cpu_work(trees: list[LuaTree], work: str) -> float:
     """CPU seconds to compile every file once (all children of a local make)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    for build in fresh_builds(trees, work, "work"):
+    for tree in trees:
+        build = prepare_build(tree, os.path.join(work, f"work-{tree.name}"))
         subprocess.run(
             ["make", "-j2", "CC=gcc", "liblua.a"], cwd=build, check=True, capture_output=True
         )
@@ -127,48 +132,216 @@ def cpu_work(trees: list[LuaTree], work: str) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def run_builds(
-    builds: list[str], cc: str, envs: list[dict[str, str]], groups: list[str], jobs: int
-) -> float:
-    started = time.monotonic()
-    procs = [make(b, cc, e, jobs, g) for b, e, g in zip(builds, envs, groups, strict=True)]
-    for p in procs:
-        _, err = p.communicate()
-        if p.returncode:
-            sys.exit(f"build failed ({cc}): {err.decode()[-1500:]}")
-    return time.monotonic() - started
+@dataclass
+class Farm:
+    """One configuration's farm, up: how its clients compile, where its hosts log."""
+
+    cc: str
+    envs: list[dict[str, str]]
+    clients: list[str]
+    work: str
+    jobs: int
+    host_logs: list[str] = field(default_factory=list)
+
+    def builds(self, trees: list[LuaTree], tag: str) -> list[str]:
+        return [prepare_build(t, os.path.join(self.work, f"{tag}-{t.name}")) for t in trees]
+
+    def run(self, builds: list[str], envs: list[dict[str, str]] | None = None) -> list[float]:
+        """Every build at once; each one's time from the common start."""
+        envs = envs or self.envs
+        started = time.monotonic()
+        procs = [
+            make(b, self.cc, e, self.jobs, g)
+            for b, e, g in zip(builds, envs, self.clients, strict=True)
+        ]
+        done = [0.0] * len(procs)
+        pending = dict(enumerate(procs))
+        while pending:
+            for i, p in list(pending.items()):
+                if p.poll() is not None:
+                    done[i] = time.monotonic() - started
+                    del pending[i]
+                    if p.returncode:
+                        err = p.stderr.read().decode() if p.stderr else ""
+                        sys.exit(f"build failed ({self.cc}): {err[-1500:]}")
+            time.sleep(0.01)
+        for p in procs:
+            p.communicate()
+        return done
+
+    def fairness(self, big: list[str], small: str, delay: float = 3.0) -> float:
+        """Seconds for `small` (make -j4) started `delay` into the `big` builds."""
+        procs = [
+            make(b, self.cc, e, self.jobs, g)
+            for b, e, g in zip(big, self.envs[:2], self.clients[:2], strict=True)
+        ]
+        time.sleep(delay)
+        started = time.monotonic()
+        small_env = {**self.envs[2], "CCFARM_VERBOSE": "1"} if VERBOSE else self.envs[2]
+        small_proc = make(small, self.cc, small_env, 4, self.clients[2])
+        _, err = small_proc.communicate()
+        took = time.monotonic() - started
+        if VERBOSE:
+            print(f"small build ({took:.1f} s):\n{err.decode()}")
+        for p in procs:
+            p.communicate()
+        if small_proc.returncode:
+            sys.exit("small build failed")
+        return took
 
 
-def fairness(
-    big: list[str],
-    small: str,
-    cc: str,
-    envs: list[dict[str, str]],
-    groups: list[str],
-    jobs: int,
-    delay: float = 3.0,
-) -> float:
-    procs = [make(b, cc, e, jobs, g) for b, e, g in zip(big, envs[:2], groups[:2], strict=True)]
-    time.sleep(delay)
-    started = time.monotonic()
-    verbose = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
-    small_env = {**envs[2], "CCFARM_VERBOSE": "1"} if verbose else envs[2]
-    small_proc = make(small, cc, small_env, 4, groups[2])
-    _, err = small_proc.communicate()
-    took = time.monotonic() - started
-    if verbose:
-        print(f"small build ({took:.1f} s):\n{err.decode()}")
-    for p in procs:
-        p.communicate()
-    if small_proc.returncode:
-        sys.exit("small build failed")
-    return took
+@contextmanager
+def ccfarm_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
+    ccfarm = shutil.which("ccfarm")
+    assert ccfarm
+    work = base.work
+    with ExitStack() as stack:
+        stack.enter_context(
+            process(
+                [
+                    sys.executable,
+                    "-m",
+                    "ccfarm.scheduler.main",
+                    "--listen",
+                    SCHED[0],
+                    "--port",
+                    str(SCHED[1]),
+                    "--load-low",
+                    "100",
+                    "--load-high",
+                    "200",
+                    *(["--log-level", "debug"] if VERBOSE else []),
+                ],
+                os.path.join(work, "scheduler.log"),
+            )
+        )
+        wait_listening(*SCHED)
+        logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(hosts))]
+        for i, (group, log) in enumerate(zip(hosts, logs, strict=True)):
+            argv = ccfarmd_command(
+                f"127.0.1.{i + 1}",
+                PORT,
+                1,
+                ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--heartbeat", "1"),
+            )
+            stack.enter_context(process(in_group(group, argv), log))
+        _wait_hosts(len(hosts))
+        envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in base.envs]
+        try:
+            yield Farm(f"{ccfarm} gcc", envs, base.clients, work, base.jobs, logs)
+        finally:
+            for group in base.clients:
+                stop_group(group)  # the clients' warm helpers
+
+
+@contextmanager
+def distcc_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
+    distcc, distccd = shutil.which("distcc"), shutil.which("distccd")
+    assert distcc and distccd
+    with ExitStack() as stack:
+        for i, group in enumerate(hosts):
+            address = f"127.0.1.{i + 1}"
+            stack.enter_context(
+                process(
+                    in_group(group, distccd_command(distccd, address, PORT, 1)),
+                    os.path.join(base.work, f"distccd-{i + 1}.log"),
+                )
+            )
+            wait_listening(address, PORT)
+        hostlist = " ".join(f"127.0.1.{i + 1}:{PORT}/1,lzo" for i in range(len(hosts)))
+        envs = [{**e, "DISTCC_HOSTS": hostlist} for e in base.envs]
+        yield Farm(f"{distcc} gcc", envs, base.clients, base.work, base.jobs)
+
+
+@dataclass
+class Job:
+    host: int
+    source: str
+    start: float
+    end: float
+
+
+def host_jobs(logs: list[str], offsets: list[int], t0: float) -> list[Job]:
+    """Jobs in the ccfarmd logs past `offsets`, in seconds since wall time `t0`."""
+    jobs = []
+    for host, (log, offset) in enumerate(zip(logs, offsets, strict=True)):
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+        for line in text.splitlines():
+            # "DATE TIME,MS ccfarmd[PID] INFO PEER SOURCE vVERSION TOTAL ms (received ..."
+            head, sep, _ = line.partition(" ms (received ")
+            if not sep:
+                continue
+            words = head.split()
+            stamp = datetime.datetime.strptime(f"{words[0]} {words[1]}", "%Y-%m-%d %H:%M:%S,%f")
+            end = stamp.timestamp() - t0
+            jobs.append(Job(host, words[-3], end - float(words[-1]) / 1000, end))
+    return jobs
+
+
+def timeline(jobs: list[Job], done: list[float]) -> list[str]:
+    """Where each host was idle during a build that ended at max(done)."""
+    makespan = max(done)
+    lines = ["    clients done at " + ", ".join(f"{d:.1f}" for d in done) + " s"]
+    for host, quota in enumerate(HOST_QUOTAS):
+        mine = sorted((j for j in jobs if j.host == host), key=lambda j: j.start)
+        if not mine:
+            lines.append(f"    host {host + 1} ({quota} CPU): no jobs")
+            continue
+        busy = sum(j.end - j.start for j in mine)
+        gaps = sum(max(0.0, b.start - a.end) for a, b in itertools.pairwise(mine))
+        lines.append(
+            f"    host {host + 1} ({quota} CPU): {len(mine):3d} jobs, busy {busy / makespan:4.0%};"
+            f" idle {max(0.0, mine[0].start):4.1f} s before its first, {gaps:4.1f} s between,"
+            f" {max(0.0, makespan - mine[-1].end):4.1f} s after its last"
+        )
+    last = sorted(jobs, key=lambda j: j.end)[-4:]
+    lines.append(
+        "    last to finish: "
+        + ", ".join(
+            f"{j.source} on {HOST_QUOTAS[j.host]} CPU {j.start:.1f}-{j.end:.1f} s" for j in last
+        )
+    )
+    return lines
+
+
+def run_round(
+    rnd: int, args: argparse.Namespace, base: Farm, hosts: list[str], trees: list[LuaTree]
+) -> tuple[dict[str, float], list[str]]:
+    results: dict[str, float] = {}
+    notes: list[str] = []
+    kinds = ["ccfarm", "distcc"] if rnd % 2 == 0 else ["distcc", "ccfarm"]
+    for kind in kinds:
+        starter = ccfarm_farm if kind == "ccfarm" else distcc_farm
+        with starter(base, hosts) as farm:
+            tag = f"r{rnd}-{kind}"
+            offsets = [os.path.getsize(log) for log in farm.host_logs]
+            t0 = time.time()
+            done = farm.run(farm.builds(trees, tag))
+            results[kind] = max(done)
+            if farm.host_logs:
+                notes += [f"  round {rnd + 1}, ccfarm build:"]
+                notes += timeline(host_jobs(farm.host_logs, offsets, t0), done)
+            if not args.skip_fairness:
+                big = farm.builds(trees[:2], f"{tag}-big")
+                small = LuaTree(trees[2].name, trees[2].path, trees[2].sources[:8])
+                small_build = prepare_build(small, os.path.join(base.work, f"{tag}-small"))
+                results[f"{kind} small"] = farm.fairness(big, small_build)
+            if kind == "ccfarm" and not args.skip_exact:
+                exact = [{**e, "CCFARM_MODE": "exact"} for e in farm.envs]
+                results["ccfarm exact"] = max(farm.run(farm.builds(trees, f"{tag}-x"), exact))
+    if rnd == 0:
+        local = Farm("gcc", base.envs, base.clients, base.work, 2)
+        results["local"] = max(local.run(local.builds(trees, f"r{rnd}-local")))
+    return results, notes
 
 
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--repeat", type=int, default=1, help="rounds of every configuration")
     p.add_argument("--skip-fairness", action="store_true")
     p.add_argument(
         "--skip-exact", action="store_true", help="skip the ccfarm run with CCFARM_MODE=exact"
@@ -181,150 +354,86 @@ def main() -> int:
         help="CPU quota of each client machine (0.3)",
     )
     args = p.parse_args()
-    verbose = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
     if os.geteuid() != 0 or not os.path.isdir(CGROOT):
         sys.exit("needs root and cgroup v1 at /sys/fs/cgroup/cpu")
-    ccfarm, distcc, distccd = (shutil.which(n) for n in ("ccfarm", "distcc", "distccd"))
-    if not (ccfarm and distcc and distccd):
+    if not all(shutil.which(n) for n in ("ccfarm", "distcc", "distccd")):
         sys.exit("needs ccfarm, distcc and distccd on PATH")
     trees = [t for t in lua_trees(fetch_lupa()) if t.name in TREES]
     work = tempfile.mkdtemp(prefix="ccfarm-farm-")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
-    results: dict[str, float] = {}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
+    rounds: list[dict[str, float]] = []
     with ExitStack() as stack:
         hosts = [stack.enter_context(cgroup(f"h{i + 1}", q)) for i, q in enumerate(HOST_QUOTAS)]
         clients = [stack.enter_context(cgroup(f"c{i + 1}", args.client_cpu)) for i in range(3)]
         work_s = cpu_work(trees, work)
-        capacity = sum(HOST_QUOTAS)
-        bound = work_s / capacity
         envs = []
         for i in range(3):
             state = os.path.join(work, f"state-c{i + 1}")
             os.makedirs(state)
             envs.append(
                 {
-                    **base,
+                    **base_env,
                     "CCFARM_DIR": state,
                     "DISTCC_DIR": state,
                     "CCFARM_CLIENT_NAME": f"client{i + 1}/bench",
                     "CCFARM_HELPER_IDLE": "5",
                 }
             )
-
-        # -- ccfarm with the scheduler
-        with ExitStack() as farm:
-            farm.enter_context(
-                process(
-                    [
-                        sys.executable,
-                        "-m",
-                        "ccfarm.scheduler.main",
-                        "--listen",
-                        SCHED[0],
-                        "--port",
-                        str(SCHED[1]),
-                        "--load-low",
-                        "100",
-                        "--load-high",
-                        "200",
-                        *(["--log-level", "debug"] if verbose else []),
-                    ],
-                    os.path.join(work, "scheduler.log"),
-                )
-            )
-            wait_listening(*SCHED)
-            for i, group in enumerate(hosts):
-                address = f"127.0.1.{i + 1}"
-                farm.enter_context(
-                    process(
-                        in_group(
-                            group,
-                            ccfarmd_command(
-                                address,
-                                PORT,
-                                1,
-                                ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--heartbeat", "1"),
-                            ),
-                        ),
-                        os.path.join(work, f"ccfarmd-{i + 1}.log"),
-                    )
-                )
-            _wait_hosts(len(hosts))
-            cf_envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in envs]
-            logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(hosts))]
-            offsets = [os.path.getsize(log) for log in logs]
-            results["ccfarm"] = run_builds(
-                fresh_builds(trees, work, "cf"), f"{ccfarm} gcc", cf_envs, clients, args.j
-            )
-            busy = [host_busy(log, offset) for log, offset in zip(logs, offsets, strict=True)]
-            if not args.skip_fairness:
-                big = fresh_builds(trees[:2], work, "cf-big")
-                small = _small_build(trees[2], work, "cf-small")
-                results["ccfarm small"] = fairness(
-                    big, small, f"{ccfarm} gcc", cf_envs, clients, args.j
-                )
-            if not args.skip_exact:
-                exact_envs = [{**e, "CCFARM_MODE": "exact"} for e in cf_envs]
-                results["ccfarm exact"] = run_builds(
-                    fresh_builds(trees, work, "cfx"), f"{ccfarm} gcc", exact_envs, clients, args.j
-                )
-            for group in clients:
-                stop_group(group)  # the clients' warm helpers
-
-        # -- distcc, static list, fastest first
-        with ExitStack() as farm:
-            for i, group in enumerate(hosts):
-                farm.enter_context(
-                    process(
-                        in_group(group, distccd_command(distccd, f"127.0.1.{i + 1}", PORT, 1)),
-                        os.path.join(work, f"distccd-{i + 1}.log"),
-                    )
-                )
-                wait_listening(f"127.0.1.{i + 1}", PORT)
-            hostlist = " ".join(f"127.0.1.{i + 1}:{PORT}/1,lzo" for i in range(len(hosts)))
-            dc_envs = [{**e, "DISTCC_HOSTS": hostlist} for e in envs]
-            results["distcc"] = run_builds(
-                fresh_builds(trees, work, "dc"), f"{distcc} gcc", dc_envs, clients, args.j
-            )
-            if not args.skip_fairness:
-                big = fresh_builds(trees[:2], work, "dc-big")
-                small = _small_build(trees[2], work, "dc-small")
-                results["distcc small"] = fairness(
-                    big, small, f"{distcc} gcc", dc_envs, clients, args.j
-                )
-
-        # -- local: each client on its own share
-        results["local"] = run_builds(fresh_builds(trees, work, "lo"), "gcc", envs, clients, 2)
-    if verbose:
+        base = Farm("", envs, clients, work, args.j)
+        for rnd in range(args.repeat):
+            results, notes = run_round(rnd, args, base, hosts, trees)
+            rounds.append(results)
+            print("\n".join(notes))
+            sys.stdout.flush()
+    if VERBOSE:
         print(f"logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
+    report(rounds, work_s, trees, args)
+    return 0
 
+
+def report(
+    rounds: list[dict[str, float]], work_s: float, trees: list[LuaTree], args: argparse.Namespace
+) -> None:
+    capacity = sum(HOST_QUOTAS)
+    bound = work_s / capacity
     files = sum(len(t.sources) for t in trees)
     print(
         f"emulated farm: hosts {HOST_QUOTAS} CPU (sum {capacity:.2f}), 3 clients x "
-        f"{args.client_cpu} CPU, each building one Lua tree ({files} files in all), make -j{args.j}"
+        f"{args.client_cpu} CPU, each building one Lua tree ({files} files in all), "
+        f"make -j{args.j}, {len(rounds)} round(s)"
     )
     print(f"  compile work {work_s:.1f} CPU s; lower bound {bound:.1f} s")
+
+    def row(name: str, values: list[float], fmt: str = "{:6.1f} s") -> str:
+        each = "  ".join(fmt.format(v) for v in values)
+        median = fmt.format(statistics.median(values))
+        return f"  {name:<22} median {median}   rounds: {each}"
+
     for name in ("ccfarm", "ccfarm exact", "distcc", "local"):
-        if name in results:
-            t = results[name]
-            print(f"  {name:<12} makespan {t:6.1f} s   {bound / t:5.1%} of the bound")
-    print(f"  ccfarm/distcc makespan ratio: {results['ccfarm'] / results['distcc']:.2f}")
+        values = [r[name] for r in rounds if name in r]
+        if values:
+            print(row(f"{name} makespan", values))
+            if name != "local":
+                print(row(f"{name} share of bound", [bound / v for v in values], "{:6.1%}"))
+    ratios = [r["ccfarm"] / r["distcc"] for r in rounds]
+    print(row("ccfarm/distcc", ratios, "{:6.2f}"))
+    share = sum(bound / r["ccfarm"] >= 0.85 for r in rounds)
+    faster = sum(x < 1 for x in ratios)
     print(
-        "  ccfarm hosts busy during its build: "
-        + ", ".join(
-            f"{q} CPU: {seconds / results['ccfarm']:.0%} ({jobs} jobs)"
-            for q, (jobs, seconds) in zip(HOST_QUOTAS, busy, strict=True)
-        )
+        f"  rounds at >= 85 % of the bound: {share}/{len(rounds)}; faster than distcc: "
+        f"{faster}/{len(rounds)}"
     )
     if not args.skip_fairness:
-        cf, dc = results["ccfarm small"], results["distcc small"]
+        print(row("small build, ccfarm", [r["ccfarm small"] for r in rounds]))
+        print(row("small build, distcc", [r["distcc small"] for r in rounds]))
+        sooner = [r["distcc small"] / r["ccfarm small"] for r in rounds]
+        print(row("small: distcc/ccfarm", sooner, "{:6.2f}"))
         print(
-            f"  fairness: small build during two big ones: ccfarm {cf:.1f} s, "
-            f"distcc {dc:.1f} s, {dc / cf:.2f}x sooner (target >= 2x)"
+            f"  rounds with the small build >= 2x sooner: "
+            f"{sum(x >= 2 for x in sooner)}/{len(rounds)}"
         )
-    return 0
 
 
 def _wait_hosts(n: int, timeout: float = 60.0) -> None:
@@ -344,29 +453,10 @@ def _wait_hosts(n: int, timeout: float = 60.0) -> None:
             text=True,
         )
         if out.returncode == 0 and out.stdout.count('"host"') >= n:
-            print(out.stdout if os.environ.get("CCFARM_BENCH_VERBOSE") else "", end="")
+            print(out.stdout if VERBOSE else "", end="")
             return
         time.sleep(0.5)
     sys.exit("hosts did not register with the scheduler")
-
-
-def host_busy(log: str, offset: int) -> tuple[int, float]:
-    """(jobs, seconds spent on them) from a ccfarmd log, past `offset` (one job slot)."""
-    jobs, seconds = 0, 0.0
-    with open(log, "rb") as f:
-        f.seek(offset)
-        for line in f.read().decode(errors="replace").splitlines():
-            # "... PEER SOURCE vVERSION TOTAL ms (received ..., started ..., compiled ...)"
-            head, sep, _ = line.partition(" ms (received ")
-            if sep:
-                jobs += 1
-                seconds += float(head.rsplit(" ", 1)[1]) / 1000
-    return jobs, seconds
-
-
-def _small_build(tree: LuaTree, work: str, tag: str) -> str:
-    small = LuaTree(tree.name, tree.path, tree.sources[:8])
-    return prepare_build(small, os.path.join(work, tag))
 
 
 if __name__ == "__main__":

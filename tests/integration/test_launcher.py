@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,15 +45,33 @@ def _ways(stderr: bytes) -> list[bytes]:
 
 
 def _compile_twice(native: Path, cwd: Path, env: dict[str, str], argv0: str | Path) -> list[bytes]:
-    """The first job starts the helper (Python), the second goes to it (native)."""
+    """The first job starts the helper and goes to it, the second finds it up."""
     ways = []
     for out in ("first.o", "second.o"):
         result = run([str(argv0), "gcc", "-O2", "-c", "x.c", "-o", out], cwd, env)
         assert result.returncode == 0, result.stderr
         ways += _ways(result.stderr)
-        if out == "first.o":
-            wait_for(lambda: bool(helper_pids(name_for(env))))
     return ways
+
+
+def _local_object(cwd: Path) -> bytes:
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=cwd, check=True)
+    return (cwd / "local.o").read_bytes()
+
+
+def test_starts_the_helper_and_forwards_to_it(
+    native: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "x.c").write_text(SOURCE)
+    ways = _compile_twice(native, tmp_path, env, native)
+    assert ways == [
+        b"ccfarm-launcher: started the helper",
+        b"ccfarm-launcher: helper (exit 0)",
+        b"ccfarm-launcher: helper (exit 0)",
+    ]
+    assert len(helper_pids(name_for(env))) == 1
+    local = _local_object(tmp_path)
+    assert (tmp_path / "first.o").read_bytes() == local == (tmp_path / "second.o").read_bytes()
 
 
 def test_forwards_to_the_helper_the_python_wrapper_started(
@@ -60,11 +79,40 @@ def test_forwards_to_the_helper_the_python_wrapper_started(
 ) -> None:
     """The C code computes the helper's name exactly as the Python code does."""
     (tmp_path / "x.c").write_text(SOURCE)
-    ways = _compile_twice(native, tmp_path, env, native)
-    assert ways == [b"ccfarm-launcher: python (no helper)", b"ccfarm-launcher: helper (exit 0)"]
-    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
-    local = (tmp_path / "local.o").read_bytes()
-    assert (tmp_path / "first.o").read_bytes() == local == (tmp_path / "second.o").read_bytes()
+    python = [sys.executable, "-m", "ccfarm.client.main", "gcc", "-O2", "-c", "x.c", "-o", "a.o"]
+    assert run(python, tmp_path, env).returncode == 0
+    wait_for(lambda: bool(helper_pids(name_for(env))))
+    result = run([str(native), "gcc", "-O2", "-c", "x.c", "-o", "b.o"], tmp_path, env)
+    assert _ways(result.stderr) == [b"ccfarm-launcher: helper (exit 0)"]
+    assert (tmp_path / "b.o").read_bytes() == _local_object(tmp_path)
+
+
+def test_concurrent_jobs_start_one_helper(
+    native: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A cold make -j6: one job starts the helper, the others wait for it
+    instead of each starting a Python wrapper."""
+    (tmp_path / "x.c").write_text(SOURCE)
+    procs = [
+        subprocess.Popen(
+            [str(native), "gcc", "-O2", "-c", "x.c", "-o", f"{i}.o"],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
+    ways = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        ways += _ways(err)
+    assert ways.count(b"ccfarm-launcher: started the helper") == 1
+    assert ways.count(b"ccfarm-launcher: helper (exit 0)") == 6
+    assert not [w for w in ways if w.startswith(b"ccfarm-launcher: python")]
+    assert len(helper_pids(name_for(env))) == 1
+    local = _local_object(tmp_path)
+    assert all((tmp_path / f"{i}.o").read_bytes() == local for i in range(6))
 
 
 def test_masquerade_link_to_the_launcher(native: Path, tmp_path: Path, env: dict[str, str]) -> None:

@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CCFARM_PYTHON
@@ -137,6 +139,89 @@ static int socket_name(struct sockaddr_un *addr, socklen_t *len)
     return 0;
 }
 
+/* A connected socket to the helper at addr, or -1. */
+static int connect_helper(const struct sockaddr_un *addr, socklen_t len)
+{
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock >= 0 && connect(sock, (const struct sockaddr *)addr, len) == 0)
+        return sock;
+    if (sock >= 0)
+        close(sock);
+    return -1;
+}
+
+/* The helper's process: detached, stdio on /dev/null, no other descriptors. */
+static pid_t spawn_helper(const struct sockaddr_un *addr)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0)
+        _exit(127);
+    for (int i = 0; i < 3; i++)
+        dup2(null, i);
+    for (int fd = 3; fd < 1024; fd++) /* make's jobserver pipes, among others */
+        close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char *args[] = {CCFARM_PYTHON, "-m", "ccfarm.client.helper", (char *)addr->sun_path + 1, NULL};
+    execv(CCFARM_PYTHON, args);
+    _exit(127);
+}
+
+/*
+ * No helper listens: the first job to take the start lock (an abstract name
+ * beside the helper's, freed when its holder exits) starts one; every job
+ * then waits for the helper's name, which it binds before importing
+ * anything. The wait ends early when the started helper exits, or when the
+ * starter is gone without a helper; the caller falls back to Python then.
+ */
+static int start_helper(const struct sockaddr_un *addr, socklen_t len)
+{
+    struct sockaddr_un lock = *addr;
+    socklen_t lock_len = len;
+    const char suffix[] = "/start";
+    if (lock_len + sizeof suffix - 1 > sizeof lock)
+        return -1;
+    memcpy((char *)&lock + lock_len, suffix, sizeof suffix - 1);
+    lock_len += (socklen_t)(sizeof suffix - 1);
+    int lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lock_fd < 0)
+        return -1;
+    pid_t helper = -1;
+    if (bind(lock_fd, (struct sockaddr *)&lock, lock_len) == 0) {
+        helper = spawn_helper(addr);
+        if (helper < 0) {
+            close(lock_fd);
+            return -1;
+        }
+    }
+    int sock = -1;
+    long delay_us = 500;
+    for (long waited_us = 0; waited_us < 10L * 1000 * 1000; waited_us += delay_us) {
+        sock = connect_helper(addr, len);
+        if (sock >= 0)
+            break;
+        if (helper > 0 && waitpid(helper, NULL, WNOHANG) == helper)
+            break; /* it lost a race for the name or could not start */
+        if (helper < 0 && bind(lock_fd, (struct sockaddr *)&lock, lock_len) == 0) {
+            sock = connect_helper(addr, len); /* the starter left: a helper, or none */
+            break;
+        }
+        struct timespec pause = {0, delay_us * 1000};
+        nanosleep(&pause, NULL);
+        if (delay_us < 16000)
+            delay_us *= 2;
+    }
+    close(lock_fd);
+    if (debug && sock >= 0)
+        fprintf(stderr, "ccfarm-launcher: %s\n", helper > 0 ? "started the helper" : "waited for the helper");
+    return sock;
+}
+
 static int send_all(int sock, const char *data, size_t len)
 {
     while (len) {
@@ -167,10 +252,10 @@ int main(int argc, char **argv)
     socklen_t addr_len;
     if (socket_name(&addr, &addr_len) < 0)
         fallback(argv, "state directory not plain");
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int sock = connect_helper(&addr, addr_len);
     if (sock < 0)
-        fallback(argv, "no socket");
-    if (connect(sock, (struct sockaddr *)&addr, addr_len) < 0)
+        sock = start_helper(&addr, addr_len);
+    if (sock < 0)
         fallback(argv, "no helper");
     struct ucred peer;
     socklen_t peer_len = sizeof peer;
