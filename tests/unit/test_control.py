@@ -34,6 +34,10 @@ def test_lease_round_trip_byte_by_byte() -> None:
     assert msg.kind == m.LEASE_REQUEST
     client_id, decoded = m.decode_lease_request(msg, 99)
     assert client_id == 7 and decoded == LeaseRequest(99, "box/ann", GCC, 30.0)
+    sized = m.encode_lease_request(LeaseRequest(7, "box/ann", None, 5.0, size=123456))
+    (msg,) = _parse(hello() + sized)
+    assert msg.first()["size"] == "123456"
+    assert m.decode_lease_request(msg, 3)[1] == LeaseRequest(3, "box/ann", None, 5.0, 123456)
     grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632, express=True)
     (g,) = _parse(m.encode_granted(7, grant), hello_first=False)
     assert g.first() == {

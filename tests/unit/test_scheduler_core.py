@@ -43,8 +43,10 @@ def host(name: str, speed: float = 1.0, slots: int = 2, **kw: object) -> HostRep
 _ids = iter(range(1, 10**9))
 
 
-def req(client: str = "m1/u", compiler: Compiler | None = GCC, timeout: float = 30) -> LeaseRequest:
-    return LeaseRequest(next(_ids), client, compiler, timeout)
+def req(
+    client: str = "m1/u", compiler: Compiler | None = GCC, timeout: float = 30, size: int = 0
+) -> LeaseRequest:
+    return LeaseRequest(next(_ids), client, compiler, timeout, size)
 
 
 def granted(outcomes: list[object]) -> list[LeaseGranted]:
@@ -126,6 +128,59 @@ def test_slow_slot_goes_to_the_heaviest_client() -> None:
     assert slow_grants and all(g.request != small.request for g in slow_grants)
     fast_next = granted(farm.release(first.lease, 1))
     assert [g.request for g in fast_next] == [small.request]  # never served: first in line
+
+
+def test_slow_slot_takes_a_small_job_at_once_a_big_one_waits() -> None:
+    """c * F * (s_f / s_h - 1): 1 fast slot 4x faster makes the slow slot worth it
+    for a job of a third of the average size or less, with nobody waiting."""
+    farm = Farm(rng=random.Random(40))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=2), 0)
+    assert granted(farm.request(req(size=1000), 0))[0].host == "fast"  # average: 1000
+    big = req(size=3000)
+    assert farm.request(big, 0) == []  # cost ~2.9: wait for the fast host
+    small = req(size=250)
+    assert [g.host for g in granted(farm.request(small, 0))] == ["slow"]
+    plain = req()  # no size: an average job, 3 x 1 > 2 ahead + 1: waits too
+    assert farm.request(plain, 0) == []
+
+
+def test_fast_slot_takes_the_biggest_job_slow_slot_the_smallest() -> None:
+    """Longest job first on the fastest hosts; the slow host gets the job it
+    delays least. Among one client's jobs only: fairness between clients
+    is unchanged."""
+    farm = Farm(rng=random.Random(41))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    first = granted(farm.request(req(size=1000), 0))[0]
+    sizes = [900, 4000, 1100, 1000, 600, 1200, 800]
+    queued = [req(size=n) for n in sizes]
+    out: list[LeaseGranted] = []
+    for r in queued:
+        out += granted(farm.request(r, 0))
+    # the slow slot became worth it at 3 waiting (900, 4000, 1100; 0.9 x 3 <= 3):
+    # the smallest of them took it
+    (slow,) = out
+    assert slow.host == "slow" and slow.request == queued[sizes.index(900)].request
+    fast = granted(farm.release(first.lease, 1))
+    assert [g.request for g in fast] == [queued[sizes.index(4000)].request]
+    fast = granted(farm.release(fast[0].lease, 2))
+    assert [g.request for g in fast] == [queued[sizes.index(1200)].request]
+
+
+def test_equal_sizes_keep_first_come_first_served() -> None:
+    farm = Farm(rng=random.Random(42))
+    farm.host_report(host("a", slots=1), 0)
+    lease = granted(farm.request(req(size=500), 0))[0].lease
+    queued = [req(size=500) for _ in range(3)]
+    for r in queued:
+        assert farm.request(r, 0) == []
+    order = []
+    for t in range(3):
+        (g,) = granted(farm.release(lease, t + 1))
+        order.append(g.request)
+        lease = g.lease
+    assert order == [r.request for r in queued]
 
 
 def test_spread_within_a_tier_is_random_and_even() -> None:
@@ -359,9 +414,10 @@ class FarmMachine(RuleBasedStateMachine):
         client=st.sampled_from(["x/1", "y/2", "z/3"]),
         compiler=st.sampled_from([GCC, CLANG, None]),
         timeout=st.sampled_from([0, 5, 100]),
+        size=st.sampled_from([0, 50, 1000, 1000, 20000]),
     )
-    def ask(self, client: str, compiler: Compiler | None, timeout: float) -> None:
-        r = req(client, compiler, timeout)
+    def ask(self, client: str, compiler: Compiler | None, timeout: float, size: int) -> None:
+        r = req(client, compiler, timeout, size)
         self.pending.add(r.request)
         self._apply(self.farm.request(r, self.now))
 
@@ -421,13 +477,18 @@ class FarmMachine(RuleBasedStateMachine):
             expect = {n: h.free for n, h in farm.hosts.items() if key in h.keys and h.free}
             assert dict(count) == expect
         # nobody waits while a free slot is worth taking
-        for r in farm.waiting():
-            pick = farm._pick(r.compiler)
-            ahead = farm._waiting_count[r.compiler] - 1
-            assert pick is None or not farm._worth(r.compiler, pick, ahead)
-        # the waiting counts match the queues
+        for _, key, _, cost in farm._waiting.values():
+            pick = farm._pick(key)
+            ahead = farm._waiting_count[key] - 1
+            assert pick is None or not farm._worth(key, pick, ahead, cost)
+        # the waiting counts match the queues, which are sorted and hold what waits
         for key, ring in farm._rings.items():
             assert farm._waiting_count[key] == sum(len(q) for q in ring.values())
+            for client, queue in ring.items():
+                assert queue == sorted(queue)
+                for cost, request in queue:
+                    assert farm._waiting[request][3] == cost
+                    assert farm._waiting[request][0].client == client
         assert {r.request for r in farm.waiting()} <= self.pending
 
 

@@ -74,6 +74,7 @@ def request_lease(
     connect_timeout: float = 2.0,
     wait: float = 60.0,
     client: str | None = None,
+    size: int = 0,
 ) -> Lease:
     last = "no scheduler configured"
     for address, port in schedulers:
@@ -83,7 +84,7 @@ def request_lease(
             last = f"{address}:{port}: {exc.strerror or exc}"
             continue
         try:
-            req = LeaseRequest(1, client or client_name(), compiler, wait)
+            req = LeaseRequest(1, client or client_name(), compiler, wait, size)
             sock.sendall(hello() + m.encode_lease_request(req))
             sock.settimeout(wait + connect_timeout)
             reply = read_message(sock)

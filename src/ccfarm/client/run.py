@@ -178,14 +178,19 @@ def _via_scheduler(
     )
     # Preprocess before asking: a slot leased now would sit idle, kept from
     # other builds, while this machine preprocesses (slow when it is busy).
+    # Its size tells the scheduler roughly what the job costs: big jobs go
+    # to fast hosts.
     try:
-        cpp.result()
+        size = len(cpp.result()[0])
     except _LocalPreprocessFailed:
         return exec_local(inv, env, None)  # shows the preprocessor's own errors
     asked = time.monotonic()
     try:
         lease = request_lease(
-            parse_schedulers(env["CCFARM_SCHEDULER"]), compiler, wait=settings.lease_wait
+            parse_schedulers(env["CCFARM_SCHEDULER"]),
+            compiler,
+            wait=settings.lease_wait,
+            size=size,
         )
     except NoLease as exc:
         if not exc.answered:

@@ -59,6 +59,8 @@ def encode_lease_request(req: LeaseRequest) -> bytes:
     fields: dict[str, object] = {"id": req.request, "client": req.client, "timeout": req.timeout}
     if req.compiler is not None:
         fields["compiler"] = req.compiler.text()
+    if req.size > 0:
+        fields["size"] = req.size
     return encode(LEASE_REQUEST, fields)
 
 
@@ -66,8 +68,9 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
     """(the client's own id, the request under the scheduler's id)."""
     f = message.first()
     compiler = _compiler(f["compiler"]) if f.get("compiler") else None
+    size = _int(f, "size") if "size" in f else 0
     return _int(f, "id"), LeaseRequest(
-        request_id, f.get("client", "?"), compiler, _float(f, "timeout", 60.0)
+        request_id, f.get("client", "?"), compiler, _float(f, "timeout", 60.0), max(0, size)
     )
 
 

@@ -7,15 +7,17 @@ given at construction, so tests replay exactly.
 Hot-path costs do not grow with the farm: free slots are kept per
 (compiler, speed tier) in sets that support O(1) add, remove and weighted
 random choice; waiting clients are kept per compiler in least-recently-served
-order; deadlines are in heaps.
+order, each client's requests sorted by their relative cost; deadlines are in
+heaps.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from ccfarm.scheduler.model import (
@@ -33,6 +35,10 @@ ANY: Compiler | None = None  # the key of requests that take any host
 #: compiler key -> speed tier -> pool
 _Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
+#: weight of each new job in the moving average of job sizes (per compiler)
+_SIZE_WEIGHT = 1 / 32
+#: a job's cost relative to the average is kept within these bounds
+_COST_RANGE = (0.1, 10.0)
 
 
 class _SlotPool:
@@ -111,10 +117,13 @@ class Farm:
         #: compiler key -> tier -> pool of free slots; tiers listed fastest first
         self._pools: dict[Compiler | None, dict[int, _SlotPool]] = {}
         self._tiers: dict[Compiler | None, list[int]] = {}
-        #: waiting requests: id -> (request, key, deadline)
-        self._waiting: dict[int, tuple[LeaseRequest, Compiler | None, float]] = {}
-        #: per key: clients with waiting requests, in round-robin order
-        self._rings: dict[Compiler | None, OrderedDict[str, deque[int]]] = {}
+        #: waiting requests: id -> (request, key, deadline, relative cost)
+        self._waiting: dict[int, tuple[LeaseRequest, Compiler | None, float, float]] = {}
+        #: per key: clients with waiting requests, in round-robin order, each
+        #: with its requests as (relative cost, id), sorted
+        self._rings: dict[Compiler | None, OrderedDict[str, list[tuple[float, int]]]] = {}
+        #: per key: moving average of the sizes of the jobs asked for
+        self._mean_size: dict[Compiler | None, float] = {}
         self._served = 0
         self._last_served: dict[str, int] = {}
         #: how many hosts have each compiler (to refuse at once what nobody has)
@@ -195,9 +204,10 @@ class Farm:
     def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
+        cost = self._relative_cost(req, key)
         host = self._pick(key)
         waiting = self._waiting_count.get(key, 0)
-        if host is not None and not waiting and self._worth(key, host, 0):
+        if host is not None and not waiting and self._worth(key, host, 0, cost):
             return [self._grant(req, host, now)]
         if not self._key_hosts.get(key):
             return [LeaseRefused(req.request, "no host has this compiler")]
@@ -205,16 +215,16 @@ class Farm:
         if lane is not None:
             return [self._grant(req, lane, now, express=True)]
         deadline = now + min(req.timeout, self.policy.max_wait)
-        self._waiting[req.request] = (req, key, deadline)
+        self._waiting[req.request] = (req, key, deadline, cost)
         ring = self._rings.setdefault(key, OrderedDict())
         if req.client not in ring:
-            ring[req.client] = deque()
+            ring[req.client] = []
             # keep the ring in least-recently-served order: a client served
             # longer ago than the head goes first
             head = next(iter(ring))
             if self._last_served.get(req.client, 0) < self._last_served.get(head, 0):
                 ring.move_to_end(req.client, last=False)
-        ring[req.client].append(req.request)
+        bisect.insort(ring[req.client], (cost, req.request))
         self._waiting_count[key] = waiting + 1
         self._load[req.client] = self._load.get(req.client, 0) + 1
         self._push(deadline, "wait", req.request)
@@ -241,8 +251,8 @@ class Farm:
         item = self._waiting.pop(request, None)
         if item is None:
             return
-        req, key, _ = item
-        self._unqueue(key, req.client, request)
+        req, key, _, cost = item
+        self._unqueue(key, req.client, request, cost)
 
     def tick(self, now: float) -> list[Outcome]:
         """Expire what is due at `now`: silent hosts, old leases, long waits."""
@@ -280,7 +290,7 @@ class Farm:
     # -- views for operators ---------------------------------------------------------
 
     def waiting(self) -> Iterator[LeaseRequest]:
-        for req, _, _ in self._waiting.values():
+        for req, *_ in self._waiting.values():
             yield req
 
     def held(self, client: str) -> int:
@@ -404,51 +414,60 @@ class Farm:
         return LeaseRevoked(lease, record.request.request, reason)
 
     def _serve_waiting(self, host: _Host, now: float) -> list[Outcome]:
-        """Give the host's free slots to waiting clients, round-robin.
+        """Give the host's free slots to waiting clients.
 
-        Each compiler has a ring of waiting clients; a served client goes to the
-        back of it. The waiting client that used the farm least lately goes
-        first (`usage`; ring order, least recently served first, breaks
-        ties), across the host's compilers. A slot on a host slower than others that are busy
-        goes only where it is worth it (`_worth`); if it is not worth it for
-        the first in line (a much slower host), it goes to the waiting client
-        that used the farm most: the heaviest user takes the slow host, a
-        small build keeps its turn for a fast one.
+        Each compiler has a ring of waiting clients; a served client goes to
+        the back of it. On a host of the fastest tier that has slots (nothing
+        faster to wait for) the waiting client that used the farm least
+        lately (`usage`; ring order breaks ties) takes it, with its biggest
+        job: the big jobs go first and to the fast hosts. A slot on a slower
+        host goes only to a job for which it is worth it (`_worth`, which
+        weighs the job's relative cost), and then to the client's smallest
+        job: first to the least-used client for which it is worth it at the
+        front of the line; if it is worth it only further back (a much slower
+        host), to the client that used the farm most. So the heaviest user
+        takes the slow host, a small build keeps its turn for a fast one, and
+        no big job ends a build late on a slow host.
         """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
-            best: tuple[tuple[float, int], Compiler | None, str] | None = None
+            best: tuple[tuple[int, float, int], Compiler | None, str, bool] | None = None
             for key in host.keys:
                 ring = self._rings.get(key)
-                if not ring or not self._worth(key, host, self._waiting_count[key] - 1):
+                if not ring:
                     continue
-                # worth it for the first in line, or only for someone further back?
-                slow = not self._worth(key, host, 0)
-                client = self._next_client(ring, now, heaviest=slow)
-                used = self.usage(client, now)
-                served = self._last_served.get(client, 0)
-                rank = (-used, -served) if slow else (used, served)
-                if best is None or rank < best[0]:
-                    best = (rank, key, client)
+                need = self._need(key, host)
+                choice = self._choose(ring, need, self._waiting_count[key], now)
+                if choice is not None and (best is None or choice[0] < best[0]):
+                    best = (choice[0], key, choice[1], need > 0)
             if best is None:
                 break
-            _, key, client = best
-            outcomes.append(self._grant_waiting(key, client, host, now))
+            _, key, client, smallest = best
+            outcomes.append(self._grant_waiting(key, client, host, now, smallest=smallest))
         return outcomes
 
-    def _next_client(
-        self, ring: OrderedDict[str, deque[int]], now: float, *, heaviest: bool
-    ) -> str:
-        """The waiting client that used the farm least lately (ring order breaks
-        ties), or for a slow slot the one that used it most."""
-        order = reversed(ring) if heaviest else iter(ring)
-        pick = None
-        for client in order:
+    def _choose(
+        self, ring: OrderedDict[str, list[tuple[float, int]]], need: float, count: int, now: float
+    ) -> tuple[tuple[int, float, int], str] | None:
+        """Which waiting client takes a slot of `need` (see `_need`), ranked
+        (smaller first) against the other compilers' choices for the same slot."""
+        front: tuple[float, str] | None = None
+        back: tuple[float, str] | None = None
+        for client, queue in ring.items():
             used = self.usage(client, now)
-            if pick is None or (used > pick[0] if heaviest else used < pick[0]):
-                pick = (used, client)
-        assert pick is not None
-        return pick[1]
+            cheapest = queue[0][0]
+            if cheapest * need <= 1:  # worth it at the front of the line
+                if front is None or used < front[0]:
+                    front = (used, client)
+            elif cheapest * need <= count and (back is None or used >= back[0]):
+                back = (used, client)  # worth it behind everyone: the heaviest
+        if front is not None:
+            used, client = front
+            return (0, used, self._last_served.get(client, 0)), client
+        if back is not None:
+            used, client = back
+            return (1, -used, -self._last_served.get(client, 0)), client
+        return None
 
     def usage(self, client: str, now: float) -> float:
         """How much of the farm `client` used lately: speed x seconds of its
@@ -465,11 +484,21 @@ class Farm:
         return math.exp(-_LN2 * max(0.0, elapsed) / self.policy.usage_half_life)
 
     def _grant_waiting(
-        self, key: Compiler | None, client: str, host: _Host, now: float, *, express: bool = False
+        self,
+        key: Compiler | None,
+        client: str,
+        host: _Host,
+        now: float,
+        *,
+        express: bool = False,
+        smallest: bool = False,
     ) -> LeaseGranted:
-        request_id = self._rings[key][client][0]
-        req, _, _ = self._waiting.pop(request_id)
-        self._unqueue(key, client, request_id)
+        """The client's smallest or biggest waiting job (the oldest of equals) gets `host`."""
+        queue = self._rings[key][client]
+        pick = 0 if smallest else bisect.bisect_left(queue, (queue[-1][0],))
+        cost, request_id = queue[pick]
+        req, *_ = self._waiting.pop(request_id)
+        self._unqueue(key, client, request_id, cost)
         grant = self._grant(req, host, now, express=express)
         ring = self._rings.get(key)
         if ring is not None and client in ring:
@@ -482,7 +511,7 @@ class Farm:
         for key in keys:
             while self._waiting_count.get(key, 0) > 0:
                 host = self._pick(key)
-                if host is None or not self._worth(key, host, self._waiting_count[key] - 1):
+                if host is None:
                     break
                 served = self._serve_waiting(host, now)
                 if not served:
@@ -495,12 +524,12 @@ class Farm:
         item = self._waiting.get(request)
         if item is None:
             return []
-        req, key, _ = item
+        req, key, _, cost = item
         host = self._pick(key)
         if host is None:
             return []  # nothing free: it waits for the next release as usual
         self._waiting.pop(request)
-        self._unqueue(key, req.client, request)
+        self._unqueue(key, req.client, request, cost)
         return [self._grant(req, host, now)]
 
     def _faster_capacity(self, key: Compiler | None, tier: int) -> tuple[float, float]:
@@ -512,21 +541,37 @@ class Farm:
                 speed_slots += weighted
         return slots, (speed_slots / slots if slots > 0 else 0.0)
 
-    def _worth(self, key: Compiler | None, host: _Host, ahead: int) -> bool:
+    def _worth(self, key: Compiler | None, host: _Host, ahead: int, cost: float = 1.0) -> bool:
         """Is a free slot on `host` better than waiting for a faster host?
 
-        With F busy slots on faster hosts (mean speed s_f) each freeing at a
-        rate proportional to s_f, the (ahead+1)-th of them frees after about
-        (ahead+1)/F job times there; so the job finishes sooner on this host
-        (speed s_h) when  ahead + 1 >= F * (s_f / s_h - 1).  Job sizes cancel
-        out: only speeds and the queue matter.
+        With F busy slots on faster hosts (mean speed s_f) each freeing after
+        an average job's time there (w/s_f), the (ahead+1)-th of them frees
+        after about (ahead+1)/F of that; a job of c times the average size
+        finishes sooner on this host (speed s_h) when
+        c*w/s_h <= (ahead+1)/F * w/s_f + c*w/s_f, that is when
+        ahead + 1 >= c * F * (s_f / s_h - 1)  (= c * `_need`).
         """
+        return ahead + 1 >= cost * self._need(key, host)
+
+    def _need(self, key: Compiler | None, host: _Host) -> float:
+        """F * (s_f / s_h - 1) of `_worth`: 0 with nothing faster to wait for."""
         if not self.policy.prefer_fast:
-            return True
+            return 0.0
         slots, speed = self._faster_capacity(key, host.tier)
         if slots <= 0:
-            return True
-        return ahead + 1 >= slots * (speed / max(host.report.speed, 1e-9) - 1)
+            return 0.0
+        return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
+
+    def _relative_cost(self, req: LeaseRequest, key: Compiler | None) -> float:
+        """The job's size over the moving average of its compiler's job sizes
+        (which it joins); 1 when its size is not known."""
+        if req.size <= 0:
+            return 1.0
+        mean = self._mean_size.get(key)
+        mean = float(req.size) if mean is None else mean + (req.size - mean) * _SIZE_WEIGHT
+        self._mean_size[key] = mean
+        low, high = _COST_RANGE
+        return min(high, max(low, req.size / mean))
 
     def _express(self, key: Compiler | None, client: str) -> _Host | None:
         """The host for an express lease, if `client` should get one now.
@@ -572,15 +617,17 @@ class Farm:
             ring = self._rings.get(key)
             for client in list(ring or ()):
                 if self._express(key, client) is not None:
-                    return [self._grant_waiting(key, client, host, now, express=True)]
+                    return [
+                        self._grant_waiting(key, client, host, now, express=True, smallest=True)
+                    ]
         return []
 
-    def _unqueue(self, key: Compiler | None, client: str, request: int) -> None:
+    def _unqueue(self, key: Compiler | None, client: str, request: int, cost: float) -> None:
         _decrement(self._load, client)
         self._waiting_count[key] -= 1
         ring = self._rings[key]
         queue = ring[client]
-        queue.remove(request)
+        del queue[bisect.bisect_left(queue, (cost, request))]
         if not queue:
             del ring[client]
             if not ring:

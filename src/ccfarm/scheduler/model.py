@@ -45,6 +45,9 @@ class LeaseRequest:
     client: str  # fairness key: "machine/user"
     compiler: Compiler | None  # None: any host
     timeout: float  # seconds the request may wait for a slot
+    #: the job's preprocessed size in bytes, a hint of what it costs to
+    #: compile (0: not known, counted as an average job)
+    size: int = 0
 
 
 @record
