@@ -168,6 +168,24 @@ def test_fast_slot_takes_the_biggest_job_slow_slot_the_smallest() -> None:
     assert [g.request for g in fast] == [queued[sizes.index(1200)].request]
 
 
+def test_released_leases_teach_the_cost_model() -> None:
+    """Each released lease is a (size, seconds x speed) sample; revoked ones are not."""
+    farm = Farm(rng=random.Random(43))
+    farm.host_report(host("a", speed=2, slots=1), 0)
+    now = 0.0
+    for size in [60_000, 90_000, 120_000, 240_000] * 2:
+        (g,) = granted(farm.request(req(size=size), now))
+        now += (size - 40_000) / 100_000  # seconds on a speed-2 host
+        farm.release(g.lease, now)
+    model = farm._costs[GCC]
+    assert model.jobs == 8
+    a, b = model.fit() or (0.0, 0.0)
+    assert abs(b - 2e-5) < 1e-9 and abs(a + 0.8) < 1e-6  # cost = 2 x seconds
+    granted(farm.request(req(size=100_000), now))
+    farm.host_gone("a", "host left", now + 1)
+    assert model.jobs == 8
+
+
 def test_equal_sizes_keep_first_come_first_served() -> None:
     farm = Farm(rng=random.Random(42))
     farm.host_report(host("a", slots=1), 0)

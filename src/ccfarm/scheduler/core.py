@@ -20,6 +20,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.model import (
     Compiler,
     HostReport,
@@ -35,10 +36,6 @@ ANY: Compiler | None = None  # the key of requests that take any host
 #: compiler key -> speed tier -> pool
 _Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
-#: weight of each new job in the moving average of job sizes (per compiler)
-_SIZE_WEIGHT = 1 / 32
-#: a job's cost relative to the average is kept within these bounds
-_COST_RANGE = (0.1, 10.0)
 
 
 class _SlotPool:
@@ -122,8 +119,8 @@ class Farm:
         #: per key: clients with waiting requests, in round-robin order, each
         #: with its requests as (relative cost, id), sorted
         self._rings: dict[Compiler | None, OrderedDict[str, list[tuple[float, int]]]] = {}
-        #: per key: moving average of the sizes of the jobs asked for
-        self._mean_size: dict[Compiler | None, float] = {}
+        #: per key: what a job costs by its size, learnt from ended leases
+        self._costs: dict[Compiler | None, CostModel] = {}
         self._served = 0
         self._last_served: dict[str, int] = {}
         #: how many hosts have each compiler (to refuse at once what nobody has)
@@ -204,7 +201,7 @@ class Farm:
     def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
-        cost = self._relative_cost(req, key)
+        cost = self._costs.setdefault(key, CostModel()).relative(req.size)
         host = self._pick(key)
         waiting = self._waiting_count.get(key, 0)
         if host is not None and not waiting and self._worth(key, host, 0, cost):
@@ -399,7 +396,11 @@ class Farm:
         running[1] -= record.speed * record.granted
         if self._held.get(client, 0) == 0:
             del self._running[client]
-        self._charge(client, max(0.0, now - record.granted) * record.speed, now)
+        used = max(0.0, now - record.granted) * record.speed
+        self._charge(client, used, now)
+        model = self._costs.get(record.request.compiler)
+        if model is not None and reason == "released" and not record.express:
+            model.observe(record.request.size, used)
         host = self.hosts.get(record.host)
         if host is not None and record.express:
             host.express = None
@@ -561,17 +562,6 @@ class Farm:
         if slots <= 0:
             return 0.0
         return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
-
-    def _relative_cost(self, req: LeaseRequest, key: Compiler | None) -> float:
-        """The job's size over the moving average of its compiler's job sizes
-        (which it joins); 1 when its size is not known."""
-        if req.size <= 0:
-            return 1.0
-        mean = self._mean_size.get(key)
-        mean = float(req.size) if mean is None else mean + (req.size - mean) * _SIZE_WEIGHT
-        self._mean_size[key] = mean
-        low, high = _COST_RANGE
-        return min(high, max(low, req.size / mean))
 
     def _express(self, key: Compiler | None, client: str) -> _Host | None:
         """The host for an express lease, if `client` should get one now.
