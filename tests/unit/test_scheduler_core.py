@@ -168,6 +168,28 @@ def test_fast_slot_takes_the_biggest_job_slow_slot_the_smallest() -> None:
     assert [g.request for g in fast] == [queued[sizes.index(1200)].request]
 
 
+def test_a_small_build_with_jobs_in_line_takes_a_slower_slot_too() -> None:
+    """A slot on a host half as fast as two busy ones (F (s_f/s_h - 1) = 2) is
+    worth it for the second of a client's jobs at the front of the line: the
+    first goes to a fast host. So a small build uses more than the fastest
+    hosts; with one job waiting it keeps its turn for a fast one."""
+    farm = Farm(rng=random.Random(44))
+    farm.host_report(host("fast", speed=4, slots=2), 0)
+    farm.host_report(host("mid", speed=2, slots=1), 0)
+    big = [req("big/u") for _ in range(6)]
+    leases = [g for r in big for g in granted(farm.request(r, 0))]
+    assert sorted(g.host for g in leases) == ["fast", "fast", "mid"]
+    small = [req("small/u") for _ in range(2)]
+    for r in small:
+        assert farm.request(r, 1) == []
+    on_mid = next(g for g in leases if g.host == "mid")
+    (g,) = granted(farm.release(on_mid.lease, 2))
+    assert g.host == "mid" and g.request in {r.request for r in small}
+    # one small job left in line: the mid host goes to the heaviest again
+    (g,) = granted(farm.release(g.lease, 3))
+    assert g.host == "mid" and g.request in {r.request for r in big}
+
+
 def test_released_leases_teach_the_cost_model() -> None:
     """Each released lease is a (size, seconds x speed) sample; revoked ones are not."""
     farm = Farm(rng=random.Random(43))

@@ -425,8 +425,9 @@ class Farm:
         host goes only to a job for which it is worth it (`_worth`, which
         weighs the job's relative cost), and then to the client's smallest
         job: first to the least-used client for which it is worth it at the
-        front of the line; if it is worth it only further back (a much slower
-        host), to the client that used the farm most. So the heaviest user
+        front of the line (behind that client's own other jobs, which go to
+        faster hosts first); if it is worth it only further back (a much
+        slower host), to the client that used the farm most. So the heaviest user
         takes the slow host, a small build keeps its turn for a fast one, and
         no big job ends a build late on a slow host.
         """
@@ -457,7 +458,9 @@ class Farm:
         for client, queue in ring.items():
             used = self.usage(client, now)
             cheapest = queue[0][0]
-            if cheapest * need <= 1:  # worth it at the front of the line
+            # worth it at the front of the line, behind the client's own
+            # bigger jobs (which the faster hosts take first)?
+            if cheapest * need <= len(queue):
                 if front is None or used < front[0]:
                     front = (used, client)
             elif cheapest * need <= count and (back is None or used >= back[0]):
