@@ -191,7 +191,7 @@ class Farm:
 
 
 @contextmanager
-def ccfarm_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
+def ccfarm_farm(base: Farm, hosts: list[str], scheduler_args: tuple[str, ...]) -> Iterator[Farm]:
     ccfarm = shutil.which("ccfarm")
     assert ccfarm
     work = base.work
@@ -211,6 +211,7 @@ def ccfarm_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
                     "--load-high",
                     "200",
                     *(["--log-level", "debug"] if VERBOSE else []),
+                    *scheduler_args,
                 ],
                 os.path.join(work, "scheduler.log"),
             )
@@ -235,7 +236,7 @@ def ccfarm_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
 
 
 @contextmanager
-def distcc_farm(base: Farm, hosts: list[str]) -> Iterator[Farm]:
+def distcc_farm(base: Farm, hosts: list[str], _: tuple[str, ...]) -> Iterator[Farm]:
     distcc, distccd = shutil.which("distcc"), shutil.which("distccd")
     assert distcc and distccd
     with ExitStack() as stack:
@@ -314,7 +315,7 @@ def run_round(
     kinds = ["ccfarm", "distcc"] if rnd % 2 == 0 else ["distcc", "ccfarm"]
     for kind in kinds:
         starter = ccfarm_farm if kind == "ccfarm" else distcc_farm
-        with starter(base, hosts) as farm:
+        with starter(base, hosts, ("--express",) if args.express else ()) as farm:
             tag = f"r{rnd}-{kind}"
             offsets = [os.path.getsize(log) for log in farm.host_logs]
             t0 = time.time()
@@ -347,6 +348,7 @@ def main() -> int:
         "--skip-exact", action="store_true", help="skip the ccfarm run with CCFARM_MODE=exact"
     )
     p.add_argument("-j", type=int, default=8, help="make -j per client")
+    p.add_argument("--express", action="store_true", help="ccfarm-scheduler --express")
     p.add_argument(
         "--client-cpu",
         type=float,

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ccfarm.errors import LocalProtocolError, RemoteProtocolError
 from ccfarm.protocol import (
     CCFARM,
+    CCFARM_CPP,
     LZO,
     NEED_DATA,
     PLAIN,
@@ -44,6 +45,7 @@ from ccfarm.protocol import (
     encode_reply,
     encode_reply_head,
     encode_request,
+    sends_env,
     sends_files,
 )
 from ccfarm.protocol.compression import compress
@@ -97,7 +99,7 @@ def requests(draw: st.DrawFn) -> tuple[JobHeader, bytes | None, list[FileEntry |
         version,
         tuple(draw(st.lists(args, min_size=1, max_size=8))),
         draw(absolute) if sends_files(version) else None,
-        tuple(draw(st.lists(env_entries, max_size=4))) if version == CCFARM else (),
+        tuple(draw(st.lists(env_entries, max_size=4))) if sends_env(version) else (),
     )
     if sends_files(version):
         return header, None, draw(st.lists(entries, max_size=6))
@@ -379,6 +381,7 @@ def test_v1_v2_ignore_files_and_v3_ignores_source() -> None:
         (JobHeader(LZO, (b"cc",)), {}),
         (JobHeader(PUMP, (b"cc",)), {}),  # no CDIR
         (JobHeader(CCFARM, (b"cc",)), {}),
+        (JobHeader(CCFARM_CPP, (b"cc",)), {}),  # no source
     ],
 )
 def test_encode_request_refuses_what_it_cannot_send(
@@ -470,7 +473,9 @@ def test_any_oversized_request_payload_is_refused_at_once(name: bytes, data: st.
         (b"DIST00000003CDIR00000001/ARGC00000001ARGV00000001cNFIL000186a1", True),
         (b"DIST00000000", True),  # distcc would take 0 as 1; we do not
         (b"DIST00000004", True),  # there is no version 4
-        (b"DIST43460002", True),
+        (b"DIST43460002ENVC00000000ARGC00000001", False),  # ccfarm-cpp: no CDIR
+        (b"DIST43460002ENVC00000000CDIR00000001/", True),
+        (b"DIST43460003", True),
         (b"DISTffffffff", True),
         (b"DONE00000001", True),  # a reply is not a request
         (b"dist00000001", True),  # names are case-sensitive

@@ -288,8 +288,8 @@ def _distribute(
 ) -> int | None:
     """Compile on `spec`; the exit status, or None when the compile failed there.
 
-    An express job (a lease beyond the host's slots) goes the exact way: only
-    ccfarm's own protocol can tell the daemon to run it ahead of the others.
+    An express job (a lease beyond the host's slots) tells the daemon so in
+    the environment items of ccfarm's protocols.
     """
     from ccfarm import protocol
     from ccfarm.compiler.args import remote_argv_full, remote_argv_stripped, rewrite_compiler_name
@@ -300,8 +300,9 @@ def _distribute(
         os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
     )
     preprocessed, cpp_stderr = cpp.result()
-    if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr and not express:
-        fast = _checked_preprocessed(job, name, spec, preprocessed, settings)
+    forwarded = _forwarded_env(env, express)
+    if spec.ccfarm and settings.checked_preprocessed and not cpp_stderr:
+        fast = _checked_preprocessed(job, name, spec, preprocessed, forwarded, settings)
         if fast is not None:
             return fast if fast >= 0 else None
     if protocol.sends_files(version):
@@ -312,14 +313,11 @@ def _distribute(
         if sources.reads_predefines(preprocessed):
             # -nostdinc also drops gcc's implicit stdc-predef.h; put it back first
             argv[1:1] = ["-include", "stdc-predef.h"]
-        forwarded = [f"{k}={env[k]}" for k in protocol.CLIENT_ENVIRONMENT if k in env]
-        if express:
-            forwarded.append(f"{protocol.PRIORITY}=express")
         header = protocol.JobHeader(
             version,
             _encode([name, *argv[1:]]),
             os.fsencode(cwd),
-            _encode(forwarded) if version == protocol.CCFARM else (),
+            forwarded if version == protocol.CCFARM else (),
         )
         request = protocol.encode_request(header, files=sources.entries(preprocessed, job, cwd))
         cpp_stderr = b""  # the daemon preprocesses again and reports the same messages
@@ -345,9 +343,11 @@ def _checked_preprocessed(
     name: str,
     spec: hostlist.HostSpec,
     preprocessed: bytes,
+    forwarded: tuple[bytes, ...],
     settings: Settings,
 ) -> int | None:
-    """The cheap way first: compile the local preprocessor's output (distcc's way).
+    """The cheap way first: compile the local preprocessor's output (distcc's way,
+    in ccfarm's variant of protocol 2, which carries `forwarded` environment items).
 
     Used only where it gives the local object bytes (see
     `preprocessed_is_exact`), and kept only when the compile succeeded
@@ -364,9 +364,9 @@ def _checked_preprocessed(
     if not preprocessed_is_exact(job) or mentions_location_builtins(preprocessed):
         return None
     argv = remote_argv_stripped(job)
-    header = protocol.JobHeader(protocol.LZO, _encode([name, *argv[1:]]))
+    header = protocol.JobHeader(protocol.CCFARM_CPP, _encode([name, *argv[1:]]), env=forwarded)
     request = protocol.encode_request(header, source=preprocessed)
-    result = _remote(spec, request, protocol.LZO, settings)
+    result = _remote(spec, request, protocol.CCFARM_CPP, settings)
     quiet = not result.stdout and not result.stderr
     if result.wait_status != 0:
         outcome, verdict = " (failed: the local compiler shows why)", -1
@@ -376,6 +376,16 @@ def _checked_preprocessed(
         outcome, verdict = "", 0 if _write_object(job, result.obj) else -1
     _verbose(settings, f"{job.source} compiled on {spec.text} from preprocessed text{outcome}")
     return verdict
+
+
+def _forwarded_env(env: Mapping[str, str], express: bool) -> tuple[bytes, ...]:
+    """The environment items ccfarm's protocols send (ENVV)."""
+    from ccfarm import protocol
+
+    items = [f"{k}={env[k]}" for k in protocol.CLIENT_ENVIRONMENT if k in env]
+    if express:
+        items.append(f"{protocol.PRIORITY}=express")
+    return _encode(items)
 
 
 def _compiler_info(inv: Invocation, job: CompileJob, env: Mapping[str, str]) -> CompilerInfo:

@@ -18,6 +18,7 @@ from ccfarm.compiler.args import (
     LocalOnly,
     analyse,
 )
+from ccfarm.protocol.events import sends_files
 
 #: options refused outright (they load code or name files on the daemon)
 _FORBIDDEN_PREFIXES = (
@@ -127,12 +128,12 @@ def check_request_args(
             return Refusal(f"{arg!r} is not allowed on this host")
         if "\0" in arg:
             return Refusal("NUL byte in an argument")
-        if version in (1, 2) and arg.startswith(_PREPROCESSED_FORBIDDEN):
+        if not sends_files(version) and arg.startswith(_PREPROCESSED_FORBIDDEN):
             return Refusal(f"{arg!r} makes no sense with a preprocessed source")
     job = analyse(argv)
     if isinstance(job, LocalOnly):
         return Refusal(job.reason)
-    if job.argv != tuple(argv) and version in (1, 2):
+    if job.argv != tuple(argv) and not sends_files(version):
         return Refusal("-Wp, options make no sense with a preprocessed source")
     output_index = None
     for i, arg in enumerate(job.argv):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import encode_host_report
 from ccfarm.daemon.probe import SpeedEstimate
-from ccfarm.protocol import CCFARM
+from ccfarm.protocol import CCFARM, CCFARM_CPP
 from ccfarm.scheduler.model import Compiler, HostReport
 
 log = logging.getLogger("ccfarmd.agent")
@@ -90,7 +90,7 @@ class HostAgent:
             running=self.running(),
             desktop_in_use=self.desktop(),
             compilers=self.compilers,
-            protocols=(1, 2, 3, CCFARM),
+            protocols=(1, 2, 3, CCFARM, CCFARM_CPP),
         )
 
     async def run(self, scheduler: tuple[str, int]) -> None:

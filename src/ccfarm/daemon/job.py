@@ -21,12 +21,12 @@ from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
-    CCFARM,
     CLIENT_ENVIRONMENT,
     PRIORITY,
     FileEntry,
     JobHeader,
     LinkEntry,
+    sends_env,
     sends_files,
 )
 
@@ -73,12 +73,12 @@ class JobBuilder:
     def express(self) -> bool:
         """Did the client ask to run ahead of the other jobs (an express lease)?"""
         wanted = f"{PRIORITY}=express".encode()
-        return self.header.version == CCFARM and wanted in self.header.env
+        return sends_env(self.header.version) and wanted in self.header.env
 
     def plan(self, base_env: Mapping[str, str]) -> CompilePlan:
         env = dict(base_env)
         env["TMPDIR"] = self.ws.path
-        if self.header.version == CCFARM:
+        if sends_env(self.header.version):
             for key in CLIENT_ENVIRONMENT:
                 env.pop(key, None)
             for item in self.header.env:

@@ -2,6 +2,7 @@
 
 from ccfarm.protocol.events import (
     CCFARM,
+    CCFARM_CPP,
     CLIENT_ENVIRONMENT,
     LZO,
     NEED_DATA,
@@ -25,6 +26,7 @@ from ccfarm.protocol.events import (
     Stderr,
     Stdout,
     compressed,
+    sends_env,
     sends_files,
 )
 from ccfarm.protocol.limits import Limits
@@ -33,6 +35,7 @@ from ccfarm.protocol.request import RequestParser, encode_request
 
 __all__ = [
     "CCFARM",
+    "CCFARM_CPP",
     "CLIENT_ENVIRONMENT",
     "PRIORITY",
     "LZO",
@@ -62,5 +65,6 @@ __all__ = [
     "encode_reply",
     "encode_reply_head",
     "encode_request",
+    "sends_env",
     "sends_files",
 ]

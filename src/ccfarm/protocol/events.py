@@ -33,8 +33,12 @@ PUMP = 3  # client sends the source and headers, daemon preprocesses
 #: Real distccd refuses it (any version above 3), so clients only send it
 #: to hosts known to be ccfarmd.
 CCFARM = 0x43460001
+#: ccfarm's extension of version 2, the same environment items before argv
+#: and the LZO-compressed .i: the preprocessed way to a ccfarmd host, which
+#: can then carry `CCFARM_PRIORITY=express`
+CCFARM_CPP = 0x43460002
 
-VERSIONS = (PLAIN, LZO, PUMP, CCFARM)
+VERSIONS = (PLAIN, LZO, PUMP, CCFARM, CCFARM_CPP)
 
 #: client variables the ccfarm protocol carries (ENVV) because they change
 #: what the compiler prints or embeds; a daemon honours only these
@@ -55,6 +59,11 @@ CLIENT_ENVIRONMENT = (
 #: the daemon to run the job at once, ahead of its other jobs (the client
 #: holds an express lease from the scheduler)
 PRIORITY = "CCFARM_PRIORITY"
+
+
+def sends_env(version: int) -> bool:
+    """True when the request carries the client's environment (ENVC/ENVV)."""
+    return version in (CCFARM, CCFARM_CPP)
 
 
 def sends_files(version: int) -> bool:

@@ -2,9 +2,10 @@
 
 Grammar, by version (one token per step; `*n` = repeated by the count):
 
-    1, 2:    DIST ARGC ARGV*n DOTI
-    3:       DIST CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
-    ccfarm:  DIST ENVC ENVV*n CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
+    1, 2:        DIST ARGC ARGV*n DOTI
+    3:           DIST CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
+    ccfarm:      DIST ENVC ENVV*n CDIR ARGC ARGV*n NFIL (NAME (FILE|LINK))*n
+    ccfarm-cpp:  DIST ENVC ENVV*n ARGC ARGV*n DOTI
 
 `RequestParser` is the daemon's side: bytes in, events out. `encode_request`
 is the client's side: events in, bytes out.
@@ -18,7 +19,6 @@ from ccfarm.errors import LocalProtocolError, RemoteProtocolError
 from ccfarm.protocol import compression
 from ccfarm.protocol._buffer import TokenBuffer
 from ccfarm.protocol.events import (
-    CCFARM,
     NEED_DATA,
     VERSIONS,
     FileEntry,
@@ -29,6 +29,7 @@ from ccfarm.protocol.events import (
     RequestComplete,
     RequestEvent,
     compressed,
+    sends_env,
     sends_files,
 )
 from ccfarm.protocol.limits import Limits
@@ -147,16 +148,16 @@ class RequestParser:
         if value not in VERSIONS:
             raise RemoteProtocolError(f"unsupported protocol version {value}")
         self._version = value
-        if value == CCFARM:
-            self._state = _State.ENVC
-        else:
-            self._state = _State.CDIR if sends_files(value) else _State.ARGC
+        self._state = _State.ENVC if sends_env(value) else self._after_env()
+
+    def _after_env(self) -> str:
+        return _State.CDIR if sends_files(self._version) else _State.ARGC
 
     def _on_envc(self, _name: bytes, value: int, _payload: bytes | None) -> None:
         if value > self.limits.max_env:
             raise RemoteProtocolError(f"too many environment entries: {value}")
         self._remaining = value
-        self._state = _State.ENVV if value else _State.CDIR
+        self._state = _State.ENVV if value else self._after_env()
 
     def _on_envv(self, _name: bytes, _value: int, payload: bytes | None) -> None:
         assert payload is not None
@@ -165,7 +166,7 @@ class RequestParser:
         self._env.append(payload)
         self._remaining -= 1
         if not self._remaining:
-            self._state = _State.CDIR
+            self._state = self._after_env()
 
     def _on_cdir(self, _name: bytes, _value: int, payload: bytes | None) -> None:
         assert payload is not None
@@ -245,7 +246,7 @@ def encode_request(
         raise LocalProtocolError(f"unknown protocol version {version}")
     pack = compression.compress if compressed(version) else bytes
     parts = [encode_token(b"DIST", version)]
-    if version == CCFARM:
+    if sends_env(version):
         parts.append(encode_token(b"ENVC", len(header.env)))
         parts.extend(encode_blob(b"ENVV", item) for item in header.env)
     if sends_files(version):
