@@ -317,7 +317,7 @@ def _distribute(
             version,
             _encode([name, *argv[1:]]),
             os.fsencode(cwd),
-            forwarded if version == protocol.CCFARM else (),
+            forwarded if protocol.sends_env(version) else (),
         )
         request = protocol.encode_request(header, files=sources.entries(preprocessed, job, cwd))
         cpp_stderr = b""  # the daemon preprocesses again and reports the same messages
