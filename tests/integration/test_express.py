@@ -82,7 +82,10 @@ def test_daemon_runs_an_express_job_at_once_and_first(
 
 def test_light_client_gets_an_express_lease(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
     # shared load average: ignore it; express leases are off unless asked for
-    sched = scheduler("--load-low", "100", "--load-high", "200", "--express")
+    # (express is for a light client's big jobs; here any job of it will do)
+    sched = scheduler(
+        "--load-low", "100", "--load-high", "200", "--express", "--express-min-cost", "0"
+    )
     daemon = ccfarmd(jobs=1, extra=("--scheduler", sched, "--speed", "1", "--heartbeat", "0.5"))
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=30)
     for n in range(3):  # the heavy build: one job running, two waiting for the one slot

@@ -558,6 +558,30 @@ def test_express_lease_for_a_client_below_its_share() -> None:
     assert [(g.request, g.host, g.express) for g in out] == [(small[2].request, "fast", True)]
 
 
+def test_express_lanes_are_for_a_small_builds_big_jobs() -> None:
+    """Below-average jobs of the light client wait in line; its big ones go
+    express, also when a lane frees while they wait."""
+    farm = Farm(Policy(prefer_fast=False, express=True), rng=random.Random(34))
+    farm.host_report(host("a", speed=4, slots=2), 0)
+    farm.host_report(host("b", speed=4, slots=2), 0)
+    for _ in range(8):  # the big build, average jobs: every slot, four waiting
+        farm.request(req("big/u", size=1000), 0)
+    small_job = req("small/u", size=300)
+    assert farm.request(small_job, 1) == []  # cost 0.3: waits
+    big_job = req("small/u", size=3000)
+    (g,) = granted(farm.request(big_job, 1))
+    assert g.express and g.request == big_job.request
+    other_big = req("small/u", size=2500)
+    (g2,) = granted(farm.request(other_big, 1))  # the other host's lane
+    assert g2.express and g2.host != g.host
+    third_big = req("small/u", size=2800)
+    assert farm.request(third_big, 1) == []  # at its share (4 slots / 2 clients)
+    # the first lane frees: the light client, below its share again, takes it
+    # for its biggest waiting job, not its small one
+    (g3,) = granted(farm.release(g.lease, 2))
+    assert g3.express and g3.request == third_big.request
+
+
 def test_no_express_between_builds_of_similar_size() -> None:
     """Below its share but not light (demand over half the other's): it waits."""
     farm = Farm(Policy(express=True), rng=random.Random(33))

@@ -26,6 +26,7 @@ class SchedulerConfig:
     prefer_fast: bool = _P.prefer_fast
     patience: float = _P.patience
     express: bool = _P.express
+    express_min_cost: float = _P.express_min_cost
     usage_half_life: float = _P.usage_half_life
     io_timeout: float = 60.0
     log_file: str = ""

@@ -208,7 +208,8 @@ class Farm:
             return [self._grant(req, host, now)]
         if not self._key_hosts.get(key):
             return [LeaseRefused(req.request, "no host has this compiler")]
-        lane = self._express(key, req.client) if host is None else None
+        big = cost >= self.policy.express_min_cost
+        lane = self._express(key, req.client) if host is None and big else None
         if lane is not None:
             return [self._grant(req, lane, now, express=True)]
         deadline = now + min(req.timeout, self.policy.max_wait)
@@ -573,10 +574,11 @@ class Farm:
         (offered slots / active clients), and only for a light one (its
         demand, leases + waiting requests, at most half another client's): so
         a `make -j4` started during two `make -j200`s runs at once, while the
-        big builds never get express leases, not even from each other. The
-        fastest host whose lane is open takes it and runs it ahead of its
-        other jobs. (Clients are few: the scans here are over clients, not
-        hosts.)
+        big builds never get express leases, not even from each other; and
+        (the caller checks) only for a job of at least `express_min_cost`:
+        a small build's big jobs are its critical path. The fastest host
+        whose lane is open takes it and runs it ahead of its other jobs.
+        (Clients are few: the scans here are over clients, not hosts.)
         """
         if not self.policy.express:
             return None
@@ -603,16 +605,17 @@ class Farm:
                 pool.remove(entry)
 
     def _serve_lane(self, host: _Host, now: float) -> list[Outcome]:
-        """An express lane opened: the longest-unserved waiting client below its share takes it."""
+        """An express lane opened: the longest-unserved waiting client below its
+        share takes it for its biggest job, if that is big enough."""
         if not host.lane_open or not self.policy.express:
             return []
         for key in host.keys:
             ring = self._rings.get(key)
-            for client in list(ring or ()):
+            for client, queue in list((ring or {}).items()):
+                if queue[-1][0] < self.policy.express_min_cost:
+                    continue
                 if self._express(key, client) is not None:
-                    return [
-                        self._grant_waiting(key, client, host, now, express=True, smallest=True)
-                    ]
+                    return [self._grant_waiting(key, client, host, now, express=True)]
         return []
 
     def _unqueue(self, key: Compiler | None, client: str, request: int, cost: float) -> None:

@@ -57,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
         const=True,
         help="express leases: a light client's job beyond a host's slots, run first there",
     )
+    p.add_argument(
+        "--express-min-cost",
+        type=float,
+        help="express leases only for jobs this costly relative to the average (1)",
+    )
     p.add_argument("--log-file", metavar="FILE")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     return p

@@ -41,6 +41,10 @@ class Policy:
     #: default: on the emulated farm it made a small build slower, not faster
     #: (docs/benchmarks.md)
     express: bool = False
+    #: ... and only for a job at least this costly relative to the average
+    #: (its preprocessed size, see `core.Farm._worth`): the big jobs of a
+    #: small build are its critical path, its small ones wait for a slot
+    express_min_cost: float = 1.0
 
 
 def tier_of(speed: float, policy: Policy) -> int:
