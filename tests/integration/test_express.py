@@ -17,7 +17,7 @@ from tests.conftest import ccfarm_exe, ctl, processes, slow_source, wait_for
 
 
 def _cc1_nice(marker: str) -> list[int]:
-    """Nice values of the running cc1 processes compiling a file named `marker`."""
+    """Nice values of the running cc1 processes with `marker` in an argument."""
     return [
         int(fields[16])  # field 19 of stat: nice
         for _, argv, fields in processes()
@@ -29,7 +29,7 @@ def _request(source: Path, express: bool, version: int) -> bytes:
     """The job the exact way (source files) or the cheap way (a .i)."""
     env = (f"{protocol.PRIORITY}=express".encode(),) if express else ()
     # the seed names the job on cc1's command line (the cheap way's input is
-    # the daemon's own file name)
+    # the daemon's own file name; the test's own preprocessing has no seed)
     seed = b"-frandom-seed=" + source.stem.encode()
     argv = (b"gcc", b"-O2", seed, b"-c", source.name.encode(), b"-o", b"out.o")
     if version == protocol.CCFARM_CPP:
@@ -49,8 +49,10 @@ def test_daemon_runs_an_express_job_at_once_and_first(
 ) -> None:
     daemon = ccfarmd(jobs=1)
     normal, express = tmp_path / "normal_job.c", tmp_path / "express_job.c"
+    after = tmp_path / "after_job.c"
     slow_source(normal, 3000)
-    slow_source(express, 3000)
+    slow_source(express, 9000)  # still running when `normal` ends and `after` starts
+    slow_source(after, 500)
     results: dict[str, int] = {}
 
     def send(name: str, source: Path, is_express: bool) -> None:
@@ -66,18 +68,23 @@ def test_daemon_runs_an_express_job_at_once_and_first(
 
     first = threading.Thread(target=send, args=("normal", normal, False))
     first.start()
-    wait_for(lambda: bool(_cc1_nice("normal_job")), timeout=30)
-    assert _cc1_nice("normal_job") == [0]
+    wait_for(lambda: bool(_cc1_nice("seed=normal_job")), timeout=30)
+    assert _cc1_nice("seed=normal_job") == [0]
     second = threading.Thread(target=send, args=("express", express, True))
     second.start()
     # the daemon has one slot, taken: the express job starts anyway, and the
     # running plain job goes EXPRESS_NICE nicer so that the CPU goes to it
-    wait_for(lambda: bool(_cc1_nice("express_job")), timeout=30)
-    assert _cc1_nice("express_job") == [0]
-    assert _cc1_nice("normal_job") == [10]
-    second.join(120)
-    first.join(120)
-    assert results == {"normal": 0, "express": 0}
+    wait_for(lambda: bool(_cc1_nice("seed=express_job")), timeout=30)
+    assert _cc1_nice("seed=express_job") == [0]
+    assert _cc1_nice("seed=normal_job") == [10]
+    # a plain job that starts while the express one runs starts nicer too
+    third = threading.Thread(target=send, args=("after", after, False))
+    third.start()
+    wait_for(lambda: bool(_cc1_nice("seed=after_job")), timeout=60)
+    assert _cc1_nice("seed=after_job") == [10] and _cc1_nice("seed=express_job") == [0]
+    for thread in (first, second, third):
+        thread.join(120)
+    assert results == {"normal": 0, "express": 0, "after": 0}
 
 
 def test_light_client_gets_an_express_lease(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:

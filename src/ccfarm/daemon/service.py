@@ -184,7 +184,8 @@ class DaemonService:
                 ws.remove()
 
     def _demote_others(self, nice: int) -> None:
-        """An express job started: the running plain jobs go EXPRESS_NICE nicer.
+        """An express job started: the running plain jobs go EXPRESS_NICE nicer
+        (and those that start while it runs start so, see `_compile`).
 
         Only ever up (an unprivileged daemon may not lower a nice value
         again); they keep it until they end, which is soon.
@@ -230,6 +231,9 @@ class DaemonService:
         self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace, express: bool
     ) -> bytes:
         nice = self.config.nice
+        # a plain job that starts while an express job runs starts nicer too
+        # (else the express job shares the CPU with each job that follows)
+        start_nice = nice + (EXPRESS_NICE if self._express and not express else 0)
         proc = await asyncio.create_subprocess_exec(
             plan.program,
             *plan.argv[1:],
@@ -239,7 +243,7 @@ class DaemonService:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            preexec_fn=(lambda: os.nice(start_nice)) if start_nice else None,
         )
         if express:
             self._demote_others(nice)
