@@ -3,7 +3,10 @@
     sudo .venv/bin/python bench/farm.py [--repeat N] [--skip-fairness] [--skip-exact]
 
 Six compile hosts on 127.0.1.1-6, each in its own cgroup v1 CPU group with a
-quota of 0.3, 0.3, 0.15, 0.15, 0.075, 0.075 CPU (three speed tiers), and three
+quota of 0.3, 0.3, 0.15, 0.15, 0.075, 0.075 CPU (three speed tiers) and
+pinned to one CPU (a cpuset group; a one-CPU host, as on a real one, where a
+nicer job yields to another: unpinned, two jobs of one host ran on two CPUs
+and shared its quota whatever their nice values), and three
 client machines, each its own cgroup (0.3 CPU), building a real code base
 each (Lua 5.4, 5.3 and 5.5 from PyPI's lupa sdist) at the same time:
 
@@ -50,6 +53,7 @@ from ccfarm.demo.farm import (  # noqa: E402
 )
 
 CGROOT = "/sys/fs/cgroup/cpu"
+CPUSET_ROOT = "/sys/fs/cgroup/cpuset"
 PERIOD = 100_000
 HOST_QUOTAS = (0.3, 0.3, 0.15, 0.15, 0.075, 0.075)
 CLIENT_QUOTA = 0.3
@@ -57,6 +61,8 @@ TREES = ("lua54", "lua53", "lua55")
 PORT = 3632
 SCHED = ("127.0.2.1", 3634)
 VERBOSE = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
+#: an emulated host: its CPU group (quota) and its cpuset group (one CPU)
+Host = tuple[str, str]
 
 
 @contextmanager
@@ -78,6 +84,27 @@ def cgroup(name: str, cpus: float) -> Iterator[str]:
                 time.sleep(0.1)
 
 
+@contextmanager
+def cpuset(name: str, cpu: int) -> Iterator[str]:
+    """A cpuset group that runs its processes on CPU `cpu` only."""
+    path = os.path.join(CPUSET_ROOT, f"ccfarm-bench-{name}")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(CPUSET_ROOT, "cpuset.mems")) as f:
+        mems = f.read().strip()
+    for key, value in (("cpuset.mems", mems), ("cpuset.cpus", str(cpu))):
+        with open(os.path.join(path, key), "w") as f:
+            f.write(value)
+    try:
+        yield path
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
 def stop_group(group: str, timeout: float = 10.0) -> None:
     """SIGTERM what is left in a client group (only our builds' helpers), wait for it."""
     deadline = time.monotonic() + timeout
@@ -92,9 +119,11 @@ def stop_group(group: str, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def in_group(group: str, argv: list[str]) -> list[str]:
-    """argv run inside cgroup `group` (the wrapper moves only itself)."""
-    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs; exec "$@"', "sh", *argv]
+def in_group(group: str, argv: list[str], pinned: str | None = None) -> list[str]:
+    """argv run inside cgroup `group`, and cpuset `pinned` if given (the
+    wrapper moves only itself)."""
+    moves = "".join(f"echo $$ > {g}/cgroup.procs; " for g in (group, pinned) if g)
+    return ["sh", "-c", f'{moves}exec "$@"', "sh", *argv]
 
 
 @contextmanager
@@ -191,7 +220,7 @@ class Farm:
 
 
 @contextmanager
-def ccfarm_farm(base: Farm, hosts: list[str], scheduler_args: tuple[str, ...]) -> Iterator[Farm]:
+def ccfarm_farm(base: Farm, hosts: list[Host], scheduler_args: tuple[str, ...]) -> Iterator[Farm]:
     ccfarm = shutil.which("ccfarm")
     assert ccfarm
     work = base.work
@@ -218,14 +247,14 @@ def ccfarm_farm(base: Farm, hosts: list[str], scheduler_args: tuple[str, ...]) -
         )
         wait_listening(*SCHED)
         logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(hosts))]
-        for i, (group, log) in enumerate(zip(hosts, logs, strict=True)):
+        for i, ((group, pinned), log) in enumerate(zip(hosts, logs, strict=True)):
             argv = ccfarmd_command(
                 f"127.0.1.{i + 1}",
                 PORT,
                 1,
                 ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--heartbeat", "1"),
             )
-            stack.enter_context(process(in_group(group, argv), log))
+            stack.enter_context(process(in_group(group, argv, pinned), log))
         _wait_hosts(len(hosts))
         envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in base.envs]
         try:
@@ -236,15 +265,15 @@ def ccfarm_farm(base: Farm, hosts: list[str], scheduler_args: tuple[str, ...]) -
 
 
 @contextmanager
-def distcc_farm(base: Farm, hosts: list[str], _: tuple[str, ...]) -> Iterator[Farm]:
+def distcc_farm(base: Farm, hosts: list[Host], _: tuple[str, ...]) -> Iterator[Farm]:
     distcc, distccd = shutil.which("distcc"), shutil.which("distccd")
     assert distcc and distccd
     with ExitStack() as stack:
-        for i, group in enumerate(hosts):
+        for i, (group, pinned) in enumerate(hosts):
             address = f"127.0.1.{i + 1}"
             stack.enter_context(
                 process(
-                    in_group(group, distccd_command(distccd, address, PORT, 1)),
+                    in_group(group, distccd_command(distccd, address, PORT, 1), pinned),
                     os.path.join(base.work, f"distccd-{i + 1}.log"),
                 )
             )
@@ -308,7 +337,7 @@ def timeline(jobs: list[Job], done: list[float]) -> list[str]:
 
 
 def run_round(
-    rnd: int, args: argparse.Namespace, base: Farm, hosts: list[str], trees: list[LuaTree]
+    rnd: int, args: argparse.Namespace, base: Farm, hosts: list[Host], trees: list[LuaTree]
 ) -> tuple[dict[str, float], list[str]]:
     results: dict[str, float] = {}
     notes: list[str] = []
@@ -356,8 +385,8 @@ def main() -> int:
         help="CPU quota of each client machine (0.3)",
     )
     args = p.parse_args()
-    if os.geteuid() != 0 or not os.path.isdir(CGROOT):
-        sys.exit("needs root and cgroup v1 at /sys/fs/cgroup/cpu")
+    if os.geteuid() != 0 or not (os.path.isdir(CGROOT) and os.path.isdir(CPUSET_ROOT)):
+        sys.exit("needs root and cgroup v1 (cpu, cpuset) at /sys/fs/cgroup")
     if not all(shutil.which(n) for n in ("ccfarm", "distcc", "distccd")):
         sys.exit("needs ccfarm, distcc and distccd on PATH")
     trees = [t for t in lua_trees(fetch_lupa()) if t.name in TREES]
@@ -365,7 +394,14 @@ def main() -> int:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
     rounds: list[dict[str, float]] = []
     with ExitStack() as stack:
-        hosts = [stack.enter_context(cgroup(f"h{i + 1}", q)) for i, q in enumerate(HOST_QUOTAS)]
+        cpus = os.sched_getaffinity(0)
+        hosts = [
+            (
+                stack.enter_context(cgroup(f"h{i + 1}", q)),
+                stack.enter_context(cpuset(f"h{i + 1}", sorted(cpus)[i % len(cpus)])),
+            )
+            for i, q in enumerate(HOST_QUOTAS)
+        ]
         clients = [stack.enter_context(cgroup(f"c{i + 1}", args.client_cpu)) for i in range(3)]
         work_s = cpu_work(trees, work)
         envs = []
