@@ -61,10 +61,14 @@ def cycles(hosts: int, n: int, saturated: bool) -> float:
             farm.request(LeaseRequest(next(ids), clients[i], GCC, 1e9), 0.0)
     started = time.perf_counter()
     for i in range(n):
-        for o in farm.request(LeaseRequest(next(ids), clients[i % 200], GCC, 1e9), 1.0):
+        # sizes as wrappers send them (20-220 KB), time moving so that ended
+        # leases teach the cost model
+        now = 1.0 + i * 1e-3
+        size = 20_000 + (i * 7919) % 200_000
+        for o in farm.request(LeaseRequest(next(ids), clients[i % 200], GCC, 1e9, size), now):
             if isinstance(o, LeaseGranted):
                 held.append(o.lease)
-        for o in farm.release(held.popleft(), 1.0):
+        for o in farm.release(held.popleft(), now):
             if isinstance(o, LeaseGranted):
                 held.append(o.lease)
     return (time.perf_counter() - started) / n * 1e6

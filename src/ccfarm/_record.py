@@ -55,7 +55,13 @@ def record(cls: type[T]) -> type[T]:
         return other.__class__ is self.__class__ and _key(self) == _key(other)
 
     def __hash__(self: Any) -> int:
-        return hash(_key(self))
+        # kept once computed: records are dictionary keys on hot paths
+        # (the scheduler's indexes are keyed by compiler identity)
+        cached: int | None = self.__dict__.get("_record_hash")
+        if cached is None:
+            cached = hash(_key(self))
+            object.__setattr__(self, "_record_hash", cached)
+        return cached
 
     def __repr__(self: Any) -> str:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import math
 import random
 from collections import OrderedDict
@@ -36,6 +37,10 @@ ANY: Compiler | None = None  # the key of requests that take any host
 #: compiler key -> speed tier -> pool
 _Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
+#: a freed slot looks at most at this many waiting clients (of each
+#: compiler), those served longest ago: the cost of a grant does not grow
+#: with the queue; beyond them the ring's order decides
+SCAN_CLIENTS = 64
 
 
 class _SlotPool:
@@ -119,6 +124,9 @@ class Farm:
         #: per key: clients with waiting requests, in round-robin order, each
         #: with its requests as (relative cost, id), sorted
         self._rings: dict[Compiler | None, OrderedDict[str, list[tuple[float, int]]]] = {}
+        #: per key: (cost, id) of its waiting requests, a heap whose top may be
+        #: stale (served or cancelled since): the cheapest job, in O(log n)
+        self._cheapest: dict[Compiler | None, list[tuple[float, int]]] = {}
         #: per key: what a job costs by its size, learnt from ended leases
         self._costs: dict[Compiler | None, CostModel] = {}
         self._served = 0
@@ -223,6 +231,7 @@ class Farm:
             if self._last_served.get(req.client, 0) < self._last_served.get(head, 0):
                 ring.move_to_end(req.client, last=False)
         bisect.insort(ring[req.client], (cost, req.request))
+        heapq.heappush(self._cheapest.setdefault(key, []), (cost, req.request))
         self._waiting_count[key] = waiting + 1
         self._load[req.client] = self._load.get(req.client, 0) + 1
         self._push(deadline, "wait", req.request)
@@ -440,7 +449,10 @@ class Farm:
                 if not ring:
                     continue
                 need = self._need(key, host)
-                choice = self._choose(ring, need, self._waiting_count[key], now)
+                count = self._waiting_count[key]
+                if need > 0 and self._cheapest_cost(key) * need > count:
+                    continue  # worth it for nobody: no need to look at each client
+                choice = self._choose(ring, need, count, now)
                 if choice is not None and (best is None or choice[0] < best[0]):
                     best = (choice[0], key, choice[1], need > 0)
             if best is None:
@@ -449,6 +461,12 @@ class Farm:
             outcomes.append(self._grant_waiting(key, client, host, now, smallest=smallest))
         return outcomes
 
+    def _cheapest_cost(self, key: Compiler | None) -> float:
+        heap = self._cheapest[key]
+        while heap[0][1] not in self._waiting:
+            heapq.heappop(heap)
+        return heap[0][0]
+
     def _choose(
         self, ring: OrderedDict[str, list[tuple[float, int]]], need: float, count: int, now: float
     ) -> tuple[tuple[int, float, int], str] | None:
@@ -456,7 +474,7 @@ class Farm:
         (smaller first) against the other compilers' choices for the same slot."""
         front: tuple[float, str] | None = None
         back: tuple[float, str] | None = None
-        for client, queue in ring.items():
+        for client, queue in itertools.islice(ring.items(), SCAN_CLIENTS):
             used = self.usage(client, now)
             cheapest = queue[0][0]
             # worth it at the front of the line, behind the client's own
@@ -628,6 +646,7 @@ class Farm:
             del ring[client]
             if not ring:
                 del self._rings[key]
+                del self._cheapest[key]
 
 
 def _decrement(counts: dict[str, int], client: str) -> None:
