@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ccfarm._record import replace
+from ccfarm.scheduler import core
 from ccfarm.scheduler.core import Farm
 from ccfarm.scheduler.model import (
     Compiler,
@@ -188,6 +190,23 @@ def test_a_small_build_with_jobs_in_line_takes_a_slower_slot_too() -> None:
     # one small job left in line: the mid host goes to the heaviest again
     (g,) = granted(farm.release(g.lease, 3))
     assert g.host == "mid" and g.request in {r.request for r in big}
+
+
+def test_grant_looks_past_the_scanned_clients_only_when_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The slot is worth it only for a client beyond the first SCAN_CLIENTS:
+    it is found all the same (nobody waits while a slot is worth taking)."""
+    monkeypatch.setattr(core, "SCAN_CLIENTS", 2)
+    farm = Farm(rng=random.Random(45))
+    farm.host_report(host("fast", speed=4, slots=10), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    for _ in range(10):
+        assert granted(farm.request(req("x/u", size=10_000), 0))[0].host == "fast"
+    for client in ("a/u", "b/u"):  # average jobs: 10 x (4 - 1) = 30 > 3 waiting
+        assert farm.request(req(client, size=10_000), 0) == []
+    tiny = req("c/u", size=100)  # cost 0.1 (the floor): 0.1 x 30 <= 3 waiting
+    assert [(g.request, g.host) for g in granted(farm.request(tiny, 0))] == [(tiny.request, "slow")]
 
 
 def test_released_leases_teach_the_cost_model() -> None:

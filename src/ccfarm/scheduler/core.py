@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 import math
 import random
 from collections import OrderedDict
@@ -37,9 +36,10 @@ ANY: Compiler | None = None  # the key of requests that take any host
 #: compiler key -> speed tier -> pool
 _Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
-#: a freed slot looks at most at this many waiting clients (of each
-#: compiler), those served longest ago: the cost of a grant does not grow
-#: with the queue; beyond them the ring's order decides
+#: a freed slot looks at this many waiting clients (of each compiler), those
+#: served longest ago, and further only if none of them can take it: the
+#: cost of a grant does not grow with the queue; beyond them the ring's
+#: order decides
 SCAN_CLIENTS = 64
 
 
@@ -474,7 +474,9 @@ class Farm:
         (smaller first) against the other compilers' choices for the same slot."""
         front: tuple[float, str] | None = None
         back: tuple[float, str] | None = None
-        for client, queue in itertools.islice(ring.items(), SCAN_CLIENTS):
+        for looked, (client, queue) in enumerate(ring.items()):
+            if looked >= SCAN_CLIENTS and (front or back):
+                break  # further back only when nobody this far can take it
             used = self.usage(client, now)
             cheapest = queue[0][0]
             # worth it at the front of the line, behind the client's own
