@@ -68,13 +68,12 @@ Host = tuple[str, str | None]
 
 
 @contextmanager
-def cgroup(name: str, cpus: float) -> Iterator[str]:
-    path = os.path.join(CGROOT, f"ccfarm-bench-{name}")
+def group_at(path: str, settings: dict[str, str]) -> Iterator[str]:
+    """A cgroup v1 directory with these files written; removed afterwards."""
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
-        f.write(str(PERIOD))
-    with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
-        f.write(str(int(cpus * PERIOD)))
+    for key, value in settings.items():
+        with open(os.path.join(path, key), "w") as f:
+            f.write(value)
     try:
         yield path
     finally:
@@ -86,25 +85,22 @@ def cgroup(name: str, cpus: float) -> Iterator[str]:
                 time.sleep(0.1)
 
 
-@contextmanager
-def cpuset(name: str, cpu: int) -> Iterator[str]:
+def cgroup(name: str, cpus: float) -> contextlib.AbstractContextManager[str]:
+    """A CPU group with a quota of `cpus` CPUs."""
+    return group_at(
+        os.path.join(CGROOT, f"ccfarm-bench-{name}"),
+        {"cpu.cfs_period_us": str(PERIOD), "cpu.cfs_quota_us": str(int(cpus * PERIOD))},
+    )
+
+
+def cpuset(name: str, cpu: int) -> contextlib.AbstractContextManager[str]:
     """A cpuset group that runs its processes on CPU `cpu` only."""
-    path = os.path.join(CPUSET_ROOT, f"ccfarm-bench-{name}")
-    os.makedirs(path, exist_ok=True)
     with open(os.path.join(CPUSET_ROOT, "cpuset.mems")) as f:
         mems = f.read().strip()
-    for key, value in (("cpuset.mems", mems), ("cpuset.cpus", str(cpu))):
-        with open(os.path.join(path, key), "w") as f:
-            f.write(value)
-    try:
-        yield path
-    finally:
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.1)
+    return group_at(
+        os.path.join(CPUSET_ROOT, f"ccfarm-bench-{name}"),
+        {"cpuset.mems": mems, "cpuset.cpus": str(cpu)},  # mems first: the kernel wants both
+    )
 
 
 def stop_group(group: str, timeout: float = 10.0) -> None:
