@@ -291,9 +291,8 @@ def module_stamps() -> dict[str, tuple[int, int]]:
     starts is seen at its first job (the package directory, not the loaded
     modules: those are only known after importing).
     """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     stamps = {}
-    for directory, _, files in os.walk(root):
+    for directory, _, files in os.walk(wire.package_dir()):
         for name in files:
             if name.endswith(".py"):
                 path = os.path.join(directory, name)

@@ -21,11 +21,6 @@ def enabled(env: os._Environ[bytes]) -> bool:
     return env.get(b"CCFARM_HELPER", b"1") != b"0" and not env.get(b"CCFARM_SAFEGUARD")
 
 
-def package_dir() -> str:
-    """Where ccfarm's modules are (part of the helper's name; the launcher bakes it in)."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(wire.__file__)))
-
-
 def socket_name(environ: os._Environ[str]) -> bytes:
     """The helper socket that serves this process's jobs."""
     try:
@@ -34,7 +29,7 @@ def socket_name(environ: os._Environ[str]) -> bytes:
     except OSError:
         cgroups = b""
     key = wire.helper_key(
-        os.path.abspath(state_dir(environ)), sys.executable, package_dir(), cgroups
+        os.path.abspath(state_dir(environ)), sys.executable, wire.package_dir(), cgroups
     )
     return wire.socket_name(os.getuid(), key)
 

@@ -105,6 +105,12 @@ def socket_name(uid: int, key: bytes) -> bytes:
     return b"\0ccfarm-helper/%d/%016x" % (uid, _fnv1a(key))
 
 
+def package_dir() -> str:
+    """Where ccfarm's modules are: part of `helper_key` (the native launcher
+    has it built in), and the tree whose changes retire a helper."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def helper_key(state_dir: str, executable: str, package_dir: str, cgroups: bytes) -> bytes:
     """What must be equal for one helper to serve a job."""
     return b"\0".join(

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import sysconfig
 
-from ccfarm.client.helper_client import package_dir
+from ccfarm.client.helper_wire import package_dir
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
 

@@ -437,9 +437,9 @@ class Farm:
         job: first to the least-used client for which it is worth it at the
         front of the line (behind that client's own other jobs, which go to
         faster hosts first); if it is worth it only further back (a much
-        slower host), to the client that used the farm most. So the heaviest user
-        takes the slow host, a small build keeps its turn for a fast one, and
-        no big job ends a build late on a slow host.
+        slower host), to the client that used the farm most. So the heaviest
+        user takes the slow host, a small build keeps its turn for a fast
+        one, and no big job ends a build late on a slow host.
         """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
@@ -631,7 +631,7 @@ class Farm:
             return []
         for key in host.keys:
             ring = self._rings.get(key)
-            for client, queue in list((ring or {}).items()):
+            for client, queue in (ring or {}).items():
                 if queue[-1][0] < self.policy.express_min_cost:
                     continue
                 if self._express(key, client) is not None:
