@@ -18,11 +18,11 @@ import time
 from collections import deque
 
 sys.path.insert(0, "src")
+from ccfarm.model import CompilerIdentity, HostReport, LeaseGranted, LeaseRequest  # noqa: E402
 from ccfarm.scheduler.core import Farm  # noqa: E402
-from ccfarm.scheduler.model import Compiler, HostReport, LeaseGranted, LeaseRequest  # noqa: E402
 from ccfarm.scheduler.policy import Policy  # noqa: E402
 
-GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
 
 
 def make_farm(hosts: int) -> Farm:

@@ -104,7 +104,7 @@ def cpuset(name: str, cpu: int) -> contextlib.AbstractContextManager[str]:
 
 
 def stop_group(group: str, timeout: float = 10.0) -> None:
-    """SIGTERM what is left in a client group (only our builds' helpers), wait for it."""
+    """SIGTERM what is left in a client group (only our builds' fork servers), wait for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(os.path.join(group, "cgroup.procs")) as f:
@@ -259,7 +259,7 @@ def ccfarm_farm(base: Farm, hosts: list[Host], scheduler_args: tuple[str, ...]) 
             yield Farm(f"{ccfarm} gcc", envs, base.clients, work, base.jobs, logs)
         finally:
             for group in base.clients:
-                stop_group(group)  # the clients' warm helpers
+                stop_group(group)  # the clients' fork servers
 
 
 @contextmanager

@@ -43,7 +43,7 @@ def main() -> int:
         "ccfarm": [],
         "ccfarm-exact": [],
         "ccfarm-python": [],
-        "ccfarm-nohelper": [],
+        "ccfarm-noforkserver": [],
         "ccfarm-v2": [],
         "distcc": [],
         "distcc-ccfarmd": [],
@@ -55,8 +55,8 @@ def main() -> int:
             "ccfarm-exact": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_MODE": "exact"},
             # the wrapper started as Python (the console script without the native launcher)
             "ccfarm-python": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
-            # every job in its own Python process (no warm helper)
-            "ccfarm-nohelper": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_HELPER": "0"},
+            # every job in its own Python process (no fork server)
+            "ccfarm-noforkserver": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_HELPER": "0"},
             # the same daemon, but distcc's protocol 2 (local preprocessing, .i sent)
             "ccfarm-v2": {**base, "DISTCC_HOSTS": f"{cf.spec},lzo", "CCFARM_FALLBACK": "0"},
             "distcc": {**base, "DISTCC_HOSTS": f"{dhost}:{dport}", "DISTCC_FALLBACK": "0"},
@@ -68,7 +68,7 @@ def main() -> int:
             "ccfarm": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-exact": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-python": [python, "-m", "ccfarm.client.main", "gcc", "-O2", "-c", "tiny.c"],
-            "ccfarm-nohelper": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-noforkserver": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-v2": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc-ccfarmd": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
@@ -88,7 +88,7 @@ def main() -> int:
         "ccfarm": "ccfarm -> ccfarmd",
         "ccfarm-exact": "ccfarm -> ccfarmd, CCFARM_MODE=exact",
         "ccfarm-python": "ccfarm as Python (no native launcher)",
-        "ccfarm-nohelper": "ccfarm, CCFARM_HELPER=0",
+        "ccfarm-noforkserver": "ccfarm, CCFARM_HELPER=0",
         "ccfarm-v2": "ccfarm -> ccfarmd (protocol 2)",
         "distcc": "distcc -> distccd",
         "distcc-ccfarmd": "distcc -> ccfarmd (protocol 1)",

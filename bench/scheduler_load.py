@@ -26,9 +26,9 @@ import contextlib
 from ccfarm.control import messages as m  # noqa: E402
 from ccfarm.control.codec import encode, hello  # noqa: E402
 from ccfarm.demo.farm import wait_listening  # noqa: E402
-from ccfarm.scheduler.model import Compiler, HostReport, LeaseRequest  # noqa: E402
+from ccfarm.model import CompilerIdentity, HostReport, LeaseRequest  # noqa: E402
 
-GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
 ADDRESS = "127.0.2.1"
 
 

@@ -35,6 +35,6 @@ fi
 # environments (PYTHONDONTWRITEBYTECODE) would otherwise recompile every time.
 .venv/bin/python -m compileall -q src >/dev/null
 # The `ccfarm` command as a small native program: it hands each job to the
-# warm helper without starting a Python interpreter (falls back to Python).
-.venv/bin/python -m ccfarm.client.launcher install >/dev/null \
+# fork server without starting a Python interpreter (falls back to Python).
+.venv/bin/python -m ccfarm.client.forkserver.launcher install >/dev/null \
     || echo "note: ccfarm's native launcher was not built; ccfarm works, starts slower"

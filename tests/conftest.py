@@ -100,7 +100,7 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     state = tmp_path / "state"
     state.mkdir()
     env.update({"CCFARM_DIR": str(state), "DISTCC_DIR": str(state), "CCFARM_FALLBACK": "0"})
-    env["CCFARM_HELPER_IDLE"] = "5"  # the warm helper a test's jobs start leaves soon after
+    env["CCFARM_HELPER_IDLE"] = "5"  # the fork server a test's jobs start leaves soon after
     return env
 
 

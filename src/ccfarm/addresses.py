@@ -1,8 +1,13 @@
-"""`host[:port]` lists (schedulers), with IPv6 brackets."""
+"""The well-known ports, and `host[:port]` lists (schedulers), with IPv6 brackets."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+#: distcc's port: ccfarmd's compile service
+DAEMON_PORT = 3632
+#: the scheduler's one port (control connections; later the distcc proxy and HTTP)
+SCHEDULER_PORT = 3634
 
 
 def parse_addresses(items: Iterable[str], default_port: int) -> list[tuple[str, int]]:

@@ -123,9 +123,9 @@ def test_no_temporary_files_left_when_the_job_ends_locally(
         ({"CCFARM_HOSTS": daemon.spec}, "bad.c", 1),  # remote compile error: re-run here
         ({"CCFARM_HOSTS": f"{down}:{free_port(down)}", "CCFARM_FALLBACK": "1"}, "a.c", 0),
     ]
-    for helper in ("1", "0"):
+    for use_server in ("1", "0"):
         for extra, source, status in cases:
-            env = {**client_env, **extra, "TMPDIR": str(private_tmp), "CCFARM_HELPER": helper}
+            env = {**client_env, **extra, "TMPDIR": str(private_tmp), "CCFARM_HELPER": use_server}
             proc = run([ccfarm_exe(), "gcc", "-c", source, "-o", "out.o"], tmp_path, env)
             assert proc.returncode == status, proc.stderr
             assert sorted(os.listdir(private_tmp)) == []
@@ -138,13 +138,13 @@ def test_unusable_state_directory_compiles_locally(tmp_path: Path, ccfarmd, clie
     state = tmp_path / "not-a-dir" / "state"
     (tmp_path / "a.c").write_text("int a(void) { return 42; }\n")
     run(["gcc", "-c", "a.c", "-o", "ref.o"], tmp_path)
-    for helper in ("1", "0"):
+    for use_server in ("1", "0"):
         env = {
             **client_env,
             "CCFARM_HOSTS": daemon.spec,
             "CCFARM_DIR": str(state),
             "DISTCC_DIR": str(state),
-            "CCFARM_HELPER": helper,
+            "CCFARM_HELPER": use_server,
         }
         proc = run([ccfarm_exe(), "gcc", "-c", "a.c", "-o", "a.o"], tmp_path, env)
         assert proc.returncode == 0, proc.stderr

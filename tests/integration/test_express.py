@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ccfarm import protocol
-from ccfarm.client.transport import run_remote
+from ccfarm.client.job.transport import run_remote
 from tests.conftest import ccfarm_exe, ctl, processes, slow_source, wait_for
 
 

@@ -1,4 +1,4 @@
-"""The native launcher, built for real and run against a real helper and ccfarmd."""
+"""The native launcher, built for real and run against a real fork server and ccfarmd."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from ccfarm.client import launcher
 from tests.conftest import require_binary, run, wait_for
-from tests.integration.test_helper import helper_pids, name_for
+from tests.integration.test_forkserver import name_for, server_pids
 
 SOURCE = "int triple(int x) { return 3 * x; }\n"
 
@@ -36,7 +36,7 @@ def env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:  # typ
         "CCFARM_HELPER_IDLE": "30",
     }
     yield env
-    for pid in helper_pids(name_for(env)):
+    for pid in server_pids(name_for(env)):
         os.kill(pid, signal.SIGTERM)
 
 
@@ -45,7 +45,7 @@ def _ways(stderr: bytes) -> list[bytes]:
 
 
 def _compile_twice(native: Path, cwd: Path, env: dict[str, str], argv0: str | Path) -> list[bytes]:
-    """The first job starts the helper and goes to it, the second finds it up."""
+    """The first job starts the fork server and goes to it, the second finds it up."""
     ways = []
     for out in ("first.o", "second.o"):
         result = run([str(argv0), "gcc", "-O2", "-c", "x.c", "-o", out], cwd, env)
@@ -59,38 +59,38 @@ def _local_object(cwd: Path) -> bytes:
     return (cwd / "local.o").read_bytes()
 
 
-def test_starts_the_helper_and_forwards_to_it(
+def test_starts_the_forkserver_and_forwards_to_it(
     native: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
     (tmp_path / "x.c").write_text(SOURCE)
     ways = _compile_twice(native, tmp_path, env, native)
     assert ways == [
-        b"ccfarm-launcher: started the helper",
-        b"ccfarm-launcher: helper (exit 0)",
-        b"ccfarm-launcher: helper (exit 0)",
+        b"ccfarm-launcher: started the fork server",
+        b"ccfarm-launcher: fork server (exit 0)",
+        b"ccfarm-launcher: fork server (exit 0)",
     ]
-    assert len(helper_pids(name_for(env))) == 1
+    assert len(server_pids(name_for(env))) == 1
     local = _local_object(tmp_path)
     assert (tmp_path / "first.o").read_bytes() == local == (tmp_path / "second.o").read_bytes()
 
 
-def test_forwards_to_the_helper_the_python_wrapper_started(
+def test_forwards_to_the_forkserver_the_python_wrapper_started(
     native: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """The C code computes the helper's name exactly as the Python code does."""
+    """The C code computes the fork server's name exactly as the Python code does."""
     (tmp_path / "x.c").write_text(SOURCE)
     python = [sys.executable, "-m", "ccfarm.client.main", "gcc", "-O2", "-c", "x.c", "-o", "a.o"]
     assert run(python, tmp_path, env).returncode == 0
-    wait_for(lambda: bool(helper_pids(name_for(env))))
+    wait_for(lambda: bool(server_pids(name_for(env))))
     result = run([str(native), "gcc", "-O2", "-c", "x.c", "-o", "b.o"], tmp_path, env)
-    assert _ways(result.stderr) == [b"ccfarm-launcher: helper (exit 0)"]
+    assert _ways(result.stderr) == [b"ccfarm-launcher: fork server (exit 0)"]
     assert (tmp_path / "b.o").read_bytes() == _local_object(tmp_path)
 
 
-def test_concurrent_jobs_start_one_helper(
+def test_concurrent_jobs_start_one_forkserver(
     native: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    """A cold make -j6: one job starts the helper, the others wait for it
+    """A cold make -j6: one job starts the fork server, the others wait for it
     instead of each starting a Python wrapper."""
     (tmp_path / "x.c").write_text(SOURCE)
     procs = [
@@ -107,10 +107,10 @@ def test_concurrent_jobs_start_one_helper(
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         ways += _ways(err)
-    assert ways.count(b"ccfarm-launcher: started the helper") == 1
-    assert ways.count(b"ccfarm-launcher: helper (exit 0)") == 6
+    assert ways.count(b"ccfarm-launcher: started the fork server") == 1
+    assert ways.count(b"ccfarm-launcher: fork server (exit 0)") == 6
     assert not [w for w in ways if w.startswith(b"ccfarm-launcher: python")]
-    assert len(helper_pids(name_for(env))) == 1
+    assert len(server_pids(name_for(env))) == 1
     local = _local_object(tmp_path)
     assert all((tmp_path / f"{i}.o").read_bytes() == local for i in range(6))
 
@@ -121,22 +121,22 @@ def test_masquerade_link_to_the_launcher(native: Path, tmp_path: Path, env: dict
     (links / "gcc").symlink_to(native)
     (tmp_path / "x.c").write_text(SOURCE)
     masq = {**env, "PATH": f"{links}:{env['PATH']}", "CCFARM_VERBOSE": "1"}
-    for out in ("a.o", "b.o"):  # through the Python wrapper, then through the helper
+    for out in ("a.o", "b.o"):  # through the Python wrapper, then through the fork server
         result = run(["gcc", "-O2", "-c", "x.c", "-o", out], tmp_path, masq)
         assert result.returncode == 0, result.stderr
         assert b"compiled on " + env["CCFARM_HOSTS"].encode() in result.stderr
-        wait_for(lambda: bool(helper_pids(name_for(masq))))
+        wait_for(lambda: bool(server_pids(name_for(masq))))
     subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
     assert (tmp_path / "b.o").read_bytes() == (tmp_path / "local.o").read_bytes()
 
 
 def test_errors_signals_and_version(native: Path, tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "x.c").write_text(SOURCE)
-    _compile_twice(native, tmp_path, env, native)  # a helper is up
+    _compile_twice(native, tmp_path, env, native)  # a fork server is up
     (tmp_path / "bad.c").write_text("int f(void) { return nope; }\n")
     local = run(["gcc", "-c", "bad.c", "-o", "bad.o"], tmp_path)
     remote = run([str(native), "gcc", "-c", "bad.c", "-o", "bad.o"], tmp_path, env)
-    assert _ways(remote.stderr) == [b"ccfarm-launcher: helper (exit 1)"]
+    assert _ways(remote.stderr) == [b"ccfarm-launcher: fork server (exit 1)"]
     shown = b"".join(ln for ln in remote.stderr.splitlines(True) if not ln.startswith(b"ccfarm-"))
     assert (remote.returncode, shown) == (local.returncode, local.stderr)
 
@@ -155,7 +155,7 @@ def test_errors_signals_and_version(native: Path, tmp_path: Path, env: dict[str,
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        ({"CCFARM_HELPER": "0"}, b"helper off"),
+        ({"CCFARM_HELPER": "0"}, b"fork server off"),
         ({"CCFARM_DIR": "relative/state"}, b"state directory not plain"),
         ({"CCFARM_DIR": "{state}/"}, b"state directory not plain"),
     ],

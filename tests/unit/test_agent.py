@@ -12,7 +12,7 @@ from ccfarm.daemon.activity import desktop_in_use, parse_source
 from ccfarm.daemon.agent import HostAgent, RefinedSpeed
 from ccfarm.daemon.probe import SpeedEstimate, effective_cpus, measure_speed
 from ccfarm.errors import ConfigError
-from ccfarm.scheduler.model import Compiler
+from ccfarm.model import CompilerIdentity
 
 
 def test_speed_from_the_probe() -> None:
@@ -53,7 +53,7 @@ def test_probe_runs_the_real_compiler() -> None:
 
 
 def test_agent_report() -> None:
-    gcc = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+    gcc = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
     agent = HostAgent(
         port=3632,
         listen="0.0.0.0",

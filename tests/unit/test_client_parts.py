@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ccfarm.client.invocation import find_compiler, resolve
-from ccfarm.client.outputs import write_atomically
-from ccfarm.client.sources import DIRECTORY_MARKER, entries
+from ccfarm.client.job.invocation import find_compiler, resolve
+from ccfarm.client.job.outputs import write_atomically
+from ccfarm.client.job.sources import DIRECTORY_MARKER, entries
 from ccfarm.compiler.args import CompileJob, analyse
 from ccfarm.errors import CcfarmError
 

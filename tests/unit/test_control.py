@@ -12,10 +12,10 @@ from ccfarm.addresses import parse_addresses
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, encode, hello
 from ccfarm.errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from ccfarm.model import CompilerIdentity, HostReport, LeaseGranted, LeaseRequest
 from ccfarm.scheduler.hostsinfo import parse_hosts_info
-from ccfarm.scheduler.model import Compiler, HostReport, LeaseGranted, LeaseRequest
 
-GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
+GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
 
 
 def _parse(data: bytes, *, hello_first: bool = True) -> list[object]:
@@ -61,7 +61,7 @@ def test_host_report_round_trip() -> None:
         1.25,
         3,
         True,
-        (GCC, Compiler("clang", "14.0.6", "x86_64-pc-linux-gnu")),
+        (GCC, CompilerIdentity("clang", "14.0.6", "x86_64-pc-linux-gnu")),
         (1, 2, 3),
     )
     (msg,) = _parse(hello() + m.encode_host_report(report))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccfarm.client.hosts import (
+from ccfarm.client.hosts.hostlist import (
     MAX_SLOTS,
     HostList,
     HostListError,

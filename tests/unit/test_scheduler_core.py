@@ -11,20 +11,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ccfarm._record import replace
-from ccfarm.scheduler import core
-from ccfarm.scheduler.core import Farm
-from ccfarm.scheduler.model import (
-    Compiler,
+from ccfarm.model import (
+    CompilerIdentity,
     HostReport,
     LeaseGranted,
     LeaseRefused,
     LeaseRequest,
     LeaseRevoked,
 )
+from ccfarm.scheduler import core
+from ccfarm.scheduler.core import Farm
 from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
 
-GCC = Compiler("gcc", "12.2.0", "x86_64-linux-gnu")
-CLANG = Compiler("clang", "14.0.6", "x86_64-pc-linux-gnu")
+GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
+CLANG = CompilerIdentity("clang", "14.0.6", "x86_64-pc-linux-gnu")
 
 
 def host(name: str, speed: float = 1.0, slots: int = 2, **kw: object) -> HostReport:
@@ -46,7 +46,10 @@ _ids = iter(range(1, 10**9))
 
 
 def req(
-    client: str = "m1/u", compiler: Compiler | None = GCC, timeout: float = 30, size: int = 0
+    client: str = "m1/u",
+    compiler: CompilerIdentity | None = GCC,
+    timeout: float = 30,
+    size: int = 0,
 ) -> LeaseRequest:
     return LeaseRequest(next(_ids), client, compiler, timeout, size)
 
@@ -379,7 +382,7 @@ def test_compatibility() -> None:
     farm.host_report(host("c", speed=9, compilers=(CLANG,)), 0)
     assert granted(farm.request(req(compiler=GCC), 1))[0].host == "g"
     assert granted(farm.request(req(compiler=CLANG), 1))[0].host == "c"
-    other = Compiler("gcc", "13.1.0", "aarch64-linux-gnu")
+    other = CompilerIdentity("gcc", "13.1.0", "aarch64-linux-gnu")
     assert isinstance(farm.request(req(compiler=other), 1)[0], LeaseRefused)
     assert granted(farm.request(req(compiler=None), 1))[0].host in ("g", "c")
 
@@ -475,7 +478,9 @@ class FarmMachine(RuleBasedStateMachine):
         timeout=st.sampled_from([0, 5, 100]),
         size=st.sampled_from([0, 50, 1000, 1000, 20000]),
     )
-    def ask(self, client: str, compiler: Compiler | None, timeout: float, size: int) -> None:
+    def ask(
+        self, client: str, compiler: CompilerIdentity | None, timeout: float, size: int
+    ) -> None:
         r = req(client, compiler, timeout, size)
         self.pending.add(r.request)
         self._apply(self.farm.request(r, self.now))

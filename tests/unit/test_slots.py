@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ccfarm.client import slots
-from ccfarm.client.hosts import HostSpec, parse_hosts
+from ccfarm.client.hosts import slots
+from ccfarm.client.hosts.hostlist import HostSpec, parse_hosts
 
 SRC = str(Path(slots.__file__).resolve().parents[2])
 NOW = 1_000_000.0
@@ -192,8 +192,8 @@ def test_trying_a_held_slot_again_keeps_the_lock(tmp_path: Path) -> None:
 
 CLAIM = """
 import sys, time
-from ccfarm.client import slots
-from ccfarm.client.hosts import parse_hosts
+from ccfarm.client.hosts import slots
+from ccfarm.client.hosts.hostlist import parse_hosts
 slot = slots.acquire_slot(sys.argv[1], parse_hosts("a/2 b/1").hosts, now=time.time(),
     backoff_period=60, sleep=time.sleep, deadline=0.0, clock=lambda: 0.0)
 print("none" if slot is None else f"{slot.spec.host}{slot.number}", flush=True)

@@ -14,9 +14,9 @@ import os
 import socket
 import sys
 
-from ccfarm.addresses import parse_addresses
+from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
+from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
-from ccfarm.control.blocking import read_message
 from ccfarm.control.codec import Message, encode, hello
 
 HOST_COLUMNS = ("host", "tier", "speed", "used", "offered", "slots", "load", "desktop", "state")
@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["hosts", "jobs", "disable", "enable"])
     p.add_argument("host", nargs="?")
     args = p.parse_args(argv)
-    (address,) = parse_addresses([args.scheduler.split(",")[0]], 3634)
+    (address,) = parse_addresses([args.scheduler.split(",")[0]], SCHEDULER_PORT)
     if args.command in ("disable", "enable"):
         if not args.host:
             p.error(f"{args.command} needs a HOST")
         kind = m.DISABLE if args.command == "disable" else m.ENABLE
-        reply = _ask(address, encode(kind, {"host": args.host}))
+        reply = _ask(address, m.encode_host_name(kind, args.host))
         if reply.kind != m.OK:
             print(f"ccfarm-ctl: {reply.first().get('reason', 'failed')}", file=sys.stderr)
             return 1

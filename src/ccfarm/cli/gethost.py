@@ -15,15 +15,18 @@ import os
 import subprocess
 import sys
 
+MYPY = False
+if MYPY:
+    from ccfarm.model import CompilerIdentity
+
 _COMPILERS = ("gcc", "g++", "cc", "c++", "clang", "clang++")
 
 
-def _compiler_of(argv: list[str]) -> object:
+def _compiler_of(argv: list[str]) -> CompilerIdentity | None:
     """The compiler identity of the first compiler named on the command line."""
-    from ccfarm.client.compilerinfo import compiler_info
-    from ccfarm.client.invocation import find_compiler
-    from ccfarm.client.slots import state_dir
-    from ccfarm.scheduler.model import Compiler
+    from ccfarm.client.hosts.slots import state_dir
+    from ccfarm.client.job.compilerinfo import compiler_info
+    from ccfarm.client.job.invocation import find_compiler
 
     for arg in argv[1:]:
         base = os.path.basename(arg)
@@ -32,9 +35,7 @@ def _compiler_of(argv: list[str]) -> object:
             if path is None:
                 return None
             info = compiler_info(path, "c", [], os.path.join(state_dir(os.environ), "cache"))
-            if info.family == "unknown":
-                return None
-            return Compiler(info.family, info.version, info.target)
+            return info.identity if info.identity.known else None
     return None
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(__doc__ or "")
         return 0 if args else 101
-    from ccfarm.client.lease import NoLease, parse_schedulers, request_lease
+    from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
 
     env = dict(os.environ)
     lease = None
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lease = request_lease(
                 parse_schedulers(text),
-                _compiler_of(args),  # type: ignore[arg-type]
+                _compiler_of(args),
                 wait=float(env.get("CCFARM_LEASE_WAIT", "60")),
             )
         except NoLease as exc:

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from ccfarm.client import helper_client
+from ccfarm.client.forkserver import forward
 
 USAGE = """\
 usage: ccfarm [COMPILER] [COMPILER ARGS...]
@@ -16,7 +16,7 @@ Hosts come from CCFARM_HOSTS (ccfarmd hosts) or DISTCC_HOSTS (distcc syntax).
 Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
 remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
 state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
-helper process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
+fork server process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
 default 600); CCFARM_HELPER=0 runs each job in its own process instead.
 """
 
@@ -24,11 +24,11 @@ default 600); CCFARM_HELPER=0 runs each job in its own process instead.
 def main() -> int:
     argv = sys.argv
     status = None
-    if helper_client.enabled(os.environb):
-        name = helper_client.socket_name(os.environ)
-        status = helper_client.forward(argv, name)
-        if status == helper_client.ABSENT:
-            helper_client.start_helper(name)  # for the jobs after this one
+    if forward.enabled(os.environb):
+        name = forward.socket_name(os.environ)
+        status = forward.forward_job(argv, name)
+        if status == forward.ABSENT:
+            forward.start_server(name)  # for the jobs after this one
             status = None
     if status is None:
         status = run_job(argv, os.environ)
@@ -39,7 +39,7 @@ def main() -> int:
 
 
 def run_job(argv: list[str], env: Mapping[str, str]) -> int:
-    """Run one compile job in this process (the wrapper's or a helper's child)."""
+    """Run one compile job in this process (the wrapper's or a fork server's child)."""
     if len(argv) == 2 and os.path.basename(argv[0]).startswith("ccfarm"):
         if argv[1] in ("--help", "-h"):
             sys.stdout.write(USAGE)
@@ -49,8 +49,8 @@ def run_job(argv: list[str], env: Mapping[str, str]) -> int:
 
             sys.stdout.write(f"ccfarm {__version__}\n")
             return 0
-    from ccfarm.client.invocation import resolve
-    from ccfarm.client.run import compile_job
+    from ccfarm.client.job.invocation import resolve
+    from ccfarm.client.job.run import compile_job
     from ccfarm.errors import CcfarmError
 
     try:

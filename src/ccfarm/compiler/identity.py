@@ -1,21 +1,14 @@
-"""Compiler identity: family, version and target triple (from `cc -v`)."""
+"""A compiler's identity from what `cc -v` prints (family, version, target)."""
 
 from __future__ import annotations
 
 import re
 
-from ccfarm._record import record
+from ccfarm.model import CompilerIdentity
 
 _TARGET = re.compile(r"^Target: (\S+)", re.MULTILINE)
 _GCC = re.compile(r"^gcc version (\S+)", re.MULTILINE)
 _CLANG = re.compile(r"clang version (\S+)", re.MULTILINE)
-
-
-@record
-class CompilerIdentity:
-    family: str  # "gcc", "clang" or "unknown"
-    version: str
-    target: str
 
 
 def parse_version_output(text: str) -> CompilerIdentity:

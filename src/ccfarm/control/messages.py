@@ -1,11 +1,18 @@
-"""Scheduler model records <-> control messages."""
+"""The shared records (`ccfarm.model`) <-> control messages.
+
+Every decoder checks what it reads and raises `RemoteProtocolError` with a
+reason on anything missing or malformed: a peer's bad message never
+reaches the caller as a `KeyError` or `ValueError`.
+"""
 
 from __future__ import annotations
 
+import math
+
 from ccfarm.control.codec import Message, encode
 from ccfarm.errors import RemoteProtocolError
-from ccfarm.scheduler.model import (
-    Compiler,
+from ccfarm.model import (
+    CompilerIdentity,
     HostReport,
     LeaseGranted,
     LeaseRefused,
@@ -29,30 +36,53 @@ ENABLE = "ENBL"
 OK = "OKAY"
 FAILED = "FAIL"
 
-
-def _int(fields: dict[str, str], key: str) -> int:
-    try:
-        return int(fields[key])
-    except (KeyError, ValueError):
-        raise RemoteProtocolError(f"control message needs an integer {key!r}") from None
+def _int(fields: dict[str, str], key: str, default: int | None = None) -> int:
+    """A non-negative integer field (`default` when absent, if given)."""
+    text = fields.get(key)
+    if text is None:
+        if default is None:
+            raise RemoteProtocolError(f"control message needs an integer {key!r}")
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise RemoteProtocolError(f"control message needs an integer {key!r}, not {text[:40]!r}")
+    return int(text)
 
 
 def _float(fields: dict[str, str], key: str, default: float | None = None) -> float:
-    try:
-        return float(fields[key])
-    except KeyError:
+    """A finite, non-negative number field (`default` when absent, if given)."""
+    text = fields.get(key)
+    if text is None:
         if default is None:
-            raise RemoteProtocolError(f"control message needs {key!r}") from None
+            raise RemoteProtocolError(f"control message needs {key!r}")
         return default
-    except ValueError:
-        raise RemoteProtocolError(f"control message needs a number {key!r}") from None
-
-
-def _compiler(text: str) -> Compiler:
     try:
-        return Compiler.parse(text)
+        value = float(text)
     except ValueError:
-        raise RemoteProtocolError(f"bad compiler {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise RemoteProtocolError(f"control message needs a number {key!r}, not {text[:40]!r}")
+    return value
+
+
+def _text(fields: dict[str, str], key: str) -> str:
+    text = fields.get(key)
+    if not text:
+        raise RemoteProtocolError(f"control message needs {key!r}")
+    return text
+
+
+def _port(fields: dict[str, str], key: str = "port") -> int:
+    port = _int(fields, key)
+    if not 0 < port < 65536:
+        raise RemoteProtocolError(f"bad port {port}")
+    return port
+
+
+def _compiler(text: str) -> CompilerIdentity:
+    try:
+        return CompilerIdentity.parse(text)
+    except ValueError:
+        raise RemoteProtocolError(f"bad compiler {text[:80]!r}") from None
 
 
 def encode_lease_request(req: LeaseRequest) -> bytes:
@@ -68,9 +98,8 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
     """(the client's own id, the request under the scheduler's id)."""
     f = message.first()
     compiler = _compiler(f["compiler"]) if f.get("compiler") else None
-    size = _int(f, "size") if "size" in f else 0
     return _int(f, "id"), LeaseRequest(
-        request_id, f.get("client", "?"), compiler, _float(f, "timeout", 60.0), max(0, size)
+        request_id, f.get("client", "?"), compiler, _float(f, "timeout", 60.0), _int(f, "size", 0)
     )
 
 
@@ -88,12 +117,53 @@ def encode_granted(client_id: int, g: LeaseGranted) -> bytes:
     )
 
 
+def decode_granted(message: Message) -> LeaseGranted:
+    """A grant as the client reads it (`request` is the client's own id)."""
+    f = message.first()
+    return LeaseGranted(
+        _int(f, "id", 0),
+        _int(f, "lease"),
+        _text(f, "host"),
+        _text(f, "address"),
+        _port(f),
+        f.get("express") == "1",
+    )
+
+
 def encode_refused(client_id: int, r: LeaseRefused) -> bytes:
     return encode(LEASE_REFUSED, {"id": client_id, "reason": r.reason})
 
 
+def decode_refused(message: Message) -> LeaseRefused:
+    f = message.first()
+    return LeaseRefused(_int(f, "id", 0), f.get("reason") or "refused")
+
+
 def encode_revoked(client_id: int, r: LeaseRevoked) -> bytes:
     return encode(LEASE_REVOKED, {"id": client_id, "lease": r.lease, "reason": r.reason})
+
+
+def decode_revoked(message: Message) -> LeaseRevoked:
+    f = message.first()
+    return LeaseRevoked(_int(f, "lease"), _int(f, "id", 0), f.get("reason") or "revoked")
+
+
+def encode_release(lease: int) -> bytes:
+    return encode(LEASE_RELEASE, {"lease": lease})
+
+
+def decode_release(message: Message) -> int:
+    """The lease a client gives back."""
+    return _int(message.first(), "lease")
+
+
+def encode_host_name(kind: str, host: str) -> bytes:
+    """A message about one host by name (BYEE, DSBL, ENBL)."""
+    return encode(kind, {"host": host})
+
+
+def decode_host_name(message: Message) -> str:
+    return _text(message.first(), "host")
 
 
 def encode_host_report(r: HostReport) -> bytes:
@@ -117,20 +187,20 @@ def encode_host_report(r: HostReport) -> bytes:
 
 def decode_host_report(message: Message) -> HostReport:
     f = message.first()
-    try:
-        protocols = tuple(int(p) for p in f.get("protocols", "1,2,3").split(",") if p)
-    except ValueError:
-        raise RemoteProtocolError("bad protocols list") from None
-    host = f.get("host") or f"{f.get('address')}:{f.get('port')}"
+    protocols = tuple(
+        _int({"protocols": p}, "protocols") for p in f.get("protocols", "1,2,3").split(",") if p
+    )
+    port = _port(f)
+    address = f.get("address", "")
     return HostReport(
-        host=host,
-        address=f.get("address", ""),
-        port=_int(f, "port"),
+        host=f.get("host") or f"{address}:{port}",
+        address=address,
+        port=port,
         slots=_int(f, "slots"),
         cpus=_int(f, "cpus"),
         speed=_float(f, "speed", 1.0),
         load=_float(f, "load", 0.0),
-        running=int(f.get("running", "0") or 0),
+        running=_int(f, "running", 0),
         desktop_in_use=f.get("desktop") == "1",
         compilers=tuple(_compiler(c) for c in message.values("compiler")),
         protocols=protocols,

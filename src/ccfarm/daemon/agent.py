@@ -16,8 +16,8 @@ from collections.abc import Callable
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import encode_host_report
 from ccfarm.daemon.probe import SpeedEstimate
+from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
-from ccfarm.scheduler.model import Compiler, HostReport
 
 log = logging.getLogger("ccfarmd.agent")
 
@@ -59,7 +59,7 @@ class HostAgent:
         slots: int,
         cpus: float,
         speed: Callable[[], float],
-        compilers: tuple[Compiler, ...],
+        compilers: tuple[CompilerIdentity, ...],
         running: Callable[[], int],
         desktop: Callable[[], bool],
         heartbeat: float = 2.0,

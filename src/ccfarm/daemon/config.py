@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-DEFAULT_PORT = 3632
+from ccfarm.addresses import DAEMON_PORT as DEFAULT_PORT
 
 
 @dataclass(frozen=True)

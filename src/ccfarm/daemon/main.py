@@ -189,11 +189,10 @@ async def _agent_tasks(
     """One reporting task per --scheduler (after probing speed and compilers)."""
     if not config.scheduler:
         return []
-    from ccfarm.addresses import parse_addresses
+    from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
     from ccfarm.daemon.activity import desktop_in_use, parse_source
     from ccfarm.daemon.agent import HostAgent, RefinedSpeed
     from ccfarm.daemon.probe import children_cpu, compiler_identities, effective_cpus, measure_speed
-    from ccfarm.scheduler.model import Compiler
 
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)
@@ -214,7 +213,7 @@ async def _agent_tasks(
         slots=config.jobs,
         cpus=effective_cpus(),
         speed=speed,
-        compilers=tuple(Compiler(i.family, i.version, i.target) for i in idents),
+        compilers=tuple(idents),
         running=lambda: service.running,
         desktop=lambda: desktop_in_use(source, config.desktop_idle),
         heartbeat=config.heartbeat,
@@ -226,7 +225,7 @@ async def _agent_tasks(
         len(idents),
         ", ".join(config.scheduler),
     )
-    return [agent.run(s) for s in parse_addresses(config.scheduler, 3634)]
+    return [agent.run(s) for s in parse_addresses(config.scheduler, SCHEDULER_PORT)]
 
 
 if __name__ == "__main__":

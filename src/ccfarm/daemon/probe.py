@@ -8,8 +8,9 @@ import subprocess
 import tempfile
 import time
 
-from ccfarm.compiler.identity import CompilerIdentity, parse_version_output
+from ccfarm.compiler.identity import parse_version_output
 from ccfarm.daemon.compilers import CompilerAllowList
+from ccfarm.model import CompilerIdentity
 
 #: a fixed reference compile: about 0.25 s on one core of the development machine
 _REFERENCE = "\n".join(

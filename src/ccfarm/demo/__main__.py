@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 
+from ccfarm.addresses import DAEMON_PORT
 from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build
 from ccfarm.demo.farm import start_daemon, stop_daemon
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--hosts", type=int, default=2, help="daemons on 127.0.1.1..N (default 2)")
     p.add_argument("--jobs-per-host", type=int, default=2)
-    p.add_argument("--port", type=int, default=3632)
+    p.add_argument("--port", type=int, default=DAEMON_PORT)
     p.add_argument("--tree", default="lua54", help="which Lua version to build")
     p.add_argument("--keep", action="store_true", help="keep the build directory")
     args = p.parse_args(argv)
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             "CCFARM_HOSTS": hosts,
             "CCFARM_VERBOSE": "1",
             "CCFARM_DIR": os.path.join(work, "state"),
-            "CCFARM_HELPER_IDLE": "5",  # the demo's warm helper leaves soon after it
+            "CCFARM_HELPER_IDLE": "5",  # the demo's fork server leaves soon after it
         }
         jobs = args.hosts * args.jobs_per_host
         print(f"== make -j{jobs} CC='{ccfarm} gcc' in {build} ({len(tree.sources) + 1} files)")

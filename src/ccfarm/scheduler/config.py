@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ccfarm.addresses import SCHEDULER_PORT as DEFAULT_PORT
 from ccfarm.scheduler.policy import Policy
 
-DEFAULT_PORT = 3634
 _P = Policy  # the policy's defaults live in one place: its class attributes
 
 

@@ -20,21 +20,22 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from ccfarm.scheduler.costs import CostModel
-from ccfarm.scheduler.model import (
-    Compiler,
+from ccfarm.model import (
+    CompilerIdentity,
     HostReport,
     LeaseGranted,
     LeaseRefused,
     LeaseRequest,
     LeaseRevoked,
-    Outcome,
 )
+from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
 
-ANY: Compiler | None = None  # the key of requests that take any host
+#: what the core answers an event with
+Outcome = LeaseGranted | LeaseRefused | LeaseRevoked
+ANY: CompilerIdentity | None = None  # the key of requests that take any host
 #: compiler key -> speed tier -> pool
-_Pools = dict[Compiler | None, dict[int, "_SlotPool"]]
+_Pools = dict[CompilerIdentity | None, dict[int, "_SlotPool"]]
 _LN2 = math.log(2)
 #: a freed slot looks at this many waiting clients (of each compiler), those
 #: served longest ago, and further only if none of them can take it: the
@@ -75,7 +76,7 @@ class _Host:
         self.leases: dict[int, None] = {}  # lease ids, oldest first
         self.express: int | None = None  # the express lease running here, if any
         self.last_seen = now
-        self.keys: tuple[Compiler | None, ...] = (ANY, *report.compilers)
+        self.keys: tuple[CompilerIdentity | None, ...] = (ANY, *report.compilers)
 
     @property
     def free(self) -> int:
@@ -117,30 +118,30 @@ class Farm:
         self.leases: dict[int, _Lease] = {}
         self._next_lease = 1
         #: compiler key -> tier -> pool of free slots; tiers listed fastest first
-        self._pools: dict[Compiler | None, dict[int, _SlotPool]] = {}
-        self._tiers: dict[Compiler | None, list[int]] = {}
+        self._pools: dict[CompilerIdentity | None, dict[int, _SlotPool]] = {}
+        self._tiers: dict[CompilerIdentity | None, list[int]] = {}
         #: waiting requests: id -> (request, key, deadline, relative cost)
-        self._waiting: dict[int, tuple[LeaseRequest, Compiler | None, float, float]] = {}
+        self._waiting: dict[int, tuple[LeaseRequest, CompilerIdentity | None, float, float]] = {}
         #: per key: clients with waiting requests, in round-robin order, each
         #: with its requests as (relative cost, id), sorted
-        self._rings: dict[Compiler | None, OrderedDict[str, list[tuple[float, int]]]] = {}
+        self._rings: dict[CompilerIdentity | None, OrderedDict[str, list[tuple[float, int]]]] = {}
         #: per key: (cost, id) of its waiting requests, a heap whose top may be
         #: stale (served or cancelled since): the cheapest job, in O(log n)
-        self._cheapest: dict[Compiler | None, list[tuple[float, int]]] = {}
+        self._cheapest: dict[CompilerIdentity | None, list[tuple[float, int]]] = {}
         #: per key: what a job costs by its size, learnt from ended leases
-        self._costs: dict[Compiler | None, CostModel] = {}
+        self._costs: dict[CompilerIdentity | None, CostModel] = {}
         self._served = 0
         self._last_served: dict[str, int] = {}
         #: how many hosts have each compiler (to refuse at once what nobody has)
-        self._key_hosts: dict[Compiler | None, int] = {}
+        self._key_hosts: dict[CompilerIdentity | None, int] = {}
         #: per key and tier: [offered slots, sum of speed x offered slots]
-        self._capacity: dict[Compiler | None, dict[int, list[float]]] = {}
-        self._waiting_count: dict[Compiler | None, int] = {}
+        self._capacity: dict[CompilerIdentity | None, dict[int, list[float]]] = {}
+        self._waiting_count: dict[CompilerIdentity | None, int] = {}
         self._deadlines: list[tuple[float, int, str, int | str]] = []
         self._seq = 0
         #: express lanes: compiler key -> tier -> hosts whose lane is open
-        self._lanes: dict[Compiler | None, dict[int, _SlotPool]] = {}
-        self._lane_tiers: dict[Compiler | None, list[int]] = {}
+        self._lanes: dict[CompilerIdentity | None, dict[int, _SlotPool]] = {}
+        self._lane_tiers: dict[CompilerIdentity | None, list[int]] = {}
         #: per client: leases held; leases held + requests waiting (the
         #: clients in it are the active ones); and all hosts' offered slots
         self._held: dict[str, int] = {}
@@ -335,11 +336,14 @@ class Farm:
             for n in range(before, after):
                 pool.add((name, n))
 
-    def _pick(self, key: Compiler | None) -> _Host | None:
+    def _pick(self, key: CompilerIdentity | None) -> _Host | None:
         return self._fastest(self._pools, self._tiers, key)
 
     def _fastest(
-        self, pools: _Pools, tiers: dict[Compiler | None, list[int]], key: Compiler | None
+        self,
+        pools: _Pools,
+        tiers: dict[CompilerIdentity | None, list[int]],
+        key: CompilerIdentity | None,
     ) -> _Host | None:
         """A host from the fastest tier with an entry in `pools`; random within it."""
         for tier in tiers.get(key, ()):
@@ -350,7 +354,10 @@ class Farm:
 
     @staticmethod
     def _pool(
-        pools: _Pools, tiers: dict[Compiler | None, list[int]], key: Compiler | None, tier: int
+        pools: _Pools,
+        tiers: dict[CompilerIdentity | None, list[int]],
+        key: CompilerIdentity | None,
+        tier: int,
     ) -> _SlotPool:
         """The pool of `key` and `tier`, made (and the tier listed) on first use."""
         by_tier = pools.setdefault(key, {})
@@ -443,7 +450,7 @@ class Farm:
         """
         outcomes: list[Outcome] = []
         while host.free > 0 and host.report.host in self.hosts:
-            best: tuple[tuple[int, float, int], Compiler | None, str, bool] | None = None
+            best: tuple[tuple[int, float, int], CompilerIdentity | None, str, bool] | None = None
             for key in host.keys:
                 ring = self._rings.get(key)
                 if not ring:
@@ -461,7 +468,7 @@ class Farm:
             outcomes.append(self._grant_waiting(key, client, host, now, smallest=smallest))
         return outcomes
 
-    def _cheapest_cost(self, key: Compiler | None) -> float:
+    def _cheapest_cost(self, key: CompilerIdentity | None) -> float:
         heap = self._cheapest[key]
         while heap[0][1] not in self._waiting:
             heapq.heappop(heap)
@@ -510,7 +517,7 @@ class Farm:
 
     def _grant_waiting(
         self,
-        key: Compiler | None,
+        key: CompilerIdentity | None,
         client: str,
         host: _Host,
         now: float,
@@ -530,7 +537,7 @@ class Farm:
             ring.move_to_end(client)  # served: to the back of the line
         return grant
 
-    def _rebalance(self, keys: tuple[Compiler | None, ...], now: float) -> list[Outcome]:
+    def _rebalance(self, keys: tuple[CompilerIdentity | None, ...], now: float) -> list[Outcome]:
         """Faster capacity shrank (or grew): slow slots may now be worth taking."""
         outcomes: list[Outcome] = []
         for key in keys:
@@ -557,7 +564,7 @@ class Farm:
         self._unqueue(key, req.client, request, cost)
         return [self._grant(req, host, now)]
 
-    def _faster_capacity(self, key: Compiler | None, tier: int) -> tuple[float, float]:
+    def _faster_capacity(self, key: CompilerIdentity | None, tier: int) -> tuple[float, float]:
         """(offered slots, their mean speed) of the tiers faster than `tier`."""
         slots = speed_slots = 0.0
         for t, (n, weighted) in self._capacity.get(key, {}).items():
@@ -566,7 +573,9 @@ class Farm:
                 speed_slots += weighted
         return slots, (speed_slots / slots if slots > 0 else 0.0)
 
-    def _worth(self, key: Compiler | None, host: _Host, ahead: int, cost: float = 1.0) -> bool:
+    def _worth(
+        self, key: CompilerIdentity | None, host: _Host, ahead: int, cost: float = 1.0
+    ) -> bool:
         """Is a free slot on `host` better than waiting for a faster host?
 
         With F busy slots on faster hosts (mean speed s_f) each freeing after
@@ -578,7 +587,7 @@ class Farm:
         """
         return ahead + 1 >= cost * self._need(key, host)
 
-    def _need(self, key: Compiler | None, host: _Host) -> float:
+    def _need(self, key: CompilerIdentity | None, host: _Host) -> float:
         """F * (s_f / s_h - 1) of `_worth`: 0 with nothing faster to wait for."""
         if not self.policy.prefer_fast:
             return 0.0
@@ -587,7 +596,7 @@ class Farm:
             return 0.0
         return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
 
-    def _express(self, key: Compiler | None, client: str) -> _Host | None:
+    def _express(self, key: CompilerIdentity | None, client: str) -> _Host | None:
         """The host for an express lease, if `client` should get one now.
 
         Only when every slot is taken, only for a client below its fair share
@@ -638,7 +647,9 @@ class Farm:
                     return [self._grant_waiting(key, client, host, now, express=True)]
         return []
 
-    def _unqueue(self, key: Compiler | None, client: str, request: int, cost: float) -> None:
+    def _unqueue(
+        self, key: CompilerIdentity | None, client: str, request: int, cost: float
+    ) -> None:
         _decrement(self._load, client)
         self._waiting_count[key] -= 1
         ring = self._rings[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ccfarm._record import record
-from ccfarm.scheduler.model import HostReport
+from ccfarm.model import HostReport
 
 
 @record

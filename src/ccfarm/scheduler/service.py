@@ -19,16 +19,15 @@ from ccfarm._record import record_fields
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MAGIC, Message, MessageParser, encode
 from ccfarm.errors import RemoteProtocolError
-from ccfarm.scheduler.config import SchedulerConfig
-from ccfarm.scheduler.core import Farm
-from ccfarm.scheduler.hostsinfo import HostInfo
-from ccfarm.scheduler.model import (
+from ccfarm.model import (
     HostReport,
     LeaseGranted,
     LeaseRefused,
     LeaseRevoked,
-    Outcome,
 )
+from ccfarm.scheduler.config import SchedulerConfig
+from ccfarm.scheduler.core import Farm, Outcome
+from ccfarm.scheduler.hostsinfo import HostInfo
 from ccfarm.scheduler.policy import Policy
 
 log = logging.getLogger("ccfarm-scheduler")
@@ -167,7 +166,7 @@ class SchedulerService:
             self._by_request[request_id] = conn
             self._dispatch(self.farm.request(req, now))
         elif kind == m.LEASE_RELEASE:
-            lease = int(message.first().get("lease", "0") or 0)
+            lease = m.decode_release(message)
             if conn.leases.pop(lease, None) is not None:
                 self._by_lease.pop(lease, None)
                 self._dispatch(self.farm.release(lease, now))
@@ -176,13 +175,13 @@ class SchedulerService:
             self._dispatch(self.farm.host_report(report, now))
             self._wake.set()
         elif kind == m.HOST_LEAVING:
-            self._dispatch(self.farm.host_gone(message.first().get("host", ""), "host left", now))
+            self._dispatch(self.farm.host_gone(m.decode_host_name(message), "host left", now))
         elif kind == m.QUERY_HOSTS:
             conn.send(encode(m.HOST_LIST, *self.host_records()))
         elif kind == m.QUERY_JOBS:
             conn.send(encode(m.JOB_LIST, *self.job_records(now)))
         elif kind in (m.DISABLE, m.ENABLE):
-            host = message.first().get("host", "")
+            host = m.decode_host_name(message)
             if host not in self.farm.hosts:
                 conn.send(encode(m.FAILED, {"reason": f"unknown host {host}"}))
                 return

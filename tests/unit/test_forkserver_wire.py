@@ -1,4 +1,4 @@
-"""The wrapper <-> warm helper messages (pure encoding)."""
+"""The wrapper <-> fork server messages (pure encoding)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccfarm.client import helper_wire as wire
+from ccfarm.client.forkserver import wire
 
 _field = st.binary(max_size=40).filter(lambda b: b"\0" not in b)
 _env_item = st.tuples(_field.filter(lambda b: b"=" not in b), _field).map(
@@ -94,16 +94,16 @@ def test_bad_replies(reply: bytes) -> None:
         wire.decode_reply(reply)
 
 
-def test_socket_names_separate_what_must_not_share_a_helper() -> None:
-    base = wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice")
+def test_socket_names_separate_what_must_not_share_a_forkserver() -> None:
+    base = wire.server_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice")
     others = [
-        wire.helper_key("/home/u/other", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
-        wire.helper_key("/home/u/.distcc", "/venv/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
-        wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/src/ccfarm", b"0::/user.slice"),
-        wire.helper_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/bench-c1"),
+        wire.server_key("/home/u/other", "/usr/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
+        wire.server_key("/home/u/.distcc", "/venv/bin/python3", "/opt/ccfarm", b"0::/user.slice"),
+        wire.server_key("/home/u/.distcc", "/usr/bin/python3", "/src/ccfarm", b"0::/user.slice"),
+        wire.server_key("/home/u/.distcc", "/usr/bin/python3", "/opt/ccfarm", b"0::/bench-c1"),
     ]
     name = wire.socket_name(1000, base)
-    assert name.startswith(b"\0ccfarm-helper/1000/")
+    assert name.startswith(b"\0ccfarm-forkserver/1000/")
     assert len(name) < 108  # sockaddr_un's limit
     assert wire.socket_name(1000, base) == name  # stable across processes (no hash())
     assert wire.socket_name(1001, base) != name

@@ -1,4 +1,5 @@
-"""Blocking TCP connect for the wrapper, on the C `_socket` module.
+"""Blocking sockets for the wrapper: TCP connect, and reading one control
+message (lease client, gethost, ctl), on the C `_socket` module.
 
 `import socket` costs the wrapper about 4 ms per job (it builds enums of
 every constant); the few calls a job needs exist on `_socket` directly.
@@ -7,6 +8,10 @@ every constant); the few calls a job needs exist on `_socket` directly.
 from __future__ import annotations
 
 import _socket
+
+MYPY = False
+if MYPY:
+    from ccfarm.control.codec import Message
 
 
 def connect(host: str, port: int, timeout: float) -> _socket.socket:
@@ -27,3 +32,21 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
             sock.close()
             error = exc
     raise error
+
+
+def read_message(sock: _socket.socket) -> Message:
+    """The next whole control message; RemoteProtocolError if the peer closes first."""
+    from ccfarm.control.codec import MessageParser
+    from ccfarm.errors import RemoteProtocolError
+
+    parser = MessageParser(expect_hello=False)
+    while (message := parser.next_message()) is None:
+        data = sock.recv(65536)
+        if not data:
+            parser.receive_eof()
+            message = parser.next_message()
+            if message is None:
+                raise RemoteProtocolError("the scheduler closed the connection")
+            return message
+        parser.receive_data(data)
+    return message

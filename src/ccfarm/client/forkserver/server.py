@@ -1,23 +1,23 @@
-"""The warm helper: one per user (and state directory, Python, cgroup), started
+"""The fork server: one per user (and state directory, Python, cgroup), started
 by the first `ccfarm` job that finds none, gone after `CCFARM_HELPER_IDLE`
 seconds without work (default 600).
 
 A CPython wrapper pays ~7 ms to start and ~5 ms to import its modules, on
-every compile job, on the build machine's CPU. The helper pays that once:
+every compile job, on the build machine's CPU. The fork server pays that once:
 each forwarded job runs in a `fork()` of it, which already has everything
 imported. The child takes the job's stdin/stdout/stderr (passed over the
 socket), working directory, umask and environment, and runs exactly the
 code a wrapper process runs (`ccfarm.client.main.run_job`), compiling
-locally by `execve` as a wrapper would. The helper waits for the child and
+locally by `execve` as a wrapper would. The fork server waits for the child and
 tells the job's process how it ended.
 
 If the job's process goes away (make interrupted), the child's process
 group (wrapper code, preprocessor, compiler) gets SIGTERM, then SIGKILL.
-If ccfarm's code on disk changes, the helper declines the job (the process
+If ccfarm's code on disk changes, the fork server declines the job (the process
 runs it itself), stops listening, finishes the jobs it has and exits; the
-next job starts a fresh helper.
+next job starts a fresh fork server.
 
-    python -m ccfarm.client.helper NAME    (NAME: the socket, see helper_wire)
+    python -m ccfarm.client.forkserver.server NAME    (NAME: the socket, see wire)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import socket
 import sys
 import time
 
-from ccfarm.client import helper_wire as wire
+from ccfarm.client.forkserver import wire
 
 KILL_GRACE = 5.0
 REQUEST_TIMEOUT = 10.0
@@ -45,7 +45,7 @@ class _Job:
         self.kill_at: float | None = None
 
 
-class Helper:
+class ForkServer:
     def __init__(
         self, listener: socket.socket, idle: float, stamps: dict[str, tuple[int, int]]
     ) -> None:
@@ -100,7 +100,7 @@ class Helper:
             conn.settimeout(REQUEST_TIMEOUT)
             request, fds = _read_request(conn)
             if module_stamps() != self.stamps:
-                conn.sendall(wire.FALLBACK)  # our code changed: a fresh helper takes over
+                conn.sendall(wire.FALLBACK)  # our code changed: a fresh fork server takes over
                 self.stopping = True
                 conn.close()
                 _close_all(fds)
@@ -182,11 +182,11 @@ class Helper:
     def _stop_listening(self) -> None:
         if self.listener is not None:
             self.selector.unregister(self.listener)
-            self.listener.close()  # frees the name: the next job starts a new helper
+            self.listener.close()  # frees the name: the next job starts a new fork server
             self.listener = None
 
     def _close_in_child(self, conn: socket.socket) -> None:
-        """In a forked child: let go of everything that belongs to the helper."""
+        """In a forked child: let go of everything that belongs to the fork server."""
         self.selector.close()
         if self.listener is not None:
             self.listener.close()
@@ -209,7 +209,7 @@ def _run_child(request: wire.Request, fds: list[int]) -> int:
     _close_all(fd for fd in fds if fd > 2)
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGINT, _terminated)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the helper ignores it; a job must not
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the fork server ignores it; a job must not
     os.umask(umask)
     os.chdir(cwd)
     environ = os.environ
@@ -234,7 +234,7 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: temporary files are removed on the way
 
 
-# -- helpers --------------------------------------------------------------------
+# -- fork servers --------------------------------------------------------------------
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -287,7 +287,7 @@ def _close_all(fds: object) -> None:
 def module_stamps() -> dict[str, tuple[int, int]]:
     """(mtime, size) of every source file of ccfarm's package.
 
-    Taken before the helper imports anything, so that a change made while it
+    Taken before the fork server imports anything, so that a change made while it
     starts is seen at its first job (the package directory, not the loaded
     modules: those are only known after importing).
     """
@@ -306,30 +306,29 @@ def module_stamps() -> dict[str, tuple[int, int]]:
 
 def _warm_imports() -> None:
     """Everything a job may import, loaded once here (fork shares it)."""
-    import ccfarm.client.compilerinfo
-    import ccfarm.client.hosts
-    import ccfarm.client.lease
+    import ccfarm.client.hosts.hostlist
+    import ccfarm.client.hosts.slots
+    import ccfarm.client.job.compilerinfo
+    import ccfarm.client.job.lease
+    import ccfarm.client.job.outputs
+    import ccfarm.client.job.run
+    import ccfarm.client.job.sources
+    import ccfarm.client.job.transport
     import ccfarm.client.main
-    import ccfarm.client.outputs
-    import ccfarm.client.run
-    import ccfarm.client.slots
-    import ccfarm.client.sources
-    import ccfarm.client.transport
     import ccfarm.compiler.args
-    import ccfarm.protocol
-    import ccfarm.scheduler.model  # noqa: F401
+    import ccfarm.model  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m ccfarm.client.helper NAME\n")
+        sys.stderr.write("usage: python -m ccfarm.client.forkserver.server NAME\n")
         return 2
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(b"\0" + os.fsencode(args[0]))
     except OSError:
-        return 0  # another job's helper got there first
+        return 0  # another job's fork server got there first
     listener.listen(128)
     listener.setblocking(False)
     os.chdir("/")
@@ -339,11 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         idle = 600.0
     stamps = module_stamps()
     _warm_imports()
-    helper = Helper(listener, idle, stamps)
-    signal.signal(signal.SIGTERM, helper.stop)
+    server = ForkServer(listener, idle, stamps)
+    signal.signal(signal.SIGTERM, server.stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    helper.serve()
+    server.serve()
     return 0
 
 

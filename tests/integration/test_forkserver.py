@@ -1,4 +1,4 @@
-"""The warm helper, for real: a helper process, real wrapper processes, real gcc."""
+"""The fork server, for real: a fork server process, real wrapper processes, real gcc."""
 
 from __future__ import annotations
 
@@ -13,17 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from ccfarm.client import helper_client
+from ccfarm.client.forkserver import forward
 from tests.conftest import ccfarm_cmd, processes, run, wait_for
 
 SOURCE = "int twice(int x) { return 2 * x; }\n"
 BROKEN = "int broken(void) { return undeclared; }\n"
 
 
-def helper_pids(name: bytes) -> list[int]:
-    """Helper processes serving `name` (from their command lines)."""
+def server_pids(name: bytes) -> list[int]:
+    """Fork-server processes serving `name` (from their command lines)."""
     return [
-        pid for pid, argv, _ in processes() if b"ccfarm.client.helper" in argv and name[1:] in argv
+        pid
+        for pid, argv, _ in processes()
+        if b"ccfarm.client.forkserver.server" in argv and name[1:] in argv
     ]
 
 
@@ -32,7 +34,7 @@ def name_for(env: dict[str, str]) -> bytes:
     try:
         os.environ.clear()
         os.environ.update(env)
-        return helper_client.socket_name(os.environ)
+        return forward.socket_name(os.environ)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -42,12 +44,12 @@ _started: list[subprocess.Popen[bytes]] = []
 
 
 @pytest.fixture
-def helper_env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    """Jobs go to a real ccfarmd; their helper stays up for the test, stopped afterwards."""
+def server_env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Jobs go to a real ccfarmd; their fork server stays up for the test, stopped afterwards."""
     daemon = ccfarmd()
     env = {**client_env, "CCFARM_HELPER_IDLE": "30", "CCFARM_HOSTS": daemon.spec}
     yield env
-    for pid in helper_pids(name_for(env)):
+    for pid in server_pids(name_for(env)):
         os.kill(pid, signal.SIGTERM)
     while _started:
         proc = _started.pop()
@@ -56,10 +58,10 @@ def helper_env(client_env: dict[str, str], ccfarmd) -> Iterator[dict[str, str]]:
         proc.wait(timeout=30)
 
 
-def start_helper(env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
     name = name_for(env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()], env=env
+        [sys.executable, "-m", "ccfarm.client.forkserver.server", name[1:].decode()], env=env
     )
     _started.append(proc)
     wait_for(lambda: _listening(name))
@@ -72,25 +74,25 @@ def _listening(name: bytes) -> bool:
         return any(line.endswith(b" @" + name[1:]) for line in f.read().splitlines())
 
 
-def test_first_job_starts_a_helper_and_later_jobs_use_it(
-    tmp_path: Path, helper_env: dict[str, str]
+def test_first_job_starts_a_forkserver_and_later_jobs_use_it(
+    tmp_path: Path, server_env: dict[str, str]
 ) -> None:
     (tmp_path / "x.c").write_text(SOURCE)
-    name = name_for(helper_env)
-    assert not helper_pids(name)
-    first = run([*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "first.o"], tmp_path, helper_env)
+    name = name_for(server_env)
+    assert not server_pids(name)
+    first = run([*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "first.o"], tmp_path, server_env)
     assert first.returncode == 0, first.stderr
     wait_for(lambda: _listening(name))
-    [pid] = helper_pids(name)
+    [pid] = server_pids(name)
     ticks_before = _cpu_ticks_with_children(pid)
     for i in range(3):
         later = run(
-            [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", f"later{i}.o"], tmp_path, helper_env
+            [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", f"later{i}.o"], tmp_path, server_env
         )
         assert later.returncode == 0, later.stderr
         assert later.stderr == b""
-    assert helper_pids(name) == [pid]  # still the one helper
-    # the jobs ran in children of the helper (reaped by it: their CPU counts there)
+    assert server_pids(name) == [pid]  # still the one fork server
+    # the jobs ran in children of the fork server (reaped by it: their CPU counts there)
     wait_for(lambda: _cpu_ticks_with_children(pid) > ticks_before)
     subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
     for obj in ("first.o", "later0.o", "later1.o", "later2.o"):
@@ -105,29 +107,29 @@ def _cpu_ticks_with_children(pid: int) -> int:
 
 def test_forwarded_job_uses_the_callers_cwd_stdio_umask_and_status(
     tmp_path: Path,
-    helper_env: dict[str, str],
+    server_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    start_helper(helper_env)
+    start_server(server_env)
     (tmp_path / "x.c").write_text(SOURCE)
     (tmp_path / "bad.c").write_text(BROKEN)
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         monkeypatch.delenv(key)
-    for key, value in helper_env.items():
+    for key, value in server_env.items():
         monkeypatch.setenv(key, value)
-    name = helper_client.socket_name(os.environ)
+    name = forward.socket_name(os.environ)
     old = os.umask(0o077)
     try:
-        status = helper_client.forward(["ccfarm", "gcc", "-c", "x.c", "-o", "x.o"], name)
+        status = forward.forward_job(["ccfarm", "gcc", "-c", "x.c", "-o", "x.o"], name)
     finally:
         os.umask(old)
     assert status == 0
     assert (tmp_path / "x.o").stat().st_mode & 0o777 == 0o600
     capfd.readouterr()
 
-    status = helper_client.forward(["ccfarm", "gcc", "-c", "bad.c", "-o", "bad.o"], name)
+    status = forward.forward_job(["ccfarm", "gcc", "-c", "bad.c", "-o", "bad.o"], name)
     remote = capfd.readouterr()
     local = subprocess.run(["gcc", "-c", "bad.c", "-o", "bad.o"], capture_output=True, text=True)
     assert status == local.returncode == 1
@@ -136,29 +138,29 @@ def test_forwarded_job_uses_the_callers_cwd_stdio_umask_and_status(
 
 
 def test_a_job_killed_by_a_signal_kills_the_wrapper_with_it(
-    tmp_path: Path, helper_env: dict[str, str]
+    tmp_path: Path, server_env: dict[str, str]
 ) -> None:
-    start_helper(helper_env)
+    start_server(server_env)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     crasher = bindir / "crashcc"
     crasher.write_text("#!/bin/sh\nkill -SEGV $$\n")
     crasher.chmod(0o755)
-    env = {**helper_env, "PATH": f"{bindir}:{helper_env['PATH']}", "CCFARM_HOSTS": "localhost"}
+    env = {**server_env, "PATH": f"{bindir}:{server_env['PATH']}", "CCFARM_HOSTS": "localhost"}
     (tmp_path / "x.c").write_text(SOURCE)
     result = run([*ccfarm_cmd(), "crashcc", "-c", "x.c"], tmp_path, env)
     assert result.returncode == -signal.SIGSEGV
 
 
-def test_interrupted_wrapper_stops_its_job(tmp_path: Path, helper_env: dict[str, str]) -> None:
-    start_helper(helper_env)
+def test_interrupted_wrapper_stops_its_job(tmp_path: Path, server_env: dict[str, str]) -> None:
+    start_server(server_env)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     marker = tmp_path / "compiler-pid"
     slow = bindir / "slowcc"
     slow.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 60\n")
     slow.chmod(0o755)
-    env = {**helper_env, "PATH": f"{bindir}:{helper_env['PATH']}", "CCFARM_HOSTS": "localhost"}
+    env = {**server_env, "PATH": f"{bindir}:{server_env['PATH']}", "CCFARM_HOSTS": "localhost"}
     (tmp_path / "x.c").write_text(SOURCE)
     wrapper = subprocess.Popen([*ccfarm_cmd(), "slowcc", "-c", "x.c"], cwd=tmp_path, env=env)
     try:
@@ -181,54 +183,54 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_changed_code_makes_the_helper_step_down(
-    tmp_path: Path, helper_env: dict[str, str]
+def test_changed_code_makes_the_forkserver_step_down(
+    tmp_path: Path, server_env: dict[str, str]
 ) -> None:
-    proc = start_helper(helper_env)
+    proc = start_server(server_env)
     (tmp_path / "x.c").write_text(SOURCE)
-    source = Path(helper_client.__file__).with_name("helper_wire.py")
+    source = Path(forward.__file__).with_name("wire.py")
     st = source.stat()
     try:
         os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        result = run([*ccfarm_cmd(), "gcc", "-c", "x.c", "-o", "x.o"], tmp_path, helper_env)
+        result = run([*ccfarm_cmd(), "gcc", "-c", "x.c", "-o", "x.o"], tmp_path, server_env)
         assert result.returncode == 0, result.stderr  # ran in the wrapper process itself
         assert (tmp_path / "x.o").exists()
-        proc.wait(timeout=10)  # the old helper left
+        proc.wait(timeout=10)  # the old fork server left
     finally:
         os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_idle_helper_exits(tmp_path: Path, helper_env: dict[str, str]) -> None:
-    proc = start_helper({**helper_env, "CCFARM_HELPER_IDLE": "0.5"})
+def test_idle_forkserver_exits(tmp_path: Path, server_env: dict[str, str]) -> None:
+    proc = start_server({**server_env, "CCFARM_HELPER_IDLE": "0.5"})
     assert proc.wait(timeout=10) == 0
 
 
-def test_only_one_helper_per_name(helper_env: dict[str, str]) -> None:
-    first = start_helper(helper_env)
-    name = name_for(helper_env)
+def test_only_one_forkserver_per_name(server_env: dict[str, str]) -> None:
+    first = start_server(server_env)
+    name = name_for(server_env)
     second = subprocess.run(
-        [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()],
-        env=helper_env,
+        [sys.executable, "-m", "ccfarm.client.forkserver.server", name[1:].decode()],
+        env=server_env,
         timeout=30,
     )
     assert second.returncode == 0
     assert first.poll() is None
-    assert helper_pids(name) == [first.pid]
+    assert server_pids(name) == [first.pid]
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to listen as another user")
-def test_a_helper_of_another_user_is_not_trusted(
-    tmp_path: Path, helper_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def test_a_forkserver_of_another_user_is_not_trusted(
+    tmp_path: Path, server_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Abstract sockets have no permissions: someone else may hold the name first."""
     monkeypatch.chdir(tmp_path)
-    for key, value in helper_env.items():
+    for key, value in server_env.items():
         monkeypatch.setenv(key, value)
-    name = helper_client.socket_name(os.environ)
+    name = forward.socket_name(os.environ)
     ready_r, ready_w = os.pipe()
     got_r, got_w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the squatter: another user listening on our helper's name
+    if pid == 0:  # the squatter: another user listening on our fork server's name
         try:
             os.setgid(65534)
             os.setuid(65534)
@@ -245,16 +247,16 @@ def test_a_helper_of_another_user_is_not_trusted(
     os.close(got_w)
     assert os.read(ready_r, 1) == b"x"
     os.close(ready_r)
-    assert helper_client.forward(["ccfarm", "gcc", "-c", "x.c"], name) is None
+    assert forward.forward_job(["ccfarm", "gcc", "-c", "x.c"], name) is None
     os.waitpid(pid, 0)
     assert os.read(got_r, 16) == b"0"  # it got a connection and not one byte
     os.close(got_r)
 
 
-def test_disabled_helper_is_never_started(tmp_path: Path, client_env: dict[str, str]) -> None:
+def test_disabled_forkserver_is_never_started(tmp_path: Path, client_env: dict[str, str]) -> None:
     env = {**client_env, "CCFARM_HELPER": "0", "CCFARM_HOSTS": "localhost"}
     (tmp_path / "x.c").write_text(SOURCE)
     result = run([*ccfarm_cmd(), "gcc", "-c", "x.c", "-o", "x.o"], tmp_path, env)
     assert result.returncode == 0
     time.sleep(0.5)
-    assert not helper_pids(name_for(env))
+    assert not server_pids(name_for(env))

@@ -1,7 +1,7 @@
-"""The per-job side of the warm helper: forward the job, or start a helper.
+"""The per-job side of the fork server: forward the job, or start a fork server.
 
 Runs in every `ccfarm` process before anything heavy is imported, so it
-uses only built-in modules (`_socket`, `_signal`) and `helper_wire`.
+uses only built-in modules (`_socket`, `_signal`) and `wire`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
-from ccfarm.client import helper_wire as wire
+from ccfarm.client.forkserver import wire
 from ccfarm.client.statedir import state_dir
 
 _CONNECT_TIMEOUT = 2.0
-#: `forward`'s answer when no helper serves this name (start one)
+#: `forward_job`'s answer when no fork server serves this name (start one)
 ABSENT = -1
 
 
@@ -22,25 +22,25 @@ def enabled(env: os._Environ[bytes]) -> bool:
 
 
 def socket_name(environ: os._Environ[str]) -> bytes:
-    """The helper socket that serves this process's jobs."""
+    """The fork server socket that serves this process's jobs."""
     try:
         with open("/proc/self/cgroup", "rb") as f:
             cgroups = f.read()
     except OSError:
         cgroups = b""
-    key = wire.helper_key(
+    key = wire.server_key(
         os.path.abspath(state_dir(environ)), sys.executable, wire.package_dir(), cgroups
     )
     return wire.socket_name(os.getuid(), key)
 
 
-def forward(argv: list[str], name: bytes) -> int | None:
-    """Have the helper at `name` run the job; its exit status, or None.
+def forward_job(argv: list[str], name: bytes) -> int | None:
+    """Have the fork server at `name` run the job; its exit status, or None.
 
-    None means "run it yourself": the socket is not ours, or the helper
+    None means "run it yourself": the socket is not ours, or the fork server
     vanished before answering (then nothing of the job is trusted and it
     runs again here; the output is rewritten whole). ABSENT means the same,
-    and that no helper serves this name (none listens, or it is retiring).
+    and that no fork server serves this name (none listens, or it is retiring).
     Killed by a signal there, this process kills itself with the same one.
     """
     import _signal
@@ -70,7 +70,7 @@ def forward(argv: list[str], name: bytes) -> int | None:
         if sent < len(request):
             sock.sendall(request[sent:])
         # From here the job is running there: an interrupt ends this process
-        # quietly, and the helper stops the job when the socket closes.
+        # quietly, and the fork server stops the job when the socket closes.
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         sock.settimeout(None)
         reply = b""
@@ -97,8 +97,8 @@ def forward(argv: list[str], name: bytes) -> int | None:
     return None  # not reached
 
 
-def start_helper(name: bytes) -> None:
-    """Start a helper for later jobs (detached; it exits when idle).
+def start_server(name: bytes) -> None:
+    """Start a fork server for later jobs (detached; it exits when idle).
 
     Several jobs may start one at once: only the first binds the name, the
     others exit at once.
@@ -109,7 +109,7 @@ def start_helper(name: bytes) -> None:
         (os.POSIX_SPAWN_OPEN, 1, null, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, null, os.O_WRONLY, 0),
     ]
-    argv = [sys.executable, "-m", "ccfarm.client.helper", name[1:].decode()]
+    argv = [sys.executable, "-m", "ccfarm.client.forkserver.server", name[1:].decode()]
     env = dict(os.environ)
     env.pop("CCFARM_SAFEGUARD", None)
     import contextlib

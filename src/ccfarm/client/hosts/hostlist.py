@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from ccfarm._record import record, replace
+from ccfarm.addresses import DAEMON_PORT as DEFAULT_PORT
 from ccfarm.errors import ConfigError
 
 MYPY = False
@@ -33,7 +34,7 @@ if MYPY:  # `typing` is not imported at run time (start-up time)
     HostKind = Literal["tcp", "local", "ssh"]
     ProtocolVersion = Literal[1, 2, 3]
 
-DEFAULT_PORT = 3632
+
 DEFAULT_SLOTS = 4  # a remote host
 DEFAULT_LOCALHOST_SLOTS = 2  # a `localhost` entry
 DEFAULT_LOCAL_SLOTS = 4  # --localslots: local fallback compiles

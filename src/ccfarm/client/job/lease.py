@@ -12,24 +12,11 @@ import _socket
 import contextlib
 import os
 
-from ccfarm._record import record
-from ccfarm.client.net import connect
+from ccfarm.client.job.net import connect, read_message
 from ccfarm.control import messages as m
-from ccfarm.control.blocking import read_message
-from ccfarm.control.codec import encode, hello
-from ccfarm.errors import CcfarmError
-from ccfarm.scheduler.model import Compiler, LeaseRequest
-
-DEFAULT_PORT = 3634
-
-
-@record
-class Grant:
-    lease: int
-    host: str
-    address: str
-    port: int
-    express: bool = False  # one job beyond the host's slots, run ahead of the others
+from ccfarm.control.codec import hello
+from ccfarm.errors import CcfarmError, RemoteProtocolError
+from ccfarm.model import CompilerIdentity, LeaseGranted, LeaseRequest
 
 
 class NoLease(CcfarmError):
@@ -41,9 +28,9 @@ class NoLease(CcfarmError):
 
 
 def parse_schedulers(text: str) -> list[tuple[str, int]]:
-    from ccfarm.addresses import parse_addresses
+    from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
 
-    return parse_addresses([text], DEFAULT_PORT)
+    return parse_addresses([text], SCHEDULER_PORT)
 
 
 def client_name() -> str:
@@ -57,19 +44,19 @@ def client_name() -> str:
 class Lease:
     """A held lease; `release()` (or exit) gives the slot back."""
 
-    def __init__(self, sock: _socket.socket, grant: Grant) -> None:
+    def __init__(self, sock: _socket.socket, grant: LeaseGranted) -> None:
         self.sock = sock
         self.grant = grant
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
-            self.sock.sendall(encode(m.LEASE_RELEASE, {"lease": self.grant.lease}))
+            self.sock.sendall(m.encode_release(self.grant.lease))
         self.sock.close()
 
 
 def request_lease(
     schedulers: list[tuple[str, int]],
-    compiler: Compiler | None,
+    compiler: CompilerIdentity | None,
     *,
     connect_timeout: float = 2.0,
     wait: float = 60.0,
@@ -88,16 +75,15 @@ def request_lease(
             sock.sendall(hello() + m.encode_lease_request(req))
             sock.settimeout(wait + connect_timeout)
             reply = read_message(sock)
+            if reply.kind == m.LEASE_GRANTED:
+                return Lease(sock, m.decode_granted(reply))
+            if reply.kind != m.LEASE_REFUSED:
+                raise RemoteProtocolError(f"unexpected answer {reply.kind}")
+            refused = m.decode_refused(reply)
         except (OSError, CcfarmError) as exc:
             sock.close()
             last = f"{address}:{port}: {exc}"
             continue
-        if reply.kind == m.LEASE_GRANTED:
-            f = reply.first()
-            grant = Grant(
-                int(f["lease"]), f["host"], f["address"], int(f["port"]), f.get("express") == "1"
-            )
-            return Lease(sock, grant)
         sock.close()
-        raise NoLease(reply.first().get("reason", "refused"), answered=True)
+        raise NoLease(refused.reason, answered=True)
     raise NoLease(last, answered=False)

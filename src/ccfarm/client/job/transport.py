@@ -45,7 +45,7 @@ def run_remote(
     The sending side is never shut down before the reply is read: distccd
     (and ccfarmd) take EOF from the client as "client gone" and kill the job.
     """
-    from ccfarm.client.net import connect
+    from ccfarm.client.job.net import connect
 
     try:
         sock = connect(host, port, connect_timeout)

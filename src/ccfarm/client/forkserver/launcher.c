@@ -2,14 +2,14 @@
  * ccfarm's native launcher: the per-job `ccfarm` process without a Python
  * interpreter to start (~7 ms of CPU per compile job).
  *
- * It does what `ccfarm.client.helper_client.forward` does: hand the job
+ * It does what `ccfarm.client.forkserver.forward.forward` does: hand the job
  * (argv, cwd, umask, environment, stdin/stdout/stderr) to the user's warm
- * helper and exit the way the job ended. Everything else -- no helper yet,
- * a helper that declines, any doubt -- goes to the Python wrapper by exec,
- * with the same arguments, which runs the job itself and starts a helper.
- * The wire format and the socket name are those of helper_wire.py; the
+ * fork server and exit the way the job ended. Everything else -- no fork server yet,
+ * a fork server that declines, any doubt -- goes to the Python wrapper by exec,
+ * with the same arguments, which runs the job itself and starts a fork server.
+ * The wire format and the socket name are those of wire.py; the
  * Python interpreter and install location are fixed when this is built
- * (`python -m ccfarm.client.launcher install`).
+ * (`python -m ccfarm.client.forkserver.launcher install`).
  *
  * CCFARM_LAUNCHER_DEBUG=1 says on stderr which way each job went.
  */
@@ -64,7 +64,7 @@ static int put_field(struct buf *b, const char *s)
     return put(b, s, strlen(s) + 1); /* with its NUL terminator */
 }
 
-/* Run the job in the Python wrapper instead (it also starts a helper). */
+/* Run the job in the Python wrapper instead (it also starts a fork server). */
 static void fallback(char **argv, const char *why)
 {
     if (debug)
@@ -86,7 +86,7 @@ static void fallback(char **argv, const char *why)
     _exit(101);
 }
 
-/* helper_wire.helper_key and socket_name, byte for byte. */
+/* wire.server_key and socket_name, byte for byte. */
 static int socket_name(struct sockaddr_un *addr, socklen_t *len)
 {
     const char *state = getenv("CCFARM_DIR");
@@ -134,13 +134,13 @@ static int socket_name(struct sockaddr_un *addr, socklen_t *len)
     memset(addr, 0, sizeof *addr);
     addr->sun_family = AF_UNIX;
     int used = snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1,
-                        "ccfarm-helper/%u/%016llx", (unsigned)getuid(), (unsigned long long)h);
+                        "ccfarm-forkserver/%u/%016llx", (unsigned)getuid(), (unsigned long long)h);
     *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)used);
     return 0;
 }
 
-/* A connected socket to the helper at addr, or -1. */
-static int connect_helper(const struct sockaddr_un *addr, socklen_t len)
+/* A connected socket to the fork server at addr, or -1. */
+static int connect_server(const struct sockaddr_un *addr, socklen_t len)
 {
     int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sock >= 0 && connect(sock, (const struct sockaddr *)addr, len) == 0)
@@ -150,8 +150,8 @@ static int connect_helper(const struct sockaddr_un *addr, socklen_t len)
     return -1;
 }
 
-/* The helper's process: detached, stdio on /dev/null, no other descriptors. */
-static pid_t spawn_helper(const struct sockaddr_un *addr)
+/* The fork server's process: detached, stdio on /dev/null, no other descriptors. */
+static pid_t spawn_server(const struct sockaddr_un *addr)
 {
     pid_t pid = fork();
     if (pid != 0)
@@ -167,19 +167,19 @@ static pid_t spawn_helper(const struct sockaddr_un *addr)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    char *args[] = {CCFARM_PYTHON, "-m", "ccfarm.client.helper", (char *)addr->sun_path + 1, NULL};
+    char *args[] = {CCFARM_PYTHON, "-m", "ccfarm.client.forkserver.server", (char *)addr->sun_path + 1, NULL};
     execv(CCFARM_PYTHON, args);
     _exit(127);
 }
 
 /*
- * No helper listens: the first job to take the start lock (an abstract name
- * beside the helper's, freed when its holder exits) starts one; every job
- * then waits for the helper's name, which it binds before importing
- * anything. The wait ends early when the started helper exits, or when the
- * starter is gone without a helper; the caller falls back to Python then.
+ * No fork server listens: the first job to take the start lock (an abstract name
+ * beside the fork server's, freed when its holder exits) starts one; every job
+ * then waits for the fork server's name, which it binds before importing
+ * anything. The wait ends early when the started fork server exits, or when the
+ * starter is gone without a fork server; the caller falls back to Python then.
  */
-static int start_helper(const struct sockaddr_un *addr, socklen_t len)
+static int start_server(const struct sockaddr_un *addr, socklen_t len)
 {
     struct sockaddr_un lock = *addr;
     socklen_t lock_len = len;
@@ -191,10 +191,10 @@ static int start_helper(const struct sockaddr_un *addr, socklen_t len)
     int lock_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lock_fd < 0)
         return -1;
-    pid_t helper = -1;
+    pid_t server = -1;
     if (bind(lock_fd, (struct sockaddr *)&lock, lock_len) == 0) {
-        helper = spawn_helper(addr);
-        if (helper < 0) {
+        server = spawn_server(addr);
+        if (server < 0) {
             close(lock_fd);
             return -1;
         }
@@ -202,13 +202,13 @@ static int start_helper(const struct sockaddr_un *addr, socklen_t len)
     int sock = -1;
     long delay_us = 500;
     for (long waited_us = 0; waited_us < 10L * 1000 * 1000; waited_us += delay_us) {
-        sock = connect_helper(addr, len);
+        sock = connect_server(addr, len);
         if (sock >= 0)
             break;
-        if (helper > 0 && waitpid(helper, NULL, WNOHANG) == helper)
+        if (server > 0 && waitpid(server, NULL, WNOHANG) == server)
             break; /* it lost a race for the name or could not start */
-        if (helper < 0 && bind(lock_fd, (struct sockaddr *)&lock, lock_len) == 0) {
-            sock = connect_helper(addr, len); /* the starter left: a helper, or none */
+        if (server < 0 && bind(lock_fd, (struct sockaddr *)&lock, lock_len) == 0) {
+            sock = connect_server(addr, len); /* the starter left: a fork server, or none */
             break;
         }
         struct timespec pause = {0, delay_us * 1000};
@@ -218,7 +218,7 @@ static int start_helper(const struct sockaddr_un *addr, socklen_t len)
     }
     close(lock_fd);
     if (debug && sock >= 0)
-        fprintf(stderr, "ccfarm-launcher: %s\n", helper > 0 ? "started the helper" : "waited for the helper");
+        fprintf(stderr, "ccfarm-launcher: %s\n", server > 0 ? "started the fork server" : "waited for the fork server");
     return sock;
 }
 
@@ -241,9 +241,9 @@ int main(int argc, char **argv)
 {
     (void)argc;
     debug = getenv("CCFARM_LAUNCHER_DEBUG") && strcmp(getenv("CCFARM_LAUNCHER_DEBUG"), "1") == 0;
-    const char *helper = getenv("CCFARM_HELPER");
-    if ((helper && strcmp(helper, "0") == 0) || getenv("CCFARM_SAFEGUARD"))
-        fallback(argv, "helper off");
+    const char *setting = getenv("CCFARM_HELPER");
+    if ((setting && strcmp(setting, "0") == 0) || getenv("CCFARM_SAFEGUARD"))
+        fallback(argv, "fork server off");
     for (int i = 0; i < 3; i++)
         if (fcntl(i, F_GETFD) < 0)
             fallback(argv, "a standard descriptor is closed");
@@ -252,17 +252,17 @@ int main(int argc, char **argv)
     socklen_t addr_len;
     if (socket_name(&addr, &addr_len) < 0)
         fallback(argv, "state directory not plain");
-    int sock = connect_helper(&addr, addr_len);
+    int sock = connect_server(&addr, addr_len);
     if (sock < 0)
-        sock = start_helper(&addr, addr_len);
+        sock = start_server(&addr, addr_len);
     if (sock < 0)
-        fallback(argv, "no helper");
+        fallback(argv, "no fork server");
     struct ucred peer;
     socklen_t peer_len = sizeof peer;
     if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) < 0 || peer.uid != getuid())
-        fallback(argv, "not our helper");
+        fallback(argv, "not our fork server");
 
-    /* the request: helper_wire.encode_request */
+    /* the request: wire.encode_request */
     struct buf payload = {0};
     char number[32];
     int count = 0;
@@ -311,9 +311,9 @@ int main(int argc, char **argv)
     while (sent < 0 && errno == EINTR);
     if (sent < 0 || send_all(sock, header + sent, 16 - (size_t)sent) < 0
         || send_all(sock, payload.data, payload.len) < 0)
-        fallback(argv, "helper gone before the job started");
+        fallback(argv, "fork server gone before the job started");
 
-    /* the job runs there now; its end: helper_wire.encode_reply */
+    /* the job runs there now; its end: wire.encode_reply */
     char reply[10];
     size_t got = 0;
     while (got < 9) {
@@ -326,17 +326,17 @@ int main(int argc, char **argv)
     }
     reply[got] = '\0';
     if (got == 1 && reply[0] == 'F')
-        fallback(argv, "helper declined");
+        fallback(argv, "fork server declined");
     if (got != 9 || (reply[0] != 'X' && reply[0] != 'S'))
-        fallback(argv, "no answer from the helper");
+        fallback(argv, "no answer from the fork server");
     for (int i = 1; i < 9; i++)
         if (!strchr("0123456789abcdef", reply[i]))
-            fallback(argv, "bad answer from the helper");
+            fallback(argv, "bad answer from the fork server");
     unsigned long value = strtoul(reply + 1, NULL, 16);
     if (value > 255)
-        fallback(argv, "bad answer from the helper");
+        fallback(argv, "bad answer from the fork server");
     if (debug)
-        fprintf(stderr, "ccfarm-launcher: helper (%s %lu)\n",
+        fprintf(stderr, "ccfarm-launcher: fork server (%s %lu)\n",
                 reply[0] == 'X' ? "exit" : "signal", value);
     if (reply[0] == 'X')
         return (int)value;

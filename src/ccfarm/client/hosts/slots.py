@@ -26,7 +26,7 @@ import fcntl
 import os
 from collections.abc import Callable, Sequence
 
-from ccfarm.client.hosts import HostSpec
+from ccfarm.client.hosts.hostlist import HostSpec
 from ccfarm.client.statedir import state_dir
 
 MYPY = False

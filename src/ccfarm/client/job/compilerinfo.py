@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Sequence
 
 from ccfarm._record import record
+from ccfarm.model import CompilerIdentity
 
 _DIR_OPTIONS = (
     "-m",
@@ -29,9 +30,7 @@ _DIR_OPTIONS = (
 
 @record
 class CompilerInfo:
-    family: str
-    version: str
-    target: str
+    identity: CompilerIdentity
     system_dirs: tuple[str, ...]
 
 
@@ -50,8 +49,8 @@ def compiler_info(
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().split("\n")
         if lines[0] == key.replace("\n", " "):
-            family, version, target = lines[1].split(" ")
-            return CompilerInfo(family, version, target, tuple(x for x in lines[2:] if x))
+            identity = CompilerIdentity.parse(lines[1])
+            return CompilerInfo(identity, tuple(x for x in lines[2:] if x))
     except (OSError, IndexError, ValueError):
         pass
     info = _probe(compiler_path, language, options)
@@ -59,8 +58,8 @@ def compiler_info(
     try:  # best effort: an unwritable state directory only costs the probe next time
         os.makedirs(cache_dir, exist_ok=True)
         with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            identity = f"{info.family} {info.version or '?'} {info.target or '?'}"
-            f.write("\n".join([key.replace("\n", " "), identity, *info.system_dirs]) + "\n")
+            lines = [key.replace("\n", " "), info.identity.text(), *info.system_dirs]
+            f.write("\n".join(lines) + "\n")
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
@@ -83,5 +82,4 @@ def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInf
         check=False,
     )
     text = proc.stderr.decode("utf-8", "replace")
-    ident = parse_version_output(text)
-    return CompilerInfo(ident.family, ident.version, ident.target, tuple(system_include_dirs(text)))
+    return CompilerInfo(parse_version_output(text), tuple(system_include_dirs(text)))

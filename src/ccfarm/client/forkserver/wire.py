@@ -1,8 +1,8 @@
-"""What the per-job `ccfarm` process and the warm helper say to each other.
+"""What the per-job `ccfarm` process and the fork server say to each other.
 
 A compile job's own process only forwards it: its argv, working directory,
-umask and environment go to the user's warm helper over a Unix socket, with
-its stdin, stdout and stderr passed along (SCM_RIGHTS); the helper runs the
+umask and environment go to the user's fork server over a Unix socket, with
+its stdin, stdout and stderr passed along (SCM_RIGHTS); the fork server runs the
 job in a forked child that already has every module imported, and answers
 with how it ended. Pure encoding here (bytes in, bytes out); imported on the
 wrapper's start-up path, so it uses nothing but `os`.
@@ -12,7 +12,7 @@ being NUL-terminated fields: argc, the argv items, cwd, umask (octal), then
 the environment's ``NAME=value`` items up to the end.
 
 Reply: ``X`` + 8 hex digits (exit code), ``S`` + 8 hex digits (killed by
-that signal), or ``F``: "not by me, run the job yourself" (the helper's code
+that signal), or ``F``: "not by me, run the job yourself" (the fork server's code
 changed on disk, or it is shutting down).
 
 The socket is in Linux's abstract namespace (no file to go stale, no path
@@ -55,7 +55,7 @@ def encode_request(argv: list[bytes], cwd: bytes, umask: int, env: list[bytes]) 
 def payload_length(header: bytes) -> int:
     """Length of the payload that follows a request header."""
     if len(header) != HEADER_SIZE or not header.startswith(MAGIC):
-        raise WireError("not a ccfarm helper request")
+        raise WireError("not a ccfarm fork server request")
     length = _hex(header[len(MAGIC) :])
     if length is None or length > MAX_PAYLOAD:
         raise WireError("bad length")
@@ -102,17 +102,18 @@ def decode_reply(reply: bytes) -> tuple[str, int]:
 
 def socket_name(uid: int, key: bytes) -> bytes:
     """The abstract socket name (leading NUL) for this user and `key`."""
-    return b"\0ccfarm-helper/%d/%016x" % (uid, _fnv1a(key))
+    return b"\0ccfarm-forkserver/%d/%016x" % (uid, _fnv1a(key))
 
 
 def package_dir() -> str:
-    """Where ccfarm's modules are: part of `helper_key` (the native launcher
-    has it built in), and the tree whose changes retire a helper."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """Where ccfarm's modules are: part of `server_key` (the native launcher
+    has it built in), and the tree whose changes retire a fork server."""
+    here = os.path.abspath(__file__)  # ccfarm/client/forkserver/wire.py
+    return os.path.dirname(os.path.dirname(os.path.dirname(here)))
 
 
-def helper_key(state_dir: str, executable: str, package_dir: str, cgroups: bytes) -> bytes:
-    """What must be equal for one helper to serve a job."""
+def server_key(state_dir: str, executable: str, package_dir: str, cgroups: bytes) -> bytes:
+    """What must be equal for one fork server to serve a job."""
     return b"\0".join(
         [os.fsencode(state_dir), os.fsencode(executable), os.fsencode(package_dir), cgroups]
     )

@@ -18,17 +18,16 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 
-from ccfarm.client import hosts as hostlist
-from ccfarm.client import slots
-from ccfarm.client.invocation import Invocation, find_compiler
-from ccfarm.client.process import Spawned, spawn, temp_path
+from ccfarm.client.hosts import hostlist, slots
+from ccfarm.client.job.invocation import Invocation, find_compiler
+from ccfarm.client.job.process import Spawned, spawn, temp_path
 from ccfarm.compiler.args import CompileJob, LocalOnly, analyse, local_preprocess_argv
 from ccfarm.errors import CcfarmError, HostFailure
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time)
-    from ccfarm.client.compilerinfo import CompilerInfo
-    from ccfarm.client.transport import JobResult
+    from ccfarm.client.job.compilerinfo import CompilerInfo
+    from ccfarm.client.job.transport import JobResult
 
 SAFEGUARD = "CCFARM_SAFEGUARD"
 EXIT_NO_HOSTS = 116
@@ -169,13 +168,10 @@ def _via_scheduler(
 
     None when no scheduler answered: the caller then uses the host lists.
     """
-    from ccfarm.client.lease import NoLease, parse_schedulers, request_lease
-    from ccfarm.scheduler.model import Compiler
+    from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
 
     info = _compiler_info(inv, job, env)
-    compiler = (
-        None if info.family == "unknown" else Compiler(info.family, info.version, info.target)
-    )
+    compiler = info.identity if info.identity.known else None
     # Preprocess before asking: a slot leased now would sit idle, kept from
     # other builds, while this machine preprocesses (slow when it is busy).
     # Its size tells the scheduler roughly what the job costs: big jobs go
@@ -297,7 +293,9 @@ def _distribute(
     version = protocol.CCFARM if spec.ccfarm else spec.protocol
     path = env.get("PATH", os.defpath)
     name = rewrite_compiler_name(
-        os.path.basename(job.argv[0]), which=lambda n: find_compiler(n, path), target=info.target
+        os.path.basename(job.argv[0]),
+        which=lambda n: find_compiler(n, path),
+        target=info.identity.target,
     )
     preprocessed, cpp_stderr = cpp.result()
     forwarded = _forwarded_env(env, express)
@@ -306,7 +304,7 @@ def _distribute(
         if fast is not None:
             return fast if fast >= 0 else None
     if protocol.sends_files(version):
-        from ccfarm.client import sources
+        from ccfarm.client.job import sources
 
         cwd = os.getcwd()
         argv = remote_argv_full(job, system_dirs=info.system_dirs, extra=_color_flags(job, env))
@@ -390,7 +388,7 @@ def _forwarded_env(env: Mapping[str, str], express: bool) -> tuple[bytes, ...]:
 
 def _compiler_info(inv: Invocation, job: CompileJob, env: Mapping[str, str]) -> CompilerInfo:
     """The compiler's identity and system include directories (cached per binary)."""
-    from ccfarm.client.compilerinfo import compiler_info
+    from ccfarm.client.job.compilerinfo import compiler_info
 
     cache = os.path.join(slots.state_dir(env), "cache")
     return compiler_info(inv.compiler_path, job.language, job.argv[1:], cache)
@@ -398,7 +396,7 @@ def _compiler_info(inv: Invocation, job: CompileJob, env: Mapping[str, str]) -> 
 
 def _remote(spec: hostlist.HostSpec, request: bytes, version: int, settings: Settings) -> JobResult:
     """Run `request` on `spec`; HostFailure unless the compiler itself answered."""
-    from ccfarm.client.transport import run_remote
+    from ccfarm.client.job.transport import run_remote
 
     result = run_remote(
         spec.host,
@@ -415,7 +413,7 @@ def _remote(spec: hostlist.HostSpec, request: bytes, version: int, settings: Set
 
 def _write_object(job: CompileJob, data: bytes) -> bool:
     """Write the object as the compiler would have; False if that failed."""
-    from ccfarm.client.outputs import write_atomically
+    from ccfarm.client.job.outputs import write_atomically
 
     try:
         write_atomically(job.output, data)

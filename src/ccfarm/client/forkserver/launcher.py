@@ -1,8 +1,8 @@
 """Build and install the native launcher (`launcher.c`) as the `ccfarm` command.
 
-    python -m ccfarm.client.launcher install [--bindir DIR] [--cc CC]
+    python -m ccfarm.client.forkserver.launcher install [--bindir DIR] [--cc CC]
 
-The launcher forwards each job to the warm helper without starting a Python
+The launcher forwards each job to the fork server without starting a Python
 interpreter, and runs the Python wrapper (`python -m ccfarm.client.main`)
 for everything else. It is built for this interpreter and this install:
 rebuild it after moving or reinstalling ccfarm (`scripts/setup.sh` does).
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import sysconfig
 
-from ccfarm.client.helper_wire import package_dir
+from ccfarm.client.forkserver.wire import package_dir
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.c")
 
@@ -59,7 +59,9 @@ def build(target: str, cc: str = "cc") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ccfarm.client.launcher", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m ccfarm.client.forkserver.launcher", description=__doc__
+    )
     p.add_argument("command", choices=["install"])
     p.add_argument("--bindir", default=sysconfig.get_path("scripts"))
     p.add_argument("--cc", default=os.environ.get("CC", "cc"))

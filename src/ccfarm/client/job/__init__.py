@@ -1,0 +1,1 @@
+"""The compile job: from the command line to a local or remote compile."""

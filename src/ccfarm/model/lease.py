@@ -1,0 +1,43 @@
+"""A lease: one job's claim on one slot of one host, and its life."""
+
+from __future__ import annotations
+
+from ccfarm._record import record
+from ccfarm.model.compiler import CompilerIdentity
+
+
+@record
+class LeaseRequest:
+    request: int  # the requester's id for this request
+    client: str  # fairness key: "machine/user"
+    compiler: CompilerIdentity | None  # None: any host
+    timeout: float  # seconds the request may wait for a slot
+    #: the job's preprocessed size in bytes, a hint of what it costs to
+    #: compile (0: not known, counted as an average job)
+    size: int = 0
+
+
+@record
+class LeaseGranted:
+    request: int
+    lease: int
+    host: str
+    address: str
+    port: int
+    #: an express lease: one job beyond the host's slots, run ahead of the others
+    express: bool = False
+
+
+@record
+class LeaseRefused:
+    request: int
+    reason: str
+
+
+@record
+class LeaseRevoked:
+    """A granted lease ended by the scheduler (host gone, lease timed out)."""
+
+    lease: int
+    request: int
+    reason: str
