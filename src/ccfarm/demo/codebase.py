@@ -15,7 +15,9 @@ import sys
 import tarfile
 from dataclasses import dataclass
 
-LUPA = "lupa==2.8"
+LUPA_VERSION = "2.8"
+LUPA_SDIST = f"lupa-{LUPA_VERSION}.tar.gz"
+LUPA_SHA256 = "d8022641b9ec8ecf2c5ecbe9f47e5a70e0b87c4b5ae921b92cb02a638e0acd08"
 LUA_TREES = ("lua54", "lua53", "lua55", "lua51", "lua52")
 #: files that are not part of the library or interpreter build
 _SKIP = {"onelua.c", "ltests.c", "luac.c", "lua.c", "print.c", "lbitlib.c.orig"}
@@ -40,29 +42,47 @@ def fetch_lupa(cache: str | None = None) -> str:
     unpacked = glob.glob(os.path.join(cache, "lupa-*", "third-party"))
     if unpacked:
         return os.path.dirname(unpacked[0])
-    archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
-    if not archives:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                cache,
-                LUPA,
-            ],
-            check=True,
-        )
-        archives = glob.glob(os.path.join(cache, "lupa-*.tar.gz"))
-    with tarfile.open(archives[0]) as tar:
+    archive = os.path.join(cache, LUPA_SDIST)
+    if not os.path.exists(archive):
+        _download_sdist(archive)
+    with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if "/third-party/lua5" in m.name]
         tar.extractall(cache, members=members, filter="data")
     return os.path.dirname(glob.glob(os.path.join(cache, "lupa-*", "third-party"))[0])
+
+
+def _download_sdist(archive: str) -> None:
+    """The sdist by its name from the package index (PEP 691), checked against
+    its known digest. `pip download` would first build the package's metadata,
+    which compiles Cython from source: minutes on a fresh machine."""
+    import hashlib
+    import json
+    import urllib.request
+
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    try:
+        request = urllib.request.Request(f"{index}/lupa/", headers=accept)
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            files = json.load(reply)["files"]
+        (url,) = [f["url"] for f in files if f["filename"] == LUPA_SDIST]
+        with urllib.request.urlopen(url, timeout=300) as reply:
+            data = reply.read()
+    except (OSError, ValueError, KeyError) as exc:  # an index without PEP 691: pip's way
+        sys.stderr.write(f"note: {index} did not give {LUPA_SDIST} ({exc}); using pip\n")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+            + ["--no-binary", "lupa", "-d", os.path.dirname(archive), f"lupa=={LUPA_VERSION}"],
+            check=True,
+        )
+        with open(archive, "rb") as f:
+            data = f.read()
+    if hashlib.sha256(data).hexdigest() != LUPA_SHA256:
+        raise RuntimeError(f"{LUPA_SDIST}: unexpected SHA-256 digest; not using it")
+    tmp = f"{archive}.{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, archive)
 
 
 def lua_trees(root: str, names: tuple[str, ...] = LUA_TREES) -> list[LuaTree]:
