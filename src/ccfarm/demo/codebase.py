@@ -75,13 +75,13 @@ def _download_sdist(archive: str) -> None:
             + ["--no-binary", "lupa", "-d", os.path.dirname(archive), f"lupa=={LUPA_VERSION}"],
             check=True,
         )
-        with open(archive, "rb") as f:
-            data = f.read()
+        with open(archive, "rb") as downloaded:
+            data = downloaded.read()
     if hashlib.sha256(data).hexdigest() != LUPA_SHA256:
         raise RuntimeError(f"{LUPA_SDIST}: unexpected SHA-256 digest; not using it")
     tmp = f"{archive}.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
+    with open(tmp, "wb") as out:
+        out.write(data)
     os.replace(tmp, archive)
 
 
