@@ -10,7 +10,7 @@ import os
 import sys
 
 from ccfarm.client.forkserver import wire
-from ccfarm.client.statedir import state_dir
+from ccfarm.client.hosts.statedir import state_dir
 
 _CONNECT_TIMEOUT = 2.0
 #: `forward_job`'s answer when no fork server serves this name (start one)

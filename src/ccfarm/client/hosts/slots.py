@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from ccfarm.client.hosts.hostlist import HostSpec
-from ccfarm.client.statedir import state_dir
+from ccfarm.client.hosts.statedir import state_dir
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time): `random` for --randomize
