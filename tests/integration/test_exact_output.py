@@ -106,7 +106,7 @@ int main(void) {
 
 ERROR_SOURCE = """\
 #include "header.h"
-int f(void) { return UNDEFINED_NAME + fork server(); }
+int f(void) { return UNDEFINED_NAME + helper(); }
 """
 
 
@@ -197,7 +197,7 @@ def test_warning_in_header_reached_by_absolute_include(tmp_path: Path, ccfarmd, 
 
 
 def test_compile_error_same_text_and_status(tmp_path: Path, ccfarmd, client_env) -> None:
-    (tmp_path / "header.h").write_text("int fork server(void);\n")
+    (tmp_path / "header.h").write_text("int helper(void);\n")
     (tmp_path / "bad.c").write_text(ERROR_SOURCE)
     daemon = ccfarmd()
     env = {**client_env, "CCFARM_HOSTS": daemon.spec}

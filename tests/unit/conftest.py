@@ -1,4 +1,4 @@
-"""Unit-test fork servers: where the distcc byte captures are, and protocol drivers.
+"""Unit-test helpers: where the distcc byte captures are, and protocol drivers.
 
 The captures (see /work/shared/distcc-captures/README.md) live beside the
 repository, not in it: `$CCFARM_CAPTURES` if set, else

@@ -1,4 +1,4 @@
-"""Start a fork server process cheaply (posix_spawn; `subprocess` costs ~5 ms to import).
+"""Start a child process cheaply (posix_spawn; `subprocess` costs ~5 ms to import).
 
 The wrapper starts the local preprocessor as early as it can and does its
 other work while it runs; `Spawned.wait()` collects its stderr and status.
