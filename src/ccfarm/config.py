@@ -21,6 +21,11 @@ listed under the group's heading in `--help`.
 Precedence: command-line flag > TOML file (`--config FILE`) > default. A
 mistake in a file is a `ConfigError` naming the key on one line; a bad flag
 is argparse's usage error.
+
+So a new knob is one field, `name: T = setting(default, "help")`, in the
+program's config class (or in `scheduler.policy.Policy`); its flag, key and
+help line follow. The field types are read with `typing.get_type_hints`, so
+the names in annotations must be importable from the class's module.
 """
 
 from __future__ import annotations
@@ -140,7 +145,7 @@ class Option:
             return ", ".join(value) or "none"
         return str(value) if value != "" else "none"
 
-    def help(self) -> str:
+    def help_text(self) -> str:
         text = self.spec.help + ("; repeatable" if self.repeatable else "")
         return f"{text} (default: {self.shown_default()})"
 
@@ -168,19 +173,26 @@ def _walk(cls: type[DataclassInstance], path: tuple[str, ...], title: str) -> It
         if _GROUP in field.metadata:
             yield from _walk(hints[field.name], here, field.metadata[_GROUP])
         elif _SETTING in field.metadata:
-            yield Option(here, hints[field.name], field.default, field.metadata[_SETTING], title)
+            option = Option(here, hints[field.name], field.default, field.metadata[_SETTING], title)
+            if option.item not in _NOUNS:
+                raise TypeError(f"{cls.__name__}.{field.name}: no flag or key for {option.kind}")
+            yield option
         else:
             raise TypeError(f"{cls.__name__}.{field.name} is declared without setting()")
 
 
-def build(cls: type[C], values: Mapping[str, Any], path: tuple[str, ...] = ()) -> C:
+def build(cls: type[C], values: Mapping[str, Any]) -> C:
     """An instance of `cls` from settings by `Option.dest`; the rest keep defaults."""
+    return _build(cls, values, ())
+
+
+def _build(cls: type[C], values: Mapping[str, Any], path: tuple[str, ...]) -> C:
     hints = typing.get_type_hints(cls)
     given: dict[str, Any] = {}
     for field in dataclasses.fields(cls):
         here = (*path, field.name)
         if _GROUP in field.metadata:
-            given[field.name] = build(hints[field.name], values, here)
+            given[field.name] = _build(hints[field.name], values, here)
         elif ".".join(here) in values:
             given[field.name] = values[".".join(here)]
     return cls(**given)
@@ -214,7 +226,7 @@ def _flag(option: Option) -> dict[str, Any]:
     flag: dict[str, Any] = {
         "dest": option.dest,
         "default": argparse.SUPPRESS,
-        "help": option.help().replace("%", "%%"),
+        "help": option.help_text().replace("%", "%%"),
     }
     if option.kind is bool:
         flag["action"] = argparse.BooleanOptionalAction

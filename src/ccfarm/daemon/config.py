@@ -14,6 +14,8 @@ LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 
 @dataclass(frozen=True)
 class DaemonConfig:
+    """What `ccfarmd` is told by flags and file; read by its service and agent."""
+
     port: int = setting(DAEMON_PORT, "TCP port", flags=("-p", "--port"))
     listen: str = setting("0.0.0.0", "address to bind", metavar="ADDR", shown="0.0.0.0, all")
     allow: tuple[str, ...] = setting(

@@ -14,6 +14,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 @dataclass(frozen=True)
 class SchedulerConfig:
+    """What `ccfarm-scheduler` is told: its shell's settings and the core's policy."""
+
     port: int = setting(SCHEDULER_PORT, "TCP port")
     listen: str = setting("0.0.0.0", "address to bind", metavar="ADDR", shown="0.0.0.0, all")
     #: speeds and CPUs pinned by the operator
