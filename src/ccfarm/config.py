@@ -1,51 +1,355 @@
-"""Configuration: frozen dataclasses filled from flags, environment and TOML.
+"""Configuration declared once: a program's settings are the fields of one
+frozen dataclass, and all an operator sees of them is generated from there.
 
-Precedence: command-line flag > TOML file (`--config FILE`) > default. Each
-flag maps 1:1 to a field of the same name (dashes become underscores); a
-TOML file uses the same names inside a table named after the program
-(`[ccfarmd]`), or at top level.
+A field made with `setting()` carries its default, its help text and, where
+they differ from the field's name, its command-line spellings (short flags,
+distccd's aliases). From those fields come:
+
+* the flags: `--field-name` or the declared spellings; a boolean gets both
+  `--name` and `--no-name` (so a flag can undo what a file set), a tuple is
+  a repeatable flag;
+* the TOML keys: the field's name and its long flags' names, written with
+  dashes or underscores, in a table named after the program (`[ccfarmd]`)
+  or at the top level of the file; each value is checked against the
+  field's type;
+* the `--help` text, each line ending with the default.
+
+A field made with `group()` holds a dataclass of further settings (the
+scheduler's `Policy`): its fields become flags and keys of their own names,
+listed under the group's heading in `--help`.
+
+Precedence: command-line flag > TOML file (`--config FILE`) > default. A
+mistake in a file is a `ConfigError` naming the key on one line; a bad flag
+is argparse's usage error.
+
+So a new knob is one field, `name: T = setting(default, "help")`, in the
+program's config class (or in `scheduler.policy.Policy`); its flag, key and
+help line follow. The field types are read with `typing.get_type_hints`, so
+the names in annotations must be importable from the class's module.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import tomllib
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import difflib
+import functools
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ccfarm import __version__
 from ccfarm.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
+V = TypeVar("V")
+
+_SETTING = "ccfarm.setting"
+_GROUP = "ccfarm.group"
+#: how a value of each type is named in messages: one, several
+_NOUNS: dict[type, tuple[str, str]] = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    str: ("a string", "strings"),
+    bool: ("true or false", "booleans"),
+}
 
 
-def load_toml(path: str, table: str) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """How operators spell and read about one config field (its metadata)."""
+
+    help: str
+    #: command-line spellings; empty means `--field-name`
+    flags: tuple[str, ...] = ()
+    metavar: str = ""
+    choices: tuple[str, ...] = ()
+    #: the default as `--help` shows it, when the value alone does not say
+    #: what it means ("CPUs", "0 = unlimited")
+    shown: str = ""
+
+
+def setting(
+    default: V,
+    help: str,
+    *,
+    flags: Sequence[str] = (),
+    metavar: str = "",
+    choices: Sequence[str] = (),
+    shown: str = "",
+) -> V:
+    """A config field: its default, and how flags, files and `--help` show it."""
+    spec = Setting(help, tuple(flags), metavar, tuple(choices), shown)
+    return dataclasses.field(default=default, metadata={_SETTING: spec})
+
+
+def group(cls: Callable[[], V], title: str) -> V:
+    """A config field holding another dataclass of settings, flattened into
+    this program's flags and keys under the heading `title`."""
+    return dataclasses.field(default_factory=cls, metadata={_GROUP: title})
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting as a program spells it: where it sits, its type, flags, keys."""
+
+    #: field names from the program's config down to this setting
+    path: tuple[str, ...]
+    #: int, float, str, bool, or tuple[X, ...] for a repeatable setting
+    kind: Any
+    default: Any
+    spec: Setting
+    #: heading of the group it belongs to; "" for the program's own settings
+    group: str
+
+    @property
+    def name(self) -> str:
+        return self.path[-1]
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.spec.flags or ("--" + self.name.replace("_", "-"),)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Its TOML keys, dashes written as underscores."""
+        longs = [f[2:].replace("-", "_") for f in self.flags if f.startswith("--")]
+        return tuple(dict.fromkeys([self.name, *longs]))
+
+    @property
+    def repeatable(self) -> bool:
+        return typing.get_origin(self.kind) is tuple
+
+    @property
+    def item(self) -> type:
+        """The type of one value: of the setting, or of one of its items."""
+        item: type = typing.get_args(self.kind)[0] if self.repeatable else self.kind
+        return item
+
+    def shown_default(self) -> str:
+        if self.spec.shown:
+            return self.spec.shown
+        value = self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, tuple):
+            return ", ".join(value) or "none"
+        return str(value) if value != "" else "none"
+
+    def help_text(self) -> str:
+        text = self.spec.help + ("; repeatable" if self.repeatable else "")
+        return f"{text} (default: {self.shown_default()})"
+
+
+# -- the settings of a config class ----------------------------------------
+
+
+@functools.cache
+def options(cls: type[DataclassInstance]) -> tuple[Option, ...]:
+    """Every setting of config class `cls`, groups flattened, in field order."""
+    found = tuple(_walk(cls, (), ""))
+    owner: dict[str, Option] = {}
+    for option in found:
+        for key in option.keys:
+            if key in owner:
+                raise TypeError(f"{cls.__name__}: {option.dest} and {owner[key].dest} share {key}")
+            owner[key] = option
+    return found
+
+
+def _walk(cls: type[DataclassInstance], path: tuple[str, ...], title: str) -> Iterator[Option]:
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        here = (*path, field.name)
+        if _GROUP in field.metadata:
+            yield from _walk(hints[field.name], here, field.metadata[_GROUP])
+        elif _SETTING in field.metadata:
+            option = Option(here, hints[field.name], field.default, field.metadata[_SETTING], title)
+            if option.item not in _NOUNS:
+                raise TypeError(f"{cls.__name__}.{field.name}: no flag or key for {option.kind}")
+            yield option
+        else:
+            raise TypeError(f"{cls.__name__}.{field.name} is declared without setting()")
+
+
+def build(cls: type[C], values: Mapping[str, Any]) -> C:
+    """An instance of `cls` from settings by `Option.dest`; the rest keep defaults."""
+    return _build(cls, values, ())
+
+
+def _build(cls: type[C], values: Mapping[str, Any], path: tuple[str, ...]) -> C:
+    hints = typing.get_type_hints(cls)
+    given: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        here = (*path, field.name)
+        if _GROUP in field.metadata:
+            given[field.name] = _build(hints[field.name], values, here)
+        elif ".".join(here) in values:
+            given[field.name] = values[".".join(here)]
+    return cls(**given)
+
+
+# -- flags -------------------------------------------------------------------
+
+
+def command_line(
+    cls: type[DataclassInstance], prog: str, description: str
+) -> argparse.ArgumentParser:
+    """The program's parser: `--version`, `--config FILE`, and a flag per setting."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"TOML file: a [{prog}] table, or top-level keys named like the flags;"
+        " flags override it",
+    )
+    titles = dict.fromkeys(o.group for o in options(cls) if o.group)
+    headings = {title: parser.add_argument_group(title) for title in titles}
+    for option in options(cls):
+        where = headings[option.group] if option.group else parser
+        where.add_argument(*option.flags, **_flag(option))
+    return parser
+
+
+def _flag(option: Option) -> dict[str, Any]:
+    """add_argument's keywords for one setting; absent flags leave no value."""
+    flag: dict[str, Any] = {
+        "dest": option.dest,
+        "default": argparse.SUPPRESS,
+        "help": option.help_text().replace("%", "%%"),
+    }
+    if option.kind is bool:
+        flag["action"] = argparse.BooleanOptionalAction
+        return flag
+    flag["type"] = option.item
+    if option.spec.choices:
+        flag["choices"] = option.spec.choices
+    else:
+        flag["metavar"] = option.spec.metavar or option.name.upper()
+    if option.repeatable:
+        flag["action"] = "append"
+    return flag
+
+
+def flag_values(cls: type[DataclassInstance], args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags, by `Option.dest` (repeated flags as tuples)."""
+    given = vars(args)
+    values = {o.dest: given[o.dest] for o in options(cls) if o.dest in given}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+# -- TOML --------------------------------------------------------------------
+
+
+def read_toml(cls: type[DataclassInstance], path: str, table: str) -> dict[str, Any]:
+    """The settings in TOML file `path`, by `Option.dest`: its `[table]`, or
+    its top-level keys (other tables there belong to other programs)."""
+    import tomllib  # here, not above: it pulls in datetime, for --config only
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    section = data.get(table, data)
-    if not isinstance(section, dict):
-        raise ConfigError(f"[{table}] in {path} must be a table")
-    return {k.replace("-", "_"): v for k, v in section.items() if not isinstance(v, dict)}
+    if table in data:
+        section = data[table]
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
+    else:
+        section = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    return file_values(cls, section, where=f"{path}: ")
 
 
-def build(cls: type[T], args: argparse.Namespace, file_values: Mapping[str, Any]) -> T:
-    """An instance of dataclass `cls`: flags given > file values > defaults."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(file_values) - set(fields)
+def file_values(
+    cls: type[DataclassInstance], section: Mapping[str, object], where: str = ""
+) -> dict[str, Any]:
+    """`section`'s settings by `Option.dest`, each value checked against its
+    field's type, so a mistake is reported by key, before anything starts."""
+    by_key = {key: option for option in options(cls) for key in option.keys}
+    values: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    unknown = []
+    for key, value in section.items():
+        option = by_key.get(key.replace("-", "_"))
+        if option is None:
+            unknown.append(key)
+        elif option.dest in seen:
+            raise ConfigError(f"{where}{key} and {seen[option.dest]} are the same setting")
+        else:
+            seen[option.dest] = key
+            values[option.dest] = _checked(option, key, value, where)
     if unknown:
-        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = dict(file_values)
-    for name in fields:
-        given = getattr(args, name, None)
-        if given is not None and given != []:
-            values[name] = given
-    for name, value in values.items():
-        if isinstance(value, list):
-            values[name] = tuple(value)
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(f"{where}{_unknown(unknown, list(by_key))}")
+    return values
+
+
+def _checked(option: Option, key: str, value: object, where: str) -> Any:
+    """`value` as the setting's type, or a ConfigError naming `key`."""
+    one, several = _NOUNS[option.item]
+    if option.repeatable:
+        if not isinstance(value, list) or not all(_fits(option.item, v) for v in value):
+            raise ConfigError(f"{where}{key} must be a list of {several}, not {value!r}")
+        items = value
+    elif _fits(option.item, value):
+        items = [value]
+    else:
+        raise ConfigError(f"{where}{key} must be {one}, not {value!r}")
+    for item in items:
+        if option.spec.choices and item not in option.spec.choices:
+            choices = ", ".join(option.spec.choices)
+            raise ConfigError(f"{where}{key} must be one of {choices}, not {item!r}")
+    checked = [float(v) if option.item is float else v for v in items]
+    return tuple(checked) if option.repeatable else checked[0]
+
+
+def _fits(kind: type, value: object) -> bool:
+    if isinstance(value, bool) and kind is not bool:  # True is an int to Python
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _unknown(keys: list[str], known: list[str]) -> str:
+    def named(key: str) -> str:
+        near = difflib.get_close_matches(key.replace("-", "_"), known, n=1)
+        return f"{key} (did you mean {near[0]}?)" if near else key
+
+    return f"unknown key{'s' if len(keys) > 1 else ''} " + ", ".join(named(k) for k in keys)
+
+
+# -- a program's configuration -------------------------------------------------
+
+
+def load(cls: type[C], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> C:
+    """The program's config: flags over the `--config` file (its table is
+    named after the program) over the defaults."""
+    args = parser.parse_args(argv)
+    values = read_toml(cls, args.config, parser.prog) if args.config else {}
+    values.update(flag_values(cls, args))
+    return build(cls, values)
+
+
+__all__ = [
+    "Option",
+    "Setting",
+    "build",
+    "command_line",
+    "file_values",
+    "flag_values",
+    "group",
+    "load",
+    "options",
+    "read_toml",
+    "setting",
+]

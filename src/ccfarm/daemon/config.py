@@ -1,46 +1,94 @@
-"""The daemon's settings (each field is also a flag and a TOML key)."""
+"""The daemon's settings: each field is a flag and a TOML key of its name,
+with distccd's spellings where it has one (see `ccfarm.config`)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from ccfarm.addresses import DAEMON_PORT as DEFAULT_PORT
+from ccfarm.addresses import DAEMON_PORT
+from ccfarm.config import setting
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    port: int = DEFAULT_PORT
-    listen: str = "0.0.0.0"
-    allow: tuple[str, ...] = ()
-    jobs: int = os.cpu_count() or 1
-    #: connections that may wait for a free job slot before new ones are refused
-    queue: int = 0  # 0 = 4 x jobs
-    nice: int = 0
-    job_lifetime: float = 0.0  # seconds; 0 = unlimited
-    io_timeout: float = 300.0
-    drain_timeout: float = 600.0
-    compilers: tuple[str, ...] = ()  # empty = discover the defaults
-    allow_compiler: tuple[str, ...] = ()  # added to the discovered defaults
-    compiler_path: str = ""  # empty = $DISTCCD_PATH or $PATH
-    tmpdir: str = ""
-    log_file: str = ""
-    log_stderr: bool = False
-    log_level: str = "info"
-    pid_file: str = ""
-    detach: bool = True
-    #: scheduler(s) to register with, "host[:port]" (repeatable)
-    scheduler: tuple[str, ...] = ()
-    #: address the scheduler hands out for this host (default: the address
-    #: this host uses to reach the scheduler)
-    advertise: str = ""
-    #: pin the speed score (bigger is faster); 0 = measure at start
-    speed: float = 0.0
-    heartbeat: float = 2.0
-    #: where "last desktop input" comes from: none, file:PATH, command:CMD
-    desktop_activity: str = "none"
-    #: input within this many seconds means the desktop is in use
-    desktop_idle: float = 300.0
+    """What `ccfarmd` is told by flags and file; read by its service and agent."""
+
+    port: int = setting(DAEMON_PORT, "TCP port", flags=("-p", "--port"))
+    listen: str = setting("0.0.0.0", "address to bind", metavar="ADDR", shown="0.0.0.0, all")
+    allow: tuple[str, ...] = setting(
+        (),
+        "allowed client network; none given = nobody allowed",
+        flags=("-a", "--allow"),
+        metavar="CIDR",
+    )
+    jobs: int = setting(
+        os.cpu_count() or 1, "compilers run at once", flags=("-j", "--jobs"), shown="CPUs"
+    )
+    queue: int = setting(
+        0,
+        "connections that may wait for a free job slot before new ones are refused",
+        shown="0 = 4 x jobs",
+    )
+    nice: int = setting(0, "niceness increment for compilers", flags=("-N", "--nice"))
+    job_lifetime: float = setting(
+        0.0, "kill compiles older than S seconds", metavar="S", shown="0 = unlimited"
+    )
+    io_timeout: float = setting(300.0, "longest network wait, in seconds", metavar="S")
+    drain_timeout: float = setting(
+        600.0, "at shutdown, seconds the running jobs get to finish", metavar="S"
+    )
+    compilers: tuple[str, ...] = setting(
+        (),
+        "allow exactly these compiler names",
+        flags=("--compiler",),
+        metavar="NAME",
+        shown="the ones found on the compiler path",
+    )
+    allow_compiler: tuple[str, ...] = setting(
+        (), "allow this compiler name in addition to the defaults", metavar="NAME"
+    )
+    compiler_path: str = setting(
+        "",
+        "colon-separated directories searched for compilers",
+        metavar="DIRS",
+        shown="$DISTCCD_PATH or $PATH",
+    )
+    tmpdir: str = setting("", "where job directories are made", shown="$TMPDIR")
+    scheduler: tuple[str, ...] = setting(
+        (), "register with this ccfarm-scheduler", metavar="HOST[:PORT]"
+    )
+    advertise: str = setting(
+        "",
+        "address the scheduler hands out for this host",
+        metavar="ADDR",
+        shown="the address this host uses to reach the scheduler",
+    )
+    speed: float = setting(
+        0.0, "pin the speed score (bigger is faster)", shown="0 = measure at start"
+    )
+    heartbeat: float = setting(2.0, "seconds between reports to the scheduler", metavar="S")
+    desktop_activity: str = setting(
+        "none",
+        "where the time of the last desktop input comes from:"
+        " none, file:PATH (its mtime), command:CMD",
+        metavar="SPEC",
+    )
+    desktop_idle: float = setting(
+        300.0, "input within S seconds means the desktop is in use", metavar="S"
+    )
+    detach: bool = setting(True, "run in the background (--no-detach: stay in the foreground)")
+    log_file: str = setting("", "write the log to FILE", metavar="FILE", shown="stderr")
+    log_stderr: bool = setting(False, "log to stderr as well as to --log-file")
+    log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)
+    pid_file: str = setting(
+        "",
+        "write the daemon's pid to FILE while it runs",
+        flags=("-P", "--pid-file"),
+        metavar="FILE",
+    )
 
     @property
     def queue_limit(self) -> int:

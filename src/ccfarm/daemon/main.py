@@ -11,8 +11,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ccfarm import __version__
-from ccfarm.config import build, load_toml
+from ccfarm.config import command_line, load
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
 from ccfarm.errors import ConfigError
@@ -25,89 +24,14 @@ EXIT_BIND_FAILED = 102
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ccfarmd", description="ccfarm compile daemon (speaks the distcc protocol)"
-    )
-    p.add_argument("--version", action="version", version=f"ccfarmd {__version__}")
-    p.add_argument("--config", metavar="FILE", help="TOML file; flags override it")
-    p.add_argument("-p", "--port", type=int, help="TCP port (default 3632)")
-    p.add_argument("--listen", metavar="ADDR", help="address to bind (default all)")
-    p.add_argument(
-        "-a",
-        "--allow",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="allowed client network (repeatable); none given = nobody allowed",
-    )
-    p.add_argument("-j", "--jobs", type=int, help="compilers run at once (default: CPUs)")
-    p.add_argument("--queue", type=int, help="jobs that may wait for a slot (default 4 x jobs)")
-    p.add_argument("-N", "--nice", type=int, help="niceness increment for compilers")
-    p.add_argument("--job-lifetime", type=float, metavar="S", help="kill compiles older than S")
-    p.add_argument("--io-timeout", type=float, metavar="S", help="network wait limit")
-    p.add_argument(
-        "--compiler",
-        dest="compilers",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="allow exactly these compiler names (repeatable)",
-    )
-    p.add_argument(
-        "--allow-compiler",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="allow this compiler name in addition to the defaults",
-    )
-    p.add_argument(
-        "--compiler-path",
-        metavar="DIRS",
-        help="colon-separated directories searched for compilers (default $DISTCCD_PATH or $PATH)",
-    )
-    p.add_argument("--tmpdir", help="where job directories are made (default $TMPDIR)")
-    p.add_argument(
-        "--scheduler",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="register with this ccfarm-scheduler (repeatable)",
-    )
-    p.add_argument("--advertise", metavar="ADDR", help="address the scheduler gives clients")
-    p.add_argument("--speed", type=float, help="pin the speed score (bigger is faster)")
-    p.add_argument("--heartbeat", type=float, help="seconds between reports (2)")
-    p.add_argument(
-        "--desktop-activity",
-        metavar="SPEC",
-        help="none (default), file:PATH (its mtime = last input), command:CMD",
-    )
-    p.add_argument(
-        "--desktop-idle",
-        type=float,
-        metavar="S",
-        help="input within S seconds means the desktop is in use (300)",
-    )
-    p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (default)")
-    p.add_argument(
-        "--no-detach",
-        dest="detach",
-        action="store_const",
-        const=False,
-        help="stay in the foreground",
-    )
-    p.add_argument("--log-file", metavar="FILE")
-    p.add_argument("--log-stderr", action="store_const", const=True)
-    p.add_argument(
-        "--log-level", choices=["debug", "info", "notice", "warning", "error", "critical"]
-    )
-    p.add_argument("-P", "--pid-file", metavar="FILE")
+    p = command_line(DaemonConfig, "ccfarmd", "ccfarm compile daemon (speaks the distcc protocol)")
+    # distccd's choice between inetd and standalone; ccfarmd is always standalone
+    p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (always)")
     return p
 
 
 def load_config(argv: Sequence[str] | None = None) -> DaemonConfig:
-    args = parser().parse_args(argv)
-    file_values = load_toml(args.config, "ccfarmd") if args.config else {}
-    config = build(DaemonConfig, args, file_values)
+    config = load(DaemonConfig, parser(), argv)
     if not 1 <= config.jobs <= 1000:
         raise ConfigError("--jobs must be between 1 and 1000")
     return config

@@ -3,48 +3,68 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from ccfarm._record import record
+from ccfarm.config import setting
 from ccfarm.model import HostReport
 
 
-@record
+@dataclass(frozen=True)
 class Policy:
-    #: hosts whose speeds are within this factor of each other share a tier
-    tier_ratio: float = 1.25
-    #: external load (load average minus ccfarm's own jobs) per CPU at or
-    #: below which a host offers all its slots ...
-    load_low: float = 0.3
-    #: ... and at or above which it offers none (linear in between)
-    load_high: float = 1.0
-    #: slots a host offers while someone uses its desktop
-    desktop_slots: int = 0
-    #: a host not heard from for this long is dropped
-    host_timeout: float = 15.0
-    #: a lease not released after this long is revoked
-    lease_timeout: float = 600.0
-    #: longest time a request may wait for a slot
-    max_wait: float = 60.0
-    #: hold a job back from a free slow host while a faster one is expected
-    #: to finish it sooner (see `core.Farm._worth`) ...
-    prefer_fast: bool = True
-    #: ... but never longer than this many seconds
-    patience: float = 5.0
-    #: a freed slot goes to the waiting client that used the farm least
-    #: lately (speed x seconds of its leases), its past use halving every
-    #: this many seconds: a small build started during big ones goes first
-    usage_half_life: float = 60.0
+    """The scheduler's knobs; each is also a flag and a TOML key of its name
+    (`SchedulerConfig` holds a Policy as a group, see `ccfarm.config`)."""
+
+    tier_ratio: float = setting(
+        1.25,
+        "hosts whose speeds are within this factor of each other share a tier",
+        metavar="FACTOR",
+    )
+    #: external load is the load average minus ccfarm's own jobs
+    load_low: float = setting(
+        0.3, "external load per CPU at or below which a host offers all its slots", metavar="LOAD"
+    )
+    load_high: float = setting(
+        1.0,
+        "external load per CPU at or above which a host offers none (linear in between)",
+        metavar="LOAD",
+    )
+    desktop_slots: int = setting(
+        0, "slots a host offers while someone uses its desktop", metavar="N"
+    )
+    host_timeout: float = setting(15.0, "drop a host not heard from for S seconds", metavar="S")
+    lease_timeout: float = setting(
+        600.0, "revoke a lease not released after S seconds", metavar="S"
+    )
+    max_wait: float = setting(60.0, "longest wait for a free slot, in seconds", metavar="S")
+    #: see `core.Farm._worth`
+    prefer_fast: bool = setting(
+        True,
+        "hold a job back from a free slow host while a faster one is expected to finish it"
+        " sooner (--no-prefer-fast: always use a free slot, however slow its host)",
+    )
+    patience: float = setting(
+        5.0, "longest wait for a faster host while a slow one is free, in seconds", metavar="S"
+    )
+    #: a freed slot goes to the waiting client that used the farm least lately
+    #: (speed x seconds of its leases): a small build started during big ones
+    #: goes first
+    usage_half_life: float = setting(
+        60.0, "seconds for a client's past farm use to count half as much", metavar="S"
+    )
     #: a light client below its fair share (offered slots / active clients)
-    #: whose request would wait gets an express lease instead: one job beyond
-    #: the slots of the fastest host whose express lane is free, which the
-    #: host runs ahead of its other jobs (see `core.Farm._express`). Off by
-    #: default: on the emulated farm it made a small build slower, not faster
+    #: whose request would wait gets an express lease: one job beyond the
+    #: slots of the fastest host whose express lane is free, run there ahead
+    #: of its other jobs (see `core.Farm._express`). Off by default: on the
+    #: emulated farm it made a small build slower, not faster
     #: (docs/benchmarks.md)
-    express: bool = False
-    #: ... and only for a job at least this costly relative to the average
-    #: (its preprocessed size, see `core.Farm._worth`): the big jobs of a
-    #: small build are its critical path, its small ones wait for a slot
-    express_min_cost: float = 1.0
+    express: bool = setting(
+        False, "express leases: a light client's job beyond a host's slots, run first there"
+    )
+    #: the cost is the preprocessed size (see `core.Farm._worth`): the big
+    #: jobs of a small build are its critical path, its small ones wait
+    express_min_cost: float = setting(
+        1.0, "express leases only for jobs this costly relative to the average", metavar="RATIO"
+    )
 
 
 def tier_of(speed: float, policy: Policy) -> int:

@@ -15,7 +15,6 @@ import random
 import time
 from collections.abc import Callable
 
-from ccfarm._record import record_fields
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MAGIC, Message, MessageParser, encode
 from ccfarm.errors import RemoteProtocolError
@@ -28,7 +27,6 @@ from ccfarm.model import (
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.core import Farm, Outcome
 from ccfarm.scheduler.hostsinfo import HostInfo
-from ccfarm.scheduler.policy import Policy
 
 log = logging.getLogger("ccfarm-scheduler")
 
@@ -58,9 +56,7 @@ class SchedulerService:
         self.config = config
         self.clock = clock
         self.hosts_info = hosts_info or {}
-        # the policy's knobs are fields of the same names in the config
-        policy = Policy(**{name: getattr(config, name) for name in record_fields(Policy)})
-        self.farm = Farm(policy, rng or random.Random())
+        self.farm = Farm(config.policy, rng or random.Random())
         self._next_request = 1
         self._by_request: dict[int, _Conn] = {}
         self._by_lease: dict[int, _Conn] = {}
