@@ -115,14 +115,22 @@ class SchedulerRig:
         )
         self._clock = self.service.start_clock()
         self.peers: list[ControlPeer] = []
+        self.extra_tasks: list[asyncio.Task[None]] = []  # handlers of other connections
         self._next_port = 40000
 
     async def __aenter__(self) -> SchedulerRig:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, failed: type[BaseException] | None, *_: object) -> None:
+        if failed is not None:  # the test's own error tells; nothing more to wait for
+            for task in (self._clock, *self.extra_tasks, *(p.server for p in self.peers)):
+                task.cancel()
+            for peer in self.peers:
+                peer.writer.close()
+            return
         for peer in self.peers:
             await peer.close()
+        await asyncio.gather(*self.extra_tasks)
         assert not self._clock.done(), "the clock loop died"
         self._clock.cancel()
 

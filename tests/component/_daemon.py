@@ -206,8 +206,13 @@ class DaemonRig:
         self._log.addHandler(self._records)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, failed: type[BaseException] | None, *_: object) -> None:
         try:
+            if failed is not None:  # the test's own error tells; nothing more to wait for
+                for client in self.clients:
+                    client.server.cancel()
+                    client.writer.close()
+                return
             for client in self.clients:
                 client.writer.close()
                 await client.server
