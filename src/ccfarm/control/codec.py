@@ -92,6 +92,11 @@ class MessageParser:
     def receive_eof(self) -> None:
         self.eof = True
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a message (part of one)."""
+        return len(self._buf)
+
     def next_message(self) -> Message | None:
         """The next whole message, or None when more bytes are needed.
 

@@ -2,23 +2,23 @@
 
 All decisions about bytes live in `ccfarm.protocol`, about arguments in
 `ccfarm.compiler`, about files in `workspace`; this module moves data
-between sockets, processes and those cores, arms timeouts and logs.
+between sockets, processes and those cores, arms timeouts and logs. The
+compiler itself is started through `process.Spawn` (a fake in tests).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import time
 from collections.abc import Mapping
 
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
 from ccfarm.daemon.job import CompilePlan, JobBuilder, deps_reply, unroot, wait_status
+from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
@@ -53,15 +53,17 @@ class DaemonService:
         config: DaemonConfig,
         compilers: CompilerAllowList,
         env: Mapping[str, str] | None = None,
+        spawn: Spawn = spawn_compiler,
     ) -> None:
         self.config = config
+        self._spawn = spawn
         self.compilers = compilers
         self.access = AccessList.parse(config.allow)
         self.env = dict(os.environ if env is None else env)
         self._slots = asyncio.Semaphore(config.jobs)
         self._waiting = 0
         self._express = 0  # express jobs running
-        self._plain: set[int] = set()  # process groups of the running plain jobs
+        self._plain: set[CompilerProcess] = set()  # the running plain jobs
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._draining = asyncio.Event()
@@ -73,7 +75,7 @@ class DaemonService:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, self.config.listen, self.config.port, backlog=1024
+            self.handle_connection, self.config.listen, self.config.port, backlog=1024
         )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening on %s, %d job slots", addrs, self.config.jobs)
@@ -103,9 +105,10 @@ class DaemonService:
 
     # -- one connection ------------------------------------------------------------
 
-    async def _on_connection(
+    async def handle_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Serve one accepted connection: one job at most (the server's callback)."""
         task = asyncio.current_task()
         assert task is not None
         self._active.add(task)
@@ -121,7 +124,7 @@ class DaemonService:
         except _ClientGone as exc:
             log.debug("%s: %s", client, exc)
         except (RemoteProtocolError, TimeoutError, ConnectionError) as exc:
-            log.warning("job from %s failed: %s", client, exc or type(exc).__name__)
+            log.warning("job from %s failed: %s", client, str(exc) or type(exc).__name__)
         except Exception:
             log.exception("internal error serving %s", client)
         finally:
@@ -134,12 +137,13 @@ class DaemonService:
         # the job's directory is made when a request header arrives, not for
         # every connection (probes, garbage and refusals never touch the disk)
         made: list[Workspace] = []
+        clock = asyncio.get_running_loop().time  # time.monotonic on a real loop
         try:
-            started = time.monotonic()
+            started = clock()
             builder = await self._read_request(reader, made)
             ws = builder.ws
             plan = builder.plan(self.env)
-            received = time.monotonic()
+            received = clock()
             # an express job (the scheduler leased it beyond our slots) starts
             # at once, at most `jobs` of them; the running others go nicer
             express = builder.express and self._express < self.config.jobs
@@ -155,7 +159,7 @@ class DaemonService:
                     self._waiting -= 1
             self.running += 1
             try:
-                run_started = time.monotonic()
+                run_started = clock()
                 reply = await self._compile(plan, reader, ws, express)
             finally:
                 self.running -= 1
@@ -163,12 +167,12 @@ class DaemonService:
                     self._express -= 1
                 else:
                     self._slots.release()
-            compiled = time.monotonic()
+            compiled = clock()
             self.compile_seconds += compiled - run_started
             writer.write(reply)
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
-            ms = [(t - started) * 1000 for t in (received, run_started, compiled, time.monotonic())]
+            ms = [(t - started) * 1000 for t in (received, run_started, compiled, clock())]
             log.info(
                 "%s %s v%x %.0f ms (received %.1f, started %.1f, compiled %.1f)",
                 client,
@@ -191,10 +195,8 @@ class DaemonService:
         again); they keep it until they end, which is soon.
         """
         target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice + EXPRESS_NICE)
-        for pgid in self._plain:
-            with contextlib.suppress(OSError):
-                if os.getpriority(os.PRIO_PGRP, pgid) < target:
-                    os.setpriority(os.PRIO_PGRP, pgid, target)
+        for proc in self._plain:
+            proc.renice(target)
 
     async def _read_request(
         self, reader: asyncio.StreamReader, made: list[Workspace]
@@ -234,21 +236,11 @@ class DaemonService:
         # a plain job that starts while an express job runs starts nicer too
         # (else the express job shares the CPU with each job that follows)
         start_nice = nice + (EXPRESS_NICE if self._express and not express else 0)
-        proc = await asyncio.create_subprocess_exec(
-            plan.program,
-            *plan.argv[1:],
-            cwd=plan.cwd,
-            env=dict(plan.env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=(lambda: os.nice(start_nice)) if start_nice else None,
-        )
+        proc = await self._spawn(plan, start_nice)
         if express:
             self._demote_others(nice)
         else:
-            self._plain.add(proc.pid)  # its process group (start_new_session)
+            self._plain.add(proc)
         run = asyncio.ensure_future(proc.communicate())
         watch = asyncio.ensure_future(_wait_for_eof(reader))
         lifetime = self.config.job_lifetime or None
@@ -257,7 +249,7 @@ class DaemonService:
                 {run, watch}, timeout=lifetime, return_when="FIRST_COMPLETED"
             )
             if run not in done:
-                _kill_group(proc)
+                proc.kill()
                 await run
                 if watch in done:
                     raise ConnectionError("client disconnected, compile killed")
@@ -265,9 +257,9 @@ class DaemonService:
                 return encode_reply(plan.version, EXIT_TIMEOUT << 8, stderr=message)
         finally:
             watch.cancel()
-            self._plain.discard(proc.pid)
+            self._plain.discard(proc)
             if not run.done():
-                _kill_group(proc)
+                proc.kill()
         stdout, stderr = run.result()
         assert proc.returncode is not None
         status = wait_status(proc.returncode)
@@ -285,11 +277,6 @@ async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
     """Return when the client closes its side (bytes sent meanwhile are ignored)."""
     while await reader.read(4096):
         pass
-
-
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _read(path: str) -> bytes:

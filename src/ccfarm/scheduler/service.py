@@ -61,14 +61,15 @@ class SchedulerService:
         self._by_request: dict[int, _Conn] = {}
         self._by_lease: dict[int, _Conn] = {}
         self._server: asyncio.Server | None = None
+        self._clock_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.stats = {"granted": 0, "refused": 0, "revoked": 0}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._on_connection, self.config.listen, self.config.port, backlog=4096
+            self.handle_connection, self.config.listen, self.config.port, backlog=4096
         )
-        asyncio.ensure_future(self._clock_loop())
+        self.start_clock()
         log.info("listening on %s", ", ".join(str(s.getsockname()) for s in self._server.sockets))
 
     @property
@@ -82,6 +83,18 @@ class SchedulerService:
 
     # -- the clock -------------------------------------------------------------------
 
+    def start_clock(self) -> asyncio.Task[None]:
+        """Start expiring deadlines (silent hosts, old leases, long waits).
+
+        `start()` does it; tests that drive `handle_connection` over their
+        own streams call it alone. The loop reads `clock`, which must run
+        on the event loop's time base (the default, `time.monotonic`, is
+        what asyncio's loops use).
+        """
+        if self._clock_task is None or self._clock_task.done():
+            self._clock_task = asyncio.ensure_future(self._clock_loop())
+        return self._clock_task
+
     async def _clock_loop(self) -> None:
         while True:
             deadline = self.farm.next_deadline()
@@ -93,9 +106,10 @@ class SchedulerService:
 
     # -- connections -----------------------------------------------------------------
 
-    async def _on_connection(
+    async def handle_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Serve one accepted connection until it closes (the server's callback)."""
         peer = writer.get_extra_info("peername")
         name = f"{peer[0]}:{peer[1]}" if peer else "?"
         try:
@@ -121,14 +135,17 @@ class SchedulerService:
         conn = _Conn(writer, name)
         parser = MessageParser(expect_hello=True)
         parser.receive_data(first)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # (asyncio's TCP transports set TCP_NODELAY themselves)
         try:
             while True:
-                data = await reader.read(65536)
+                # between messages a connection may idle (a wrapper holding its
+                # lease, a host between heartbeats); inside one, the rest must
+                # come within io_timeout, or a hung peer would hold it for ever
+                read = reader.read(65536)
+                if parser.buffered:
+                    data = await asyncio.wait_for(read, self.config.io_timeout)
+                else:
+                    data = await read
                 if not data:
                     parser.receive_eof()
                     for _ in parser.messages():

@@ -12,11 +12,16 @@ import _socket
 import contextlib
 import os
 
-from ccfarm.client.job.net import connect, read_message
+from ccfarm.client.job.net import connect as tcp_connect
+from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
 from ccfarm.control.codec import hello
 from ccfarm.errors import CcfarmError, RemoteProtocolError
 from ccfarm.model import CompilerIdentity, LeaseGranted, LeaseRequest
+
+MYPY = False
+if MYPY:
+    from collections.abc import Callable
 
 
 class NoLease(CcfarmError):
@@ -62,7 +67,13 @@ def request_lease(
     wait: float = 60.0,
     client: str | None = None,
     size: int = 0,
+    connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
 ) -> Lease:
+    """A lease from the first scheduler that answers; NoLease otherwise.
+
+    `connect(address, port, timeout)` opens the connection (a TCP socket
+    by default; tests pass a fake scheduler's end).
+    """
     last = "no scheduler configured"
     for address, port in schedulers:
         try:

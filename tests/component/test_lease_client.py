@@ -1,0 +1,305 @@
+"""The wrapper's blocking lease client against scripted schedulers and the real one.
+
+`request_lease(connect=...)` gets one end of a socketpair whose other end
+already holds the scheduler's answer (or a fake socket that times out), so
+every test runs at once and the same way. The last tests put the real
+`SchedulerService` on the other end, with the clock frozen while the
+blocking client runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from ccfarm.client.job.lease import (
+    Lease,
+    NoLease,
+    client_name,
+    parse_schedulers,
+    request_lease,
+)
+from ccfarm.control import messages as m
+from ccfarm.control.codec import MAGIC, MessageParser, encode
+from ccfarm.control.codec import Message as ControlMessage
+from ccfarm.model import LeaseGranted, LeaseRefused, LeaseRevoked
+from tests.component._control import GCC, SchedulerRig, host_report, lease_request
+from tests.component._loop import idle
+
+GRANT = LeaseGranted(1, 42, "h1", "198.51.100.1", 3632)
+
+
+class Scheduler:
+    """One scripted scheduler: its answer is waiting before the client connects."""
+
+    def __init__(self, answer: bytes = b"", *, close: bool = True) -> None:
+        self.client_end, self.end = socket.socketpair()
+        self.end.sendall(answer)
+        if close:
+            self.end.shutdown(socket.SHUT_WR)
+        self.dialled: list[tuple[str, int, float]] = []
+        self._parser = MessageParser(expect_hello=True)
+
+    def connect(self, address: str, port: int, timeout: float) -> socket.socket:
+        self.dialled.append((address, port, timeout))
+        return self.client_end
+
+    def sent(self) -> list[ControlMessage]:
+        """What the client sent since the last call (after the hello, checked)."""
+        self.end.setblocking(False)
+        data = b""
+        try:
+            while chunk := self.end.recv(65536):
+                data += chunk
+        except BlockingIOError:
+            pass
+        self._parser.receive_data(data)
+        return list(self._parser.messages())
+
+    def client_closed(self) -> bool:
+        return self.client_end.fileno() == -1
+
+    def close(self) -> None:
+        self.client_end.close()
+        self.end.close()
+
+
+class SilentSocket:
+    """A scheduler that accepted the connection and then never answers."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+        self.sent = b""
+        self.closed = False
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeouts.append(value)
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def recv(self, size: int) -> bytes:
+        raise TimeoutError("timed out")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Dialler:
+    """connect() for several scripted schedulers, by address; others refuse."""
+
+    def __init__(self, **schedulers: Scheduler | SilentSocket) -> None:
+        self.schedulers = schedulers
+        self.dialled: list[str] = []
+
+    def __call__(self, address: str, port: int, timeout: float) -> object:
+        self.dialled.append(address)
+        if address not in self.schedulers:
+            raise ConnectionRefusedError(111, "Connection refused")
+        found = self.schedulers[address]
+        return found.client_end if isinstance(found, Scheduler) else found
+
+
+@pytest.fixture
+def scheduler() -> Iterator[type[Scheduler]]:
+    made: list[Scheduler] = []
+
+    def make(*args: object, **kwargs: object) -> Scheduler:
+        made.append(Scheduler(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make  # type: ignore[misc]
+    for s in made:
+        s.close()
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+def test_a_grant_is_a_lease_and_release_gives_it_back(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_granted(1, GRANT), close=False)
+    lease = request_lease(
+        [("sched", 3634)], GCC, wait=30.0, client="alice/a", size=1234, connect=s.connect
+    )
+    assert isinstance(lease, Lease) and lease.grant == GRANT
+    assert s.dialled == [("sched", 3634, 2.0)]
+    (sent,) = s.sent()
+    client_id, request = m.decode_lease_request(sent, 99)
+    assert client_id == 1
+    assert (request.client, request.compiler, request.timeout, request.size) == (
+        "alice/a",
+        GCC,
+        30.0,
+        1234,
+    )
+    assert not s.client_closed()  # held while the job runs
+
+    lease.release()
+    (released,) = s.sent()
+    assert m.decode_release(released) == 42
+    assert s.client_closed()
+
+
+def test_a_refusal_is_no_lease_from_a_scheduler_that_answered(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_refused(1, LeaseRefused(1, "no host has this compiler")))
+    with pytest.raises(NoLease, match="no host has this compiler") as caught:
+        request_lease([("sched", 3634)], GCC, client="a/a", connect=s.connect)
+    assert caught.value.answered
+    assert s.client_closed()
+
+
+BAD_ANSWERS = {
+    "grant-without-lease": encode(
+        m.LEASE_GRANTED, {"id": 1, "host": "h1", "address": "198.51.100.1", "port": 3632}
+    ),
+    "grant-without-port": encode(
+        m.LEASE_GRANTED, {"id": 1, "lease": 4, "host": "h1", "address": "198.51.100.1"}
+    ),
+    "grant-bad-lease": encode(
+        m.LEASE_GRANTED, {"lease": "x", "host": "h1", "address": "a", "port": 3632}
+    ),
+    "revocation": m.encode_revoked(1, LeaseRevoked(42, 1, "host left")),
+    "unknown-kind": encode("ZZZZ"),
+    "closed-unanswered": b"",
+    "closed-mid-message": m.encode_granted(1, GRANT)[:20],
+    "noise": b"HTTP/1.1 400 Bad Request\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_ANSWERS))
+def test_a_bad_answer_is_no_lease_never_a_crash(scheduler: type[Scheduler], name: str) -> None:
+    s = scheduler(BAD_ANSWERS[name])
+    with pytest.raises(NoLease, match=r"^sched:3634: ") as caught:
+        request_lease([("sched", 3634)], None, client="a/a", connect=s.connect)
+    assert not caught.value.answered  # as if no scheduler answered: the wrapper goes on
+    assert s.client_closed()
+
+
+def test_a_silent_scheduler_times_out_after_the_wait_it_was_given() -> None:
+    silent = SilentSocket()
+    with pytest.raises(NoLease, match="timed out") as caught:
+        request_lease(
+            [("sched", 3634)],
+            None,
+            connect_timeout=1.5,
+            wait=10.0,
+            client="a/a",
+            connect=lambda *_: silent,  # type: ignore[arg-type,return-value]
+        )
+    assert not caught.value.answered
+    assert silent.timeouts == [11.5]  # the scheduler's wait, and the connection's
+    assert silent.sent.startswith(MAGIC) and silent.closed
+
+
+# -- several schedulers ------------------------------------------------------------------------
+
+
+def test_the_first_scheduler_that_answers_is_used(scheduler: type[Scheduler]) -> None:
+    second = scheduler(m.encode_granted(1, GRANT), close=False)
+    dial = Dialler(b=second)
+    lease = request_lease([("a", 3634), ("b", 3634)], None, client="c/c", connect=dial)  # type: ignore[arg-type]
+    assert lease.grant.lease == 42 and dial.dialled == ["a", "b"]
+    lease.release()
+
+
+def test_a_broken_scheduler_is_skipped_for_the_next(scheduler: type[Scheduler]) -> None:
+    broken = scheduler(b"garbage!garbage!")
+    refusing = scheduler(m.encode_refused(1, LeaseRefused(1, "no free host in time")))
+    dial = Dialler(a=broken, b=refusing, c=SilentSocket())
+    with pytest.raises(NoLease, match="no free host in time") as caught:
+        request_lease([("a", 1), ("b", 2), ("c", 3)], None, client="c/c", connect=dial)  # type: ignore[arg-type]
+    assert caught.value.answered and dial.dialled == ["a", "b"]
+
+
+def test_no_scheduler_up_is_no_lease_naming_the_last_one() -> None:
+    dial = Dialler()
+    with pytest.raises(NoLease, match="^b:7: Connection refused$") as caught:
+        request_lease([("a", 6), ("b", 7)], None, client="c/c", connect=dial)  # type: ignore[arg-type]
+    assert not caught.value.answered and dial.dialled == ["a", "b"]
+
+
+def test_no_scheduler_configured_is_no_lease() -> None:
+    with pytest.raises(NoLease, match="no scheduler configured"):
+        request_lease([], None, client="c/c")
+
+
+def test_scheduler_lists_and_client_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_schedulers("a, b:4000,[::1]:5") == [("a", 3634), ("b", 4000), ("::1", 5)]
+    monkeypatch.setenv("CCFARM_CLIENT_NAME", "ci-runner/7")
+    assert client_name() == "ci-runner/7"
+    monkeypatch.delenv("CCFARM_CLIENT_NAME")
+    monkeypatch.setenv("USER", "alice")
+    assert client_name().endswith("/alice")
+
+
+# -- against the real scheduler service ---------------------------------------------------------
+
+
+class _Announcing:
+    """A socket that tells the event loop each time the thread has sent something."""
+
+    def __init__(self, sock: socket.socket, sent: asyncio.Queue[None]) -> None:
+        self._sock = sock
+        self._sent = sent
+        self._loop = asyncio.get_running_loop()
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._loop.call_soon_threadsafe(self._sent.put_nowait, None)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+async def _lease_in_thread(
+    rig: SchedulerRig, **kwargs: object
+) -> tuple[asyncio.Queue[None], asyncio.Future[Lease]]:
+    """request_lease in a thread, its socketpair's other end served by `rig`.
+
+    Returns a queue that gets an item each time the thread sent something,
+    and the thread's result.
+    """
+    client_end, end = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=end)
+    rig.extra_tasks.append(asyncio.ensure_future(rig.service.handle_connection(reader, writer)))
+    sent: asyncio.Queue[None] = asyncio.Queue()
+    wrapped = _Announcing(client_end, sent)
+    call = functools.partial(
+        request_lease, [("sched", 3634)], None, connect=lambda *_: wrapped, **kwargs
+    )
+    return sent, asyncio.get_running_loop().run_in_executor(None, call)
+
+
+async def test_the_wrapper_gets_and_releases_a_lease_from_the_real_scheduler() -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig() as rig:
+        await rig.host(host_report("h1", slots=1))
+        _, asked = await _lease_in_thread(rig, client="alice/a", size=100)
+        lease = await asked
+        assert (lease.grant.host, lease.grant.address) == ("h1", host_report("h1").address)
+        assert [j["client"] for j in await rig.jobs()] == ["alice/a"]
+        lease.release()
+        await idle()
+        assert await rig.jobs() == []
+        await asyncio.gather(*rig.extra_tasks)
+
+
+async def test_a_waiting_wrapper_is_granted_the_slot_another_frees() -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig() as rig:
+        await rig.host(host_report("h1", slots=1))
+        holder = rig.peer()
+        first = m.decode_granted(await holder.ask(lease_request("bob/b"), kind=m.LEASE_GRANTED))
+        sent, asked = await _lease_in_thread(rig, client="alice/a")
+        await sent.get()  # its request is on the way
+        await idle()
+        assert [j["state"] for j in await rig.jobs()] == ["running", "waiting"]
+        holder.send(m.encode_release(first.lease))
+        lease = await asked
+        assert lease.grant.host == "h1"
+        lease.release()
+        await asyncio.gather(*rig.extra_tasks)
