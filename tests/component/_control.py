@@ -13,6 +13,7 @@ fails the test if a connection handler died of an exception.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import Any
 
@@ -21,6 +22,7 @@ from ccfarm.control.codec import Message, MessageParser, encode, hello
 from ccfarm.model import CompilerIdentity, HostReport, LeaseRequest
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.hostsinfo import HostInfo
+from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.service import SchedulerService
 from tests.component._loop import idle
 from tests.component._streams import connect
@@ -109,9 +111,16 @@ class ControlPeer:
 
 class SchedulerRig:
     def __init__(self, hosts_info: dict[str, HostInfo] | None = None, **config: Any) -> None:
+        """`config`: SchedulerConfig's fields and the Policy's, by name."""
         loop = asyncio.get_running_loop()
+        knobs = {f.name for f in dataclasses.fields(Policy)}
+        policy = Policy(**{k: v for k, v in config.items() if k in knobs})
+        shell = {k: v for k, v in config.items() if k not in knobs}
         self.service = SchedulerService(
-            SchedulerConfig(**config), hosts_info, clock=loop.time, rng=random.Random(7)
+            SchedulerConfig(policy=policy, **shell),
+            hosts_info,
+            clock=loop.time,
+            rng=random.Random(7),
         )
         self._clock = self.service.start_clock()
         self.peers: list[ControlPeer] = []

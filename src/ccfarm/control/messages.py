@@ -36,6 +36,7 @@ ENABLE = "ENBL"
 OK = "OKAY"
 FAILED = "FAIL"
 
+
 def _int(fields: dict[str, str], key: str, default: int | None = None) -> int:
     """A non-negative integer field (`default` when absent, if given)."""
     text = fields.get(key)
