@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ccfarm.client import launcher
+from ccfarm.client.forkserver import launcher
 from tests.conftest import require_binary, run, wait_for
 from tests.integration.test_forkserver import name_for, server_pids
 
