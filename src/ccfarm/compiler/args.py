@@ -516,3 +516,10 @@ def preprocessed_is_exact(job: CompileJob) -> bool:
 def mentions_location_builtins(text: bytes) -> bool:
     """Does preprocessed code ask for its own column (C++20 source_location)?"""
     return b"__builtin_COLUMN" in text or b"__builtin_source_location" in text
+
+
+def reads_predefines(preprocessed: bytes) -> bool:
+    """Did the local compile include gcc's implicit `stdc-predef.h`?"""
+    from ccfarm.compiler.linemarkers import included_files
+
+    return any(n.endswith(b"/stdc-predef.h") for n in included_files(preprocessed[:65536]))

@@ -1,14 +1,22 @@
-"""Start a child process cheaply (posix_spawn; `subprocess` costs ~5 ms to import).
+"""Start a process cheaply (posix_spawn; `subprocess` costs ~5 ms to import).
 
 The wrapper starts the local preprocessor as early as it can and does its
-other work while it runs; `Spawned.wait()` collects its stderr and status.
+other work while it runs (`Preprocessing`); `Spawned.wait()` collects its
+stderr and status.
 """
 
 from __future__ import annotations
 
 import _signal
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
+
+MYPY = False
+if MYPY:
+    from types import TracebackType
+
+    from ccfarm.client.job.plan import JobPlan
 
 
 class Spawned:
@@ -63,3 +71,41 @@ def temp_path(suffix: str, env: Mapping[str, str]) -> str:
         except FileExistsError:
             continue
     raise FileExistsError(f"cannot create a temporary file in {directory}")
+
+
+class Preprocessing:
+    """The job's local preprocessor run, started at once, collected when needed.
+
+    Leaving the `with` block waits for it and removes its output file (also
+    when the job ends by an exception: SIGTERM unwinds as SystemExit).
+    """
+
+    def __init__(self, plan: JobPlan, env: Mapping[str, str]) -> None:
+        self.path = temp_path(plan.preprocessed_suffix, env)
+        try:
+            argv = plan.preprocessor_argv(self.path)
+            self.proc = spawn(plan.compiler_path, argv, env)
+        except BaseException:
+            os.unlink(self.path)
+            raise
+        self._output: tuple[bytes, bytes] | None = None
+
+    def result(self) -> tuple[bytes, bytes] | None:
+        """(preprocessed text, its stderr); None if it failed (a local run shows why)."""
+        if self._output is None:
+            code, stderr = self.proc.wait()
+            if code != 0:
+                return None
+            with open(self.path, "rb") as f:
+                self._output = (f.read(), stderr)
+        return self._output
+
+    def __enter__(self) -> Preprocessing:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.proc.wait()  # first: the preprocessor could create the file again
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)

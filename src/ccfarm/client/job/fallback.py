@@ -1,0 +1,198 @@
+"""What follows each step of a job: compile here, try another host, or exit (pure).
+
+The shell (`run.py`) reports how a step ended; these answer with the next
+step, carrying the messages it prints (`warning`: always, `verbose`: with
+CCFARM_VERBOSE), so a test reads what the build would see.
+
+    route_hosts(listing)           the host list: hosts to try, or compile here
+    after_no_lease(...)            no scheduler answered, or none had a host
+    after_attempt(plan, attempt)   compiled, failed there, or the host failed
+"""
+
+from __future__ import annotations
+
+from ccfarm._record import record
+from ccfarm.client.hosts.hostlist import HostList, HostSpec
+
+MYPY = False
+if MYPY:  # types only (start-up time)
+    from typing import Literal
+
+    from ccfarm.client.job.plan import JobPlan
+    from ccfarm.compiler.args import CompileJob
+    from ccfarm.model import CompilerIdentity, LeaseGranted
+
+    Outcome = Literal["compiled", "compile failed", "preprocessor failed", "host failed"]
+
+EXIT_NO_HOSTS = 116  # distcc's status when no host could take the job
+MAX_HOSTS_TRIED = 3
+
+
+@record
+class RunLocal:
+    """Compile here: the user's command, untouched, in place of the wrapper."""
+
+    warning: str = ""
+    verbose: str = ""
+    local_slots: int = 0  # hold one of this machine's N local slots meanwhile (0: none)
+
+
+@record
+class Exit:
+    """End with `status` (the job is done, or no host took it and fallback is off)."""
+
+    status: int
+    warning: str = ""
+    verbose: str = ""
+
+
+@record
+class NextHost:
+    """Try another host (the one tried failed)."""
+
+    warning: str = ""
+    verbose: str = ""
+
+
+@record
+class UseHostLists:
+    """No scheduler answered: the host lists decide."""
+
+    warning: str = ""
+    verbose: str = ""
+
+
+@record
+class Tries:
+    """How many hosts a job tries, and how many local slots it then compiles in."""
+
+    hosts: int
+    local_slots: int
+
+
+#: a scheduler's host is the only one tried; compiling here then takes no slot
+SCHEDULER_TRIES = Tries(hosts=1, local_slots=0)
+
+
+@record
+class HostRoute:
+    """The listed hosts to try (a usable TCP host among them)."""
+
+    listing: HostList
+    warning: str = ""
+    verbose: str = ""
+
+    @property
+    def tries(self) -> Tries:
+        return Tries(hosts=MAX_HOSTS_TRIED, local_slots=self.listing.local_slots)
+
+
+@record
+class Attempt:
+    """What an attempt on one host came to."""
+
+    outcome: Outcome
+    reason: str = ""  # why the host failed
+
+
+COMPILED = Attempt("compiled")  # object written, messages replayed
+COMPILE_FAILED = Attempt("compile failed")  # there, or writing its object here
+PREPROCESSOR_FAILED = Attempt("preprocessor failed")
+
+
+def host_failed(reason: str) -> Attempt:
+    return Attempt("host failed", reason)
+
+
+# -- where a job goes without a host ------------------------------------------------
+
+
+def route_hosts(listing: HostList | None, error: str = "") -> RunLocal | HostRoute:
+    """The host list's verdict: hosts to try, or compile here (`error`: it did not parse)."""
+    if error:
+        return RunLocal(warning=f"bad host list ({error}); compiling locally")
+    unsupported = [h.text for h in listing.hosts if _unsupported(h)] if listing else []
+    if listing is None or not any(h.kind == "tcp" and h.usable for h in listing.hosts):
+        warning = ""
+        if unsupported:
+            warning = (
+                f"ssh and ,auth hosts are not supported ({' '.join(unsupported)}); compiling here"
+            )
+        return RunLocal(warning=warning, local_slots=listing.local_slots if listing else 0)
+    verbose = ""
+    if unsupported:
+        verbose = f"skipping ssh and ,auth hosts (not supported): {' '.join(unsupported)}"
+    return HostRoute(listing, verbose=verbose)
+
+
+def _unsupported(spec: HostSpec) -> bool:
+    return not spec.down and (spec.kind == "ssh" or spec.auth)
+
+
+def no_free_host(tries: Tries) -> RunLocal:
+    """No usable listed host is left to try."""
+    return RunLocal(local_slots=tries.local_slots)
+
+
+def lease_compiler(identity: CompilerIdentity) -> CompilerIdentity | None:
+    """The compiler a lease asks for (None: any host, when it was not recognised)."""
+    return identity if identity.known else None
+
+
+def after_no_lease(answered: bool, reason: str) -> RunLocal | UseHostLists:
+    if not answered:
+        return UseHostLists(verbose=f"no scheduler answered ({reason}); using host lists")
+    return RunLocal(verbose=f"local: the scheduler found no host ({reason})")
+
+
+def leased_host(grant: LeaseGranted) -> HostSpec:
+    """The host a lease names, as a host entry: a ccfarmd, one slot."""
+    return HostSpec(grant.host, "tcp", grant.address, grant.port, 1, 3, ccfarm=True)
+
+
+def lease_note(job: CompileJob, grant: LeaseGranted, seconds: float) -> str:
+    express = " (express)" if grant.express else ""
+    return f"{job.source}: {grant.host} leased in {seconds:.3f} s{express}"
+
+
+def after_attempt(
+    plan: JobPlan, attempt: Attempt, *, host: str, tried: int, tries: Tries
+) -> Exit | RunLocal | NextHost:
+    """What follows an attempt on `host`, the `tried`-th host of this job."""
+    if attempt.outcome == "compiled":
+        return Exit(0)
+    if attempt.outcome != "host failed":
+        # the compile failed there, or the preprocessor here: the local run shows why
+        return RunLocal()
+    failed = f"{host} failed ({attempt.reason})"
+    source = plan.job.source
+    if not plan.settings.fallback:
+        return Exit(EXIT_NO_HOSTS, warning=f"{failed}; CCFARM_FALLBACK=0, giving up")
+    if tried < tries.hosts:
+        return NextHost(warning=f"{failed}; compiling {source} elsewhere")
+    return RunLocal(warning=f"{failed}; compiling {source} locally", local_slots=tries.local_slots)
+
+
+__all__ = [
+    "COMPILED",
+    "COMPILE_FAILED",
+    "EXIT_NO_HOSTS",
+    "MAX_HOSTS_TRIED",
+    "PREPROCESSOR_FAILED",
+    "SCHEDULER_TRIES",
+    "Attempt",
+    "Exit",
+    "HostRoute",
+    "NextHost",
+    "RunLocal",
+    "Tries",
+    "UseHostLists",
+    "after_attempt",
+    "after_no_lease",
+    "host_failed",
+    "lease_compiler",
+    "lease_note",
+    "leased_host",
+    "no_free_host",
+    "route_hosts",
+]
