@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 from ccfarm.client.forkserver import forward
-
-USAGE = """\
-usage: ccfarm [COMPILER] [COMPILER ARGS...]
-       (or as CC="ccfarm gcc", CMAKE_C_COMPILER_LAUNCHER=ccfarm, or a link named gcc/cc)
-
-Hosts come from CCFARM_HOSTS (ccfarmd hosts) or DISTCC_HOSTS (distcc syntax).
-Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
-remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
-state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
-fork server process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
-default 600); CCFARM_HELPER=0 runs each job in its own process instead.
-"""
 
 
 def main() -> int:
@@ -31,34 +18,13 @@ def main() -> int:
             forward.start_server(name)  # for the jobs after this one
             status = None
     if status is None:
+        from ccfarm.client.job.command import run_job
+
         status = run_job(argv, os.environ)
     # Skip the interpreter's teardown: this process has nothing left to clean.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
-
-
-def run_job(argv: list[str], env: Mapping[str, str]) -> int:
-    """Run one compile job in this process (the wrapper's or a fork server's child)."""
-    if len(argv) == 2 and os.path.basename(argv[0]).startswith("ccfarm"):
-        if argv[1] in ("--help", "-h"):
-            sys.stdout.write(USAGE)
-            return 0
-        if argv[1] == "--version":
-            from ccfarm import __version__
-
-            sys.stdout.write(f"ccfarm {__version__}\n")
-            return 0
-    from ccfarm.client.job.invocation import resolve
-    from ccfarm.client.job.run import compile_job
-    from ccfarm.errors import CcfarmError
-
-    try:
-        inv = resolve(argv, env)
-    except CcfarmError as exc:
-        sys.stderr.write(f"ccfarm: {exc}\n")
-        return 101
-    return compile_job(inv, env)
 
 
 if __name__ == "__main__":

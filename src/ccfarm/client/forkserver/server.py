@@ -7,7 +7,7 @@ every compile job, on the build machine's CPU. The fork server pays that once:
 each forwarded job runs in a `fork()` of it, which already has everything
 imported. The child takes the job's stdin/stdout/stderr (passed over the
 socket), working directory, umask and environment, and runs exactly the
-code a wrapper process runs (`ccfarm.client.main.run_job`), compiling
+code a wrapper process runs (`ccfarm.client.job.command.run_job`), compiling
 locally by `execve` as a wrapper would. The fork server waits for the child and
 tells the job's process how it ended.
 
@@ -219,7 +219,7 @@ def _run_child(request: wire.Request, fds: list[int]) -> int:
         environ[os.fsdecode(name)] = os.fsdecode(value)
     argv = [os.fsdecode(a) for a in argv_b]
     sys.argv = argv
-    from ccfarm.client.main import run_job
+    from ccfarm.client.job.command import run_job
 
     try:
         status = run_job(argv, environ)
@@ -308,13 +308,13 @@ def _warm_imports() -> None:
     """Everything a job may import, loaded once here (fork shares it)."""
     import ccfarm.client.hosts.hostlist
     import ccfarm.client.hosts.slots
+    import ccfarm.client.job.command
     import ccfarm.client.job.compilerinfo
     import ccfarm.client.job.lease
     import ccfarm.client.job.outputs
     import ccfarm.client.job.run
     import ccfarm.client.job.sources
     import ccfarm.client.job.transport
-    import ccfarm.client.main
     import ccfarm.compiler.args
     import ccfarm.model  # noqa: F401
 
