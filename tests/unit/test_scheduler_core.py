@@ -422,6 +422,23 @@ def test_client_cancel() -> None:
     assert list(farm.waiting()) == []
 
 
+def test_check_finds_parts_out_of_step() -> None:
+    farm = Farm(Policy(express=True), rng=random.Random(15))
+    farm.host_report(host("a", slots=1), 0)
+    granted(farm.request(req(), 0))
+    farm.request(req(timeout=5), 1)
+    farm.check(1)
+    farm.timers._heap.clear()  # the deadlines lost
+    with pytest.raises(AssertionError, match="no deadline"):
+        farm.check(1)
+    farm = Farm(rng=random.Random(15))
+    farm.host_report(host("a", slots=2), 0)
+    (g,) = granted(farm.request(req(), 0))
+    del farm.hosts["a"].leases[g.lease]  # a lease its host forgot
+    with pytest.raises(AssertionError):
+        farm.check(0)
+
+
 class FarmMachine(RuleBasedStateMachine):
     """Any interleaving: no host over its slots, no lease lost, indexes consistent."""
 
