@@ -544,7 +544,7 @@ class FarmMachine(RuleBasedStateMachine):
         # pick may return (here the hosts of a tier have one speed, so all of
         # them are as good as the pick's)
         for waiting in farm.queue:
-            ahead = farm.queue.count(waiting.key) - 1
+            ahead = farm.queue.counts[waiting.key] - 1
             for pick in farm.slots.candidates(waiting.key):
                 assert not farm.decisions.worth(waiting.key, pick, ahead, waiting.cost)
         assert {r.request for r in farm.waiting()} <= self.pending

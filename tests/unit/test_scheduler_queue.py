@@ -20,8 +20,8 @@ def test_lines_are_sorted_by_cost_and_counted_per_key() -> None:
     jobs = [waiting("a/u", cost) for cost in (2.0, 0.5, 1.0)] + [waiting("b/u", 0.3, None)]
     for job in jobs:
         queue.add(job)
-    assert [cost for cost, _ in queue.ring(GCC)["a/u"]] == [0.5, 1.0, 2.0]
-    assert (queue.count(GCC), queue.count(None), len(queue)) == (3, 1, 4)
+    assert [cost for cost, _ in queue.rings[GCC]["a/u"]] == [0.5, 1.0, 2.0]
+    assert (queue.counts[GCC], queue.counts[None], len(queue)) == (3, 1, 4)
     assert list(queue) == jobs  # arrival order
     assert queue.get(jobs[1].request.request) == jobs[1]
     assert queue.cheapest_cost(GCC) == 0.5 and queue.cheapest_cost(None) == 0.3
@@ -36,7 +36,7 @@ def test_take_gives_the_smallest_or_biggest_job_oldest_first() -> None:
     assert queue.take(GCC, "a/u", smallest=False) == first  # the biggest, the older of equals
     assert queue.take(GCC, "a/u", smallest=True) == small
     assert queue.take(GCC, "a/u", smallest=False) == second
-    assert queue.count(GCC) == 0 and not queue.ring(GCC) and len(queue) == 0
+    assert queue.counts[GCC] == 0 and GCC not in queue.rings and len(queue) == 0
     queue.check()
 
 
@@ -44,10 +44,10 @@ def test_a_served_client_goes_to_the_back_of_the_ring() -> None:
     queue = WaitQueue()
     for client in ("a/u", "a/u", "b/u", "c/u"):
         queue.add(waiting(client))
-    assert list(queue.ring(GCC)) == ["a/u", "b/u", "c/u"]
+    assert list(queue.rings[GCC]) == ["a/u", "b/u", "c/u"]
     queue.take(GCC, "a/u", smallest=True)
     queue.served("a/u")
-    assert list(queue.ring(GCC)) == ["b/u", "c/u", "a/u"]
+    assert list(queue.rings[GCC]) == ["b/u", "c/u", "a/u"]
     queue.check()
 
 
@@ -63,7 +63,7 @@ def test_a_client_served_longer_ago_than_the_head_joins_in_front() -> None:
     queue.add(waiting("later/u"))
     queue.served("later/u")
     queue.add(waiting("other/u"))  # not older than the head: at the back
-    assert list(queue.ring(GCC)) == ["never/u", "old/u", "new/u", "later/u", "other/u"]
+    assert list(queue.rings[GCC]) == ["never/u", "old/u", "new/u", "later/u", "other/u"]
 
 
 def test_remove_takes_a_request_out_and_the_heap_skips_it() -> None:
@@ -74,7 +74,7 @@ def test_remove_takes_a_request_out_and_the_heap_skips_it() -> None:
     assert queue.remove(cheap.request.request) == cheap
     assert queue.remove(cheap.request.request) is None  # once only
     assert queue.cheapest_cost(GCC) == 4.0  # the stale top is popped
-    assert list(queue.ring(GCC)) == ["b/u"] and queue.count(GCC) == 1
+    assert list(queue.rings[GCC]) == ["b/u"] and queue.counts[GCC] == 1
     queue.check()
 
 

@@ -112,11 +112,14 @@ def test_a_host_whose_tier_or_compilers_change_is_made_anew() -> None:
 def test_capacity_of_faster_tiers() -> None:
     slots = index(report("slow", 1.0, slots=4), report("mid", 2.0, slots=2), report("fast", 4.0))
     mid = slots.hosts["mid"]
-    count, speed = slots.faster_capacity(GCC, mid.tier)
+    count, speed = slots.capacity.faster(GCC, mid.tier)
     assert (count, speed) == (2, 4.0)
-    count, speed = slots.faster_capacity(GCC, slots.hosts["slow"].tier)
+    count, speed = slots.capacity.faster(GCC, slots.hosts["slow"].tier)
     assert count == 4 and speed == pytest.approx((2 * 2.0 + 2 * 4.0) / 4)
-    assert slots.faster_capacity(CLANG, 0) == (0.0, 0.0)
+    assert slots.capacity.faster(CLANG, 0) == (0.0, 0.0)
+    slots.set_offered(slots.hosts["fast"], 0)  # remembered sums follow the offer
+    assert slots.capacity.faster(GCC, mid.tier) == (0.0, 0.0)
+    slots.check({})
     assert slots.tier_order() == sorted({h.tier for h in slots.hosts.values()}, reverse=True)
 
 
@@ -145,4 +148,9 @@ def test_check_finds_indexes_out_of_step_with_the_hosts() -> None:
     slots.check({5: lease(5, "a")})
     a.leases[6] = None  # a lease the ledger does not know
     with pytest.raises(AssertionError):
+        slots.check({5: lease(5, "a")})
+    del a.leases[6]
+    slots.capacity.faster(GCC, -100)
+    slots.capacity._by_tier[GCC][a.tier][1] += 1.0  # speeds changed, sum not forgotten
+    with pytest.raises(AssertionError, match="stale"):
         slots.check({5: lease(5, "a")})

@@ -95,9 +95,12 @@ class Farm:
     def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
-        cost = self.costs.setdefault(key, CostModel()).relative(req.size)
+        model = self.costs.get(key)
+        if model is None:
+            model = self.costs[key] = CostModel()
+        cost = model.relative(req.size)
         host = self.slots.pick(key)
-        waiting = self.queue.count(key)
+        waiting = self.queue.counts.get(key, 0)
         if host is not None and not waiting and self.decisions.worth(key, host, 0, cost):
             return [self._grant(req, host, now)]
         if not self.slots.has_compiler(key):
@@ -250,7 +253,7 @@ class Farm:
         """Faster capacity shrank (or grew): slow slots may now be worth taking."""
         outcomes: list[Outcome] = []
         for key in keys:
-            while self.queue.count(key) > 0:
+            while self.queue.counts.get(key, 0) > 0:
                 host = self.slots.pick(key)
                 if host is None:
                     break

@@ -7,7 +7,7 @@ a host): `core.Farm` asks, then grants.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ccfarm.scheduler.ledger import LeaseLedger
 from ccfarm.scheduler.policy import Policy
@@ -15,9 +15,9 @@ from ccfarm.scheduler.queue import WaitQueue
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """A waiting client's turn: it takes a slot with its smallest (or biggest) job."""
+class Turn(NamedTuple):
+    """A waiting client's turn: it takes a slot with its smallest (or biggest)
+    job. (A NamedTuple: frozen, and cheap to build on the path of each grant.)"""
 
     key: Key
     client: str
@@ -60,7 +60,7 @@ class Decisions:
         """F * (s_f / s_h - 1) of `worth`: 0 with nothing faster to wait for."""
         if not self.policy.prefer_fast:
             return 0.0
-        slots, speed = self.slots.faster_capacity(key, host.tier)
+        slots, speed = self.slots.capacity.faster(key, host.tier)
         if slots <= 0:
             return 0.0
         return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
@@ -85,12 +85,13 @@ class Decisions:
         one, and no big job ends a build late on a slow host.
         """
         best: tuple[tuple[int, float, int], Key, str, bool] | None = None
+        rings = self.queue.rings
         for key in host.keys:
-            ring = self.queue.ring(key)
+            ring = rings.get(key)
             if not ring:
                 continue
             need = self.need(key, host)
-            count = self.queue.count(key)
+            count = self.queue.counts[key]
             if need > 0 and self.queue.cheapest_cost(key) * need > count:
                 continue  # worth it for nobody: no need to look at each client
             choice = self._choose(ring, need, count, now)
@@ -112,10 +113,11 @@ class Decisions:
         with the queue; beyond them the ring's order decides."""
         front: tuple[float, str] | None = None
         back: tuple[float, str] | None = None
+        usage, scan = self.ledger.usage, self.scan_clients
         for looked, (client, line) in enumerate(ring.items()):
-            if looked >= self.scan_clients and (front or back):
+            if looked >= scan and (front or back):
                 break  # further back only when nobody this far can take it
-            used = self.ledger.usage(client, now)
+            used = usage(client, now)
             cheapest = line[0][0]
             # worth it at the front of the line, behind the client's own
             # bigger jobs (which the faster hosts take first)?
@@ -168,7 +170,7 @@ class Decisions:
         if not host.lane_open or not self.policy.express:
             return None
         for key in host.keys:
-            for client, line in self.queue.ring(key).items():
+            for client, line in self.queue.rings.get(key, {}).items():
                 if line[-1][0] < self.policy.express_min_cost:
                     continue
                 # (`express_host` draws a lane at random only to say whether

@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ccfarm.model import LeaseRequest
 
 _LN2 = math.log(2)
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A granted lease, as the farm keeps it."""
+class Lease(NamedTuple):
+    """A granted lease, as the farm keeps it. (A NamedTuple: as frozen as a
+    dataclass and a third of the cost to build, and one is built per grant.)"""
 
     lease: int
     request: LeaseRequest
@@ -60,7 +60,9 @@ class LeaseLedger:
         self.leases[lease.lease] = lease
         client = req.client
         self._held[client] = self._held.get(client, 0) + 1
-        running = self._running.setdefault(client, [0.0, 0.0])
+        running = self._running.get(client)
+        if running is None:
+            running = self._running[client] = [0.0, 0.0]
         running[0] += speed
         running[1] += speed * now
         self._load[client] = self._load.get(client, 0) + 1
@@ -108,7 +110,9 @@ class LeaseLedger:
         leases, running ones included, halving every `usage_half_life`."""
         value, at = self._usage.get(client, (0.0, now))
         speeds, speed_times = self._running.get(client, (0.0, 0.0))
-        return value * self._decay(now - at) + max(0.0, now * speeds - speed_times)
+        # `_decay` written out: this runs for each waiting client a grant looks at
+        decay = math.exp(-_LN2 * max(0.0, now - at) / self.usage_half_life)
+        return value * decay + max(0.0, now * speeds - speed_times)
 
     def _decay(self, elapsed: float) -> float:
         return math.exp(-_LN2 * max(0.0, elapsed) / self.usage_half_life)

@@ -13,7 +13,7 @@ import bisect
 import heapq
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ccfarm.model import LeaseRequest
 from ccfarm.scheduler.slots import Key
@@ -22,9 +22,9 @@ from ccfarm.scheduler.slots import Key
 Line = list[tuple[float, int]]
 
 
-@dataclass(frozen=True, slots=True)
-class WaitingRequest:
-    """A request waiting for a slot."""
+class WaitingRequest(NamedTuple):
+    """A request waiting for a slot. (A NamedTuple: frozen, and cheaper to
+    build than a frozen dataclass; one is built per request that waits.)"""
 
     request: LeaseRequest
     key: Key  # the compiler it needs (ANY: any host)
@@ -45,6 +45,12 @@ class WaitQueue:
         #: stale (served or cancelled since): the cheapest job, in O(log n)
         self._cheapest: dict[Key, list[tuple[float, int]]] = {}
         self._count: dict[Key, int] = {}
+        #: read-only views for the rules that rank waiting clients (on the
+        #: path of every grant: plain mappings, no call): per key, the
+        #: clients longest unserved first, each with its requests as
+        #: (relative cost, id), cheapest first; and how many requests wait
+        self.rings: Mapping[Key, Mapping[str, Sequence[tuple[float, int]]]] = self._rings
+        self.counts: Mapping[Key, int] = self._count
         #: grants so far, and the count at each client's last grant: the
         #: least recently served client has the smallest
         self._served = 0
@@ -53,7 +59,10 @@ class WaitQueue:
     def add(self, waiting: WaitingRequest) -> None:
         req, key = waiting.request, waiting.key
         self._waiting[req.request] = waiting
-        ring = self._rings.setdefault(key, OrderedDict())
+        ring = self._rings.get(key)
+        if ring is None:
+            ring = self._rings[key] = OrderedDict()
+            self._cheapest[key] = []
         if req.client not in ring:
             ring[req.client] = []
             # keep the ring in least-recently-served order: a client served
@@ -62,7 +71,7 @@ class WaitQueue:
             if self._last_served.get(req.client, 0) < self._last_served.get(head, 0):
                 ring.move_to_end(req.client, last=False)
         bisect.insort(ring[req.client], (waiting.cost, req.request))
-        heapq.heappush(self._cheapest.setdefault(key, []), (waiting.cost, req.request))
+        heapq.heappush(self._cheapest[key], (waiting.cost, req.request))
         self._count[key] = self._count.get(key, 0) + 1
 
     def get(self, request: int) -> WaitingRequest | None:
@@ -110,16 +119,6 @@ class WaitQueue:
         return self._last_served.get(client, 0)
 
     # -- views ---------------------------------------------------------------------
-
-    def count(self, key: Key) -> int:
-        """Requests waiting for `key`."""
-        return self._count.get(key, 0)
-
-    def ring(self, key: Key) -> Mapping[str, Sequence[tuple[float, int]]]:
-        """The clients waiting for `key`, longest unserved first, each with its
-        requests as (relative cost, id), cheapest first. A view: read it, do not
-        keep it across changes."""
-        return self._rings.get(key) or {}
 
     def cheapest_cost(self, key: Key) -> float:
         """The relative cost of the cheapest request waiting for `key` (one must)."""

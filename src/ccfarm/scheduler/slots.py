@@ -92,9 +92,59 @@ class TierPools:
         assert sorted(entries) == sorted(expect), f"{key}: {entries} != {expect}"
 
 
+class Capacity:
+    """Offered slots per compiler key and speed tier, and their speed: what
+    a job on a slower host would not wait for (see `Decisions.need`)."""
+
+    def __init__(self) -> None:
+        #: per key and tier: [offered slots, sum of speed x offered slots]
+        self._by_tier: dict[Key, dict[int, list[float]]] = {}
+        #: per key and tier: `faster`, kept until the key's capacity changes
+        #: (asked on every grant, changed only by hosts' reports)
+        self._faster: dict[Key, dict[int, tuple[float, float]]] = {}
+
+    def add(self, key: Key, tier: int, slots: int, speed: float) -> None:
+        """`slots` more (or, negative, fewer) slots of `speed` offered in `tier`."""
+        cap = self._by_tier.setdefault(key, {}).setdefault(tier, [0.0, 0.0])
+        cap[0] += slots
+        cap[1] += slots * speed
+        self._faster.pop(key, None)
+
+    def faster(self, key: Key, tier: int) -> tuple[float, float]:
+        """(offered slots, their mean speed) of the tiers faster than `tier`."""
+        known = self._faster.get(key)
+        if known is None:
+            known = self._faster[key] = {}
+        capacity = known.get(tier)
+        if capacity is None:
+            capacity = known[tier] = self._sum_faster(key, tier)
+        return capacity
+
+    def _sum_faster(self, key: Key, tier: int) -> tuple[float, float]:
+        slots = speed_slots = 0.0
+        for t, (n, weighted) in self._by_tier.get(key, {}).items():
+            if t > tier:
+                slots += n
+                speed_slots += weighted
+        return slots, (speed_slots / slots if slots > 0 else 0.0)
+
+    def check(self, key: Key, offered: Mapping[int, int]) -> None:
+        """Raise AssertionError unless `key`'s slots per tier are `offered`.
+
+        The speed sums are not checked: a host whose speed changes within its
+        tier keeps the speed its slots were offered at."""
+        listed = {t: n for t, (n, _) in self._by_tier.get(key, {}).items() if n}
+        assert listed == {t: n for t, n in offered.items() if n}, f"{key}: capacity"
+        for tier, known in self._faster.get(key, {}).items():
+            assert known == self._sum_faster(key, tier), f"{key}: stale faster capacity"
+
+
 class Host:
     """A host as the farm sees it: its last report, its tier, the slots it
     offers and the leases it runs (changed only through `SlotIndex`)."""
+
+    # one per host, thousands of them: compact (measured fewer cache misses)
+    __slots__ = ("report", "tier", "disabled", "offered", "leases", "express", "last_seen", "keys")
 
     def __init__(self, report: HostReport, policy: Policy, now: float) -> None:
         self.report = report
@@ -118,7 +168,7 @@ class Host:
 
 class SlotIndex:
     """Every host, and per compiler key and speed tier its free slots, its
-    open express lanes and its offered capacity."""
+    open express lanes and its offered capacity (`capacity`)."""
 
     def __init__(self, policy: Policy, rng: random.Random) -> None:
         self.policy = policy
@@ -128,8 +178,8 @@ class SlotIndex:
         self._free = TierPools()
         #: express lanes: compiler key -> tier -> hosts whose lane is open
         self._lanes = TierPools()
-        #: per key and tier: [offered slots, sum of speed x offered slots]
-        self._capacity: dict[Key, dict[int, list[float]]] = {}
+        #: per key and tier: the slots offered
+        self.capacity = Capacity()
         #: how many hosts have each compiler (to refuse at once what nobody has)
         self._key_hosts: dict[Key, int] = {}
         #: all hosts' offered slots
@@ -192,9 +242,7 @@ class SlotIndex:
             self._toggle_lane(host)
         for key in host.keys:
             if delta:
-                cap = self._capacity.setdefault(key, {}).setdefault(host.tier, [0.0, 0.0])
-                cap[0] += delta
-                cap[1] += delta * host.report.speed
+                self.capacity.add(key, host.tier, delta, host.report.speed)
             pool = self._free.pool(key, host.tier)
             for n in range(after, before):
                 pool.remove((name, n))
@@ -210,16 +258,18 @@ class SlotIndex:
     def take_slot(self, host: Host, lease: int) -> None:
         before = host.free
         host.leases[lease] = None
+        pools = self._free.pools
         for n in range(host.free, before):
             for key in host.keys:
-                self._free.pools[key][host.tier].remove((host.report.host, n))
+                pools[key][host.tier].remove((host.report.host, n))
 
     def free_slot(self, host: Host, lease: int) -> None:
         before = host.free
         del host.leases[lease]
+        pools = self._free.pools
         for n in range(before, host.free):
             for key in host.keys:
-                self._free.pools[key][host.tier].add((host.report.host, n))
+                pools[key][host.tier].add((host.report.host, n))
 
     def take_lane(self, host: Host, lease: int) -> None:
         host.express = lease
@@ -262,15 +312,6 @@ class SlotIndex:
         """Does any host (free or not) have this compiler?"""
         return bool(self._key_hosts.get(key))
 
-    def faster_capacity(self, key: Key, tier: int) -> tuple[float, float]:
-        """(offered slots, their mean speed) of the tiers faster than `tier`."""
-        slots = speed_slots = 0.0
-        for t, (n, weighted) in self._capacity.get(key, {}).items():
-            if t > tier:
-                slots += n
-                speed_slots += weighted
-        return slots, (speed_slots / slots if slots > 0 else 0.0)
-
     def tier_order(self) -> list[int]:
         return sorted({h.tier for h in self.hosts.values()}, reverse=True)
 
@@ -306,9 +347,6 @@ class SlotIndex:
             offered = Counter[int]()
             for h in mine:
                 offered[h.tier] += h.offered
-            # the speed sums are not checked: a host whose speed changes within
-            # its tier keeps the speed its slots were offered at
-            listed = {t: n for t, (n, _) in self._capacity.get(key, {}).items() if n}
-            assert listed == {t: n for t, n in offered.items() if n}, f"{key}: capacity"
+            self.capacity.check(key, offered)
             assert self._key_hosts.get(key, 0) == len(mine), f"{key}: host count"
         assert self.offered_total == sum(h.offered for h in hosts.values()), "offered total"
