@@ -221,7 +221,7 @@ def test_released_leases_teach_the_cost_model() -> None:
         (g,) = granted(farm.request(req(size=size), now))
         now += (size - 40_000) / 100_000  # seconds on a speed-2 host
         farm.release(g.lease, now)
-    model = farm._costs[GCC]
+    model = farm.costs[GCC]
     assert model.jobs == 8
     a, b = model.fit() or (0.0, 0.0)
     assert abs(b - 2e-5) < 1e-9 and abs(a + 0.8) < 1e-6  # cost = 2 x seconds
@@ -422,8 +422,25 @@ def test_client_cancel() -> None:
     assert list(farm.waiting()) == []
 
 
+def test_check_finds_parts_out_of_step() -> None:
+    farm = Farm(Policy(express=True), rng=random.Random(15))
+    farm.host_report(host("a", slots=1), 0)
+    granted(farm.request(req(), 0))
+    farm.request(req(timeout=5), 1)
+    farm.check(1)
+    farm.timers._heap.clear()  # the deadlines lost
+    with pytest.raises(AssertionError, match="no deadline"):
+        farm.check(1)
+    farm = Farm(rng=random.Random(15))
+    farm.host_report(host("a", slots=2), 0)
+    (g,) = granted(farm.request(req(), 0))
+    del farm.hosts["a"].leases[g.lease]  # a lease its host forgot
+    with pytest.raises(AssertionError):
+        farm.check(0)
+
+
 class FarmMachine(RuleBasedStateMachine):
-    """Any interleaving: no host over its slots, no lease lost, pools consistent."""
+    """Any interleaving: no host over its slots, no lease lost, indexes consistent."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -510,6 +527,11 @@ class FarmMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         farm = self.farm
+        # every part's indexes agree with what they mirror: free slots and
+        # express lanes with the hosts, the waiting counts, rings and heaps
+        # with the waiting requests, the per-client counts and use with the
+        # leases and the queue; every lease, wait and host has its deadline
+        farm.check(self.now)
         assert set(farm.leases) == set(self.live)  # no lease lost or invented
         for name, h in farm.hosts.items():
             assert len(h.leases) <= h.report.slots  # never more leases than slots ...
@@ -518,41 +540,13 @@ class FarmMachine(RuleBasedStateMachine):
                 assert farm.leases[h.express].host == name and farm.leases[h.express].express
         for lease, name in self.live.items():
             assert lease in farm.hosts[name].leases or farm.hosts[name].express == lease
-        # the express lanes hold exactly the hosts that can take an express job
-        for key, lanes in farm._lanes.items():
-            listed = sorted(n for pool in lanes.values() for n, _ in pool.entries)
-            able = sorted(n for n, h in farm.hosts.items() if key in h.keys and h.lane_open)
-            assert listed == able
-        # the per-client counters match the leases and the queues
-        held = Counter(lease.request.client for lease in farm.leases.values())
-        assert farm._held == dict(held)
-        assert farm._load == dict(held + Counter(r.client for r in farm.waiting()))
-        assert farm._offered_total == sum(h.offered for h in farm.hosts.values())
-        # the running part of each client's use, kept in O(1), is what its leases say
-        assert set(farm._running) == set(held)
-        for client, (speeds, speed_times) in farm._running.items():
-            mine = [lease for lease in farm.leases.values() if lease.request.client == client]
-            assert abs(speeds - sum(lease.speed for lease in mine)) < 1e-6
-            direct = sum((self.now - lease.granted) * lease.speed for lease in mine)
-            assert abs((self.now * speeds - speed_times) - direct) < 1e-6 * max(1.0, self.now)
-        # the pools hold exactly each host's free slots
-        for key, pools in farm._pools.items():
-            count = Counter(h for pool in pools.values() for h, _ in pool.entries)
-            expect = {n: h.free for n, h in farm.hosts.items() if key in h.keys and h.free}
-            assert dict(count) == expect
-        # nobody waits while a free slot is worth taking
-        for _, key, _, cost in farm._waiting.values():
-            pick = farm._pick(key)
-            ahead = farm._waiting_count[key] - 1
-            assert pick is None or not farm._worth(key, pick, ahead, cost)
-        # the waiting counts match the queues, which are sorted and hold what waits
-        for key, ring in farm._rings.items():
-            assert farm._waiting_count[key] == sum(len(q) for q in ring.values())
-            for client, queue in ring.items():
-                assert queue == sorted(queue)
-                for cost, request in queue:
-                    assert farm._waiting[request][3] == cost
-                    assert farm._waiting[request][0].client == client
+        # nobody waits while a free slot is worth taking: not on any host a
+        # pick may return (here the hosts of a tier have one speed, so all of
+        # them are as good as the pick's)
+        for waiting in farm.queue:
+            ahead = farm.queue.counts[waiting.key] - 1
+            for pick in farm.slots.candidates(waiting.key):
+                assert not farm.decisions.worth(waiting.key, pick, ahead, waiting.cost)
         assert {r.request for r in farm.waiting()} <= self.pending
 
 

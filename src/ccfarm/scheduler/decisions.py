@@ -1,0 +1,180 @@
+"""Who takes a free slot, when a slow slot is worth it, who goes express. Pure.
+
+These read the farm's parts and change nothing (but for the random draw of
+a host): `core.Farm` asks, then grants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from ccfarm.scheduler.ledger import LeaseLedger
+from ccfarm.scheduler.policy import Policy
+from ccfarm.scheduler.queue import WaitQueue
+from ccfarm.scheduler.slots import Host, Key, SlotIndex
+
+
+class Turn(NamedTuple):
+    """A waiting client's turn: it takes a slot with its smallest (or biggest)
+    job. (A NamedTuple: frozen, and cheap to build on the path of each grant.)"""
+
+    key: Key
+    client: str
+    smallest: bool
+
+
+class Decisions:
+    """The scheduling rules over the slots, the queue and the ledger."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        slots: SlotIndex,
+        queue: WaitQueue,
+        ledger: LeaseLedger,
+        scan_clients: int,
+    ) -> None:
+        self.policy = policy
+        self.slots = slots
+        self.queue = queue
+        self.ledger = ledger
+        #: how many waiting clients of a key a freed slot looks at (`core.SCAN_CLIENTS`)
+        self.scan_clients = scan_clients
+
+    # -- fastest first -------------------------------------------------------------
+
+    def worth(self, key: Key, host: Host, ahead: int, cost: float = 1.0) -> bool:
+        """Is a free slot on `host` better than waiting for a faster host?
+
+        With F busy slots on faster hosts (mean speed s_f) each freeing after
+        an average job's time there (w/s_f), the (ahead+1)-th of them frees
+        after about (ahead+1)/F of that; a job of c times the average size
+        finishes sooner on this host (speed s_h) when
+        c*w/s_h <= (ahead+1)/F * w/s_f + c*w/s_f, that is when
+        ahead + 1 >= c * F * (s_f / s_h - 1)  (= c * `need`).
+        """
+        return ahead + 1 >= cost * self.need(key, host)
+
+    def need(self, key: Key, host: Host) -> float:
+        """F * (s_f / s_h - 1) of `worth`: 0 with nothing faster to wait for."""
+        if not self.policy.prefer_fast:
+            return 0.0
+        slots, speed = self.slots.capacity.faster(key, host.tier)
+        if slots <= 0:
+            return 0.0
+        return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
+
+    # -- fairness ------------------------------------------------------------------
+
+    def turn(self, host: Host, now: float) -> Turn | None:
+        """Which waiting client takes a free slot of `host`, if any.
+
+        Each compiler has a ring of waiting clients; a served client goes to
+        the back of it. On a host of the fastest tier that has slots (nothing
+        faster to wait for) the waiting client that used the farm least
+        lately (`usage`; ring order breaks ties) takes it, with its biggest
+        job: the big jobs go first and to the fast hosts. A slot on a slower
+        host goes only to a job for which it is worth it (`worth`, which
+        weighs the job's relative cost), and then to the client's smallest
+        job: first to the least-used client for which it is worth it at the
+        front of the line (behind that client's own other jobs, which go to
+        faster hosts first); if it is worth it only further back (a much
+        slower host), to the client that used the farm most. So the heaviest
+        user takes the slow host, a small build keeps its turn for a fast
+        one, and no big job ends a build late on a slow host.
+        """
+        best: tuple[tuple[int, float, int], Key, str, bool] | None = None
+        rings = self.queue.rings
+        for key in host.keys:
+            ring = rings.get(key)
+            if not ring:
+                continue
+            need = self.need(key, host)
+            count = self.queue.counts[key]
+            if need > 0 and self.queue.cheapest_cost(key) * need > count:
+                continue  # worth it for nobody: no need to look at each client
+            choice = self._choose(ring, need, count, now)
+            if choice is not None and (best is None or choice[0] < best[0]):
+                best = (choice[0], key, choice[1], need > 0)
+        if best is None:
+            return None
+        _, key, client, smallest = best
+        return Turn(key, client, smallest)
+
+    def _choose(
+        self, ring: Mapping[str, Sequence[tuple[float, int]]], need: float, count: int, now: float
+    ) -> tuple[tuple[int, float, int], str] | None:
+        """Which waiting client takes a slot of `need` (see `need`), ranked
+        (smaller first) against the other compilers' choices for the same slot.
+
+        It looks at the `scan_clients` clients served longest ago, and further
+        only if none of them can take it: the cost of a grant does not grow
+        with the queue; beyond them the ring's order decides."""
+        front: tuple[float, str] | None = None
+        back: tuple[float, str] | None = None
+        usage, scan = self.ledger.usage, self.scan_clients
+        for looked, (client, line) in enumerate(ring.items()):
+            if looked >= scan and (front or back):
+                break  # further back only when nobody this far can take it
+            used = usage(client, now)
+            cheapest = line[0][0]
+            # worth it at the front of the line, behind the client's own
+            # bigger jobs (which the faster hosts take first)?
+            if cheapest * need <= len(line):
+                if front is None or used < front[0]:
+                    front = (used, client)
+            elif cheapest * need <= count and (back is None or used >= back[0]):
+                back = (used, client)  # worth it behind everyone: the heaviest
+        if front is not None:
+            used, client = front
+            return (0, used, self.queue.last_served(client)), client
+        if back is not None:
+            used, client = back
+            return (1, -used, -self.queue.last_served(client)), client
+        return None
+
+    # -- express leases ------------------------------------------------------------
+
+    def express_host(self, key: Key, client: str) -> Host | None:
+        """The host for an express lease, if `client` should get one now.
+
+        Only when every slot is taken, only for a client below its fair share
+        (offered slots / active clients), and only for a light one (its
+        demand, leases + waiting requests, at most half another client's): so
+        a `make -j4` started during two `make -j200`s runs at once, while the
+        big builds never get express leases, not even from each other; and
+        (the caller checks) only for a job of at least `express_min_cost`:
+        a small build's big jobs are its critical path. The fastest host
+        whose lane is open takes it and runs it ahead of its other jobs.
+        (Clients are few: the scans here are over clients, not hosts.)
+        """
+        if not self.policy.express:
+            return None
+        loads = self.ledger.loads()
+        active = len(loads) + (client not in loads)
+        share = self.slots.offered_total / active
+        if self.ledger.held(client) >= share:
+            return None
+        # only a light client: its demand (leases + waiting requests) at most
+        # half of the heaviest other client's. Two equal big builds never get
+        # express leases (they would only slow each other's jobs down).
+        demand = loads.get(client, 0) + 1
+        if not any(other != client and load >= 2 * demand for other, load in loads.items()):
+            return None
+        return self.slots.pick_lane(key)
+
+    def lane_turn(self, host: Host) -> Turn | None:
+        """An express lane opened on `host`: the longest-unserved waiting client
+        below its share takes it for its biggest job, if that is big enough."""
+        if not host.lane_open or not self.policy.express:
+            return None
+        for key in host.keys:
+            for client, line in self.queue.rings.get(key, {}).items():
+                if line[-1][0] < self.policy.express_min_cost:
+                    continue
+                # (`express_host` draws a lane at random only to say whether
+                # one is open: replayed timelines depend on that draw)
+                if self.express_host(key, client) is not None:
+                    return Turn(key, client, smallest=False)
+        return None

@@ -1,0 +1,352 @@
+"""The hosts and their free slots, indexed for the pick of a slot. Pure.
+
+A request gets a slot in the fastest tier that has one, at random within
+the tier, weighted by free slots. So free slots are kept per (compiler key,
+speed tier) in pools with one entry per free slot, which support O(1) add,
+remove and weighted random choice: the cost of a pick does not grow with
+the farm. Express lanes (one per host) are kept the same way. The index
+owns what the pools mirror (each host's offered slots, leases and express
+lease), so every change to a host's slots goes through it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping
+
+from ccfarm.model import CompilerIdentity, HostReport
+from ccfarm.scheduler.ledger import Lease
+from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+
+#: what the indexes are kept per: a compiler identity, or ANY
+Key = CompilerIdentity | None
+ANY: Key = None  # the key of requests that take any host (every host has it)
+
+
+class SlotPool:
+    """Free slots of some hosts: one entry per free slot, so a random pick is
+    weighted by free slots. O(1) add/remove/choice."""
+
+    __slots__ = ("entries", "where")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, int]] = []
+        self.where: dict[tuple[str, int], int] = {}
+
+    def add(self, entry: tuple[str, int]) -> None:
+        self.where[entry] = len(self.entries)
+        self.entries.append(entry)
+
+    def remove(self, entry: tuple[str, int]) -> None:
+        i = self.where.pop(entry)
+        last = self.entries.pop()
+        if i < len(self.entries):
+            self.entries[i] = last
+            self.where[last] = i
+
+    def choose(self, rng: random.Random) -> str:
+        return self.entries[rng.randrange(len(self.entries))][0]
+
+    def check(self) -> None:
+        """Raise AssertionError unless `where` says where each entry is."""
+        assert self.where == {e: i for i, e in enumerate(self.entries)}, "pool positions"
+
+
+class TierPools:
+    """Per compiler key, a pool per speed tier, and the key's tiers fastest first."""
+
+    __slots__ = ("pools", "tiers")
+
+    def __init__(self) -> None:
+        self.pools: dict[Key, dict[int, SlotPool]] = {}
+        self.tiers: dict[Key, list[int]] = {}
+
+    def pool(self, key: Key, tier: int) -> SlotPool:
+        """The pool of `key` and `tier`, made (and the tier listed) on first use."""
+        by_tier = self.pools.setdefault(key, {})
+        pool = by_tier.get(tier)
+        if pool is None:
+            pool = by_tier[tier] = SlotPool()
+            self.tiers[key] = sorted(by_tier, reverse=True)
+        return pool
+
+    def fastest(self, key: Key) -> SlotPool | None:
+        """The pool of the fastest tier with an entry."""
+        for tier in self.tiers.get(key, ()):
+            pool = self.pools[key][tier]
+            if pool.entries:
+                return pool
+        return None
+
+    def check(self, key: Key, expect: list[tuple[str, int]], tier_of: dict[str, int]) -> None:
+        """Raise AssertionError unless the pools of `key` hold exactly `expect`,
+        each entry in the pool of its host's tier (`tier_of`: host -> tier)."""
+        by_tier = self.pools.get(key, {})
+        assert self.tiers.get(key, []) == sorted(by_tier, reverse=True), f"{key}: tier order"
+        for tier, pool in by_tier.items():
+            pool.check()
+            for name, _ in pool.entries:
+                assert tier_of.get(name) == tier, f"{key}: {name} not of tier {tier}"
+        entries = [e for pool in by_tier.values() for e in pool.entries]
+        assert sorted(entries) == sorted(expect), f"{key}: {entries} != {expect}"
+
+
+class Capacity:
+    """Offered slots per compiler key and speed tier, and their speed: what
+    a job on a slower host would not wait for (see `Decisions.need`)."""
+
+    def __init__(self) -> None:
+        #: per key and tier: [offered slots, sum of speed x offered slots]
+        self._by_tier: dict[Key, dict[int, list[float]]] = {}
+        #: per key and tier: `faster`, kept until the key's capacity changes
+        #: (asked on every grant, changed only by hosts' reports)
+        self._faster: dict[Key, dict[int, tuple[float, float]]] = {}
+
+    def add(self, key: Key, tier: int, slots: int, speed: float) -> None:
+        """`slots` more (or, negative, fewer) slots of `speed` offered in `tier`."""
+        cap = self._by_tier.setdefault(key, {}).setdefault(tier, [0.0, 0.0])
+        cap[0] += slots
+        cap[1] += slots * speed
+        self._faster.pop(key, None)
+
+    def faster(self, key: Key, tier: int) -> tuple[float, float]:
+        """(offered slots, their mean speed) of the tiers faster than `tier`."""
+        known = self._faster.get(key)
+        if known is None:
+            known = self._faster[key] = {}
+        capacity = known.get(tier)
+        if capacity is None:
+            capacity = known[tier] = self._sum_faster(key, tier)
+        return capacity
+
+    def _sum_faster(self, key: Key, tier: int) -> tuple[float, float]:
+        slots = speed_slots = 0.0
+        for t, (n, weighted) in self._by_tier.get(key, {}).items():
+            if t > tier:
+                slots += n
+                speed_slots += weighted
+        return slots, (speed_slots / slots if slots > 0 else 0.0)
+
+    def check(self, key: Key, offered: Mapping[int, int]) -> None:
+        """Raise AssertionError unless `key`'s slots per tier are `offered`.
+
+        The speed sums are not checked: a host whose speed changes within its
+        tier keeps the speed its slots were offered at."""
+        listed = {t: n for t, (n, _) in self._by_tier.get(key, {}).items() if n}
+        assert listed == {t: n for t, n in offered.items() if n}, f"{key}: capacity"
+        for tier, known in self._faster.get(key, {}).items():
+            assert known == self._sum_faster(key, tier), f"{key}: stale faster capacity"
+
+
+class Host:
+    """A host as the farm sees it: its last report, its tier, the slots it
+    offers and the leases it runs (changed only through `SlotIndex`)."""
+
+    # one per host, thousands of them: compact (measured fewer cache misses)
+    __slots__ = ("report", "tier", "disabled", "offered", "leases", "express", "last_seen", "keys")
+
+    def __init__(self, report: HostReport, policy: Policy, now: float) -> None:
+        self.report = report
+        self.tier = tier_of(report.speed, policy)
+        self.disabled = False
+        self.offered = 0
+        self.leases: dict[int, None] = {}  # lease ids, oldest first
+        self.express: int | None = None  # the express lease running here, if any
+        self.last_seen = now
+        self.keys: tuple[Key, ...] = (ANY, *report.compilers)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.offered - len(self.leases))
+
+    @property
+    def lane_open(self) -> bool:
+        """Can it take an express job now?"""
+        return self.offered > 0 and self.express is None
+
+
+class SlotIndex:
+    """Every host, and per compiler key and speed tier its free slots, its
+    open express lanes and its offered capacity (`capacity`)."""
+
+    def __init__(self, policy: Policy, rng: random.Random) -> None:
+        self.policy = policy
+        self.rng = rng
+        self.hosts: dict[str, Host] = {}
+        #: compiler key -> tier -> pool of free slots
+        self._free = TierPools()
+        #: express lanes: compiler key -> tier -> hosts whose lane is open
+        self._lanes = TierPools()
+        #: per key and tier: the slots offered
+        self.capacity = Capacity()
+        #: how many hosts have each compiler (to refuse at once what nobody has)
+        self._key_hosts: dict[Key, int] = {}
+        #: all hosts' offered slots
+        self.offered_total = 0
+
+    # -- hosts ---------------------------------------------------------------------
+
+    def join(self, report: HostReport, now: float) -> Host:
+        """The host of a registration or heartbeat, with `report` and seen `now`.
+
+        A host whose compilers or tier changed is made anew (its keys and
+        pools change with them), offering nothing until `offer`; it keeps
+        its leases and whether it is drained.
+        """
+        host = self.hosts.get(report.host)
+        if (
+            host is None
+            or host.report.compilers != report.compilers
+            or host.tier != tier_of(report.speed, self.policy)
+        ):
+            old = host
+            if old is not None:
+                self.set_offered(old, 0)
+                self._count_keys(old, -1)
+            host = Host(report, self.policy, now)
+            if old is not None:
+                host.disabled = old.disabled
+                host.leases = dict(old.leases)
+                host.express = old.express
+            self.hosts[report.host] = host
+            self._count_keys(host, +1)
+        host.report = report
+        host.last_seen = now
+        return host
+
+    def leave(self, host: Host) -> None:
+        """The host is gone (its offer set to 0 and its leases ended first)."""
+        del self.hosts[host.report.host]
+        self._count_keys(host, -1)
+
+    def offer(self, host: Host) -> None:
+        """Offer what the host's report and drained state allow."""
+        self.set_offered(host, offered_slots(host.report, self.policy, disabled=host.disabled))
+
+    def set_disabled(self, host: Host, disabled: bool) -> None:
+        """Drain a host (it offers nothing; its leases run on) or return it."""
+        host.disabled = disabled
+        self.offer(host)
+
+    def set_offered(self, host: Host, offered: int) -> None:
+        """Change a host's offer and keep the free-slot pools in step."""
+        before = host.free
+        lane_before = host.lane_open
+        delta = offered - host.offered
+        host.offered = offered
+        self.offered_total += delta
+        after = host.free
+        name = host.report.host
+        if host.lane_open != lane_before:
+            self._toggle_lane(host)
+        for key in host.keys:
+            if delta:
+                self.capacity.add(key, host.tier, delta, host.report.speed)
+            pool = self._free.pool(key, host.tier)
+            for n in range(after, before):
+                pool.remove((name, n))
+            for n in range(before, after):
+                pool.add((name, n))
+
+    def _count_keys(self, host: Host, delta: int) -> None:
+        for key in host.keys:
+            self._key_hosts[key] = self._key_hosts.get(key, 0) + delta
+
+    # -- leases --------------------------------------------------------------------
+
+    def take_slot(self, host: Host, lease: int) -> None:
+        before = host.free
+        host.leases[lease] = None
+        pools = self._free.pools
+        for n in range(host.free, before):
+            for key in host.keys:
+                pools[key][host.tier].remove((host.report.host, n))
+
+    def free_slot(self, host: Host, lease: int) -> None:
+        before = host.free
+        del host.leases[lease]
+        pools = self._free.pools
+        for n in range(before, host.free):
+            for key in host.keys:
+                pools[key][host.tier].add((host.report.host, n))
+
+    def take_lane(self, host: Host, lease: int) -> None:
+        host.express = lease
+        self._toggle_lane(host)
+
+    def free_lane(self, host: Host) -> None:
+        host.express = None
+        if host.lane_open:
+            self._toggle_lane(host)
+
+    def _toggle_lane(self, host: Host) -> None:
+        """Add or remove the host's express lane to match `host.lane_open`."""
+        entry = (host.report.host, 0)
+        for key in host.keys:
+            pool = self._lanes.pool(key, host.tier)
+            if host.lane_open:
+                pool.add(entry)
+            else:
+                pool.remove(entry)
+
+    # -- picks ---------------------------------------------------------------------
+
+    def pick(self, key: Key) -> Host | None:
+        """A host with a free slot for `key`: the fastest tier, random within it."""
+        pool = self._free.fastest(key)
+        return None if pool is None else self.hosts[pool.choose(self.rng)]
+
+    def pick_lane(self, key: Key) -> Host | None:
+        """A host whose express lane is open for `key`, the same way."""
+        pool = self._lanes.fastest(key)
+        return None if pool is None else self.hosts[pool.choose(self.rng)]
+
+    def candidates(self, key: Key) -> list[Host]:
+        """The hosts `pick` chooses among now (without a random draw)."""
+        pool = self._free.fastest(key)
+        names = dict.fromkeys(name for name, _ in pool.entries) if pool is not None else {}
+        return [self.hosts[name] for name in names]
+
+    def has_compiler(self, key: Key) -> bool:
+        """Does any host (free or not) have this compiler?"""
+        return bool(self._key_hosts.get(key))
+
+    def tier_order(self) -> list[int]:
+        return sorted({h.tier for h in self.hosts.values()}, reverse=True)
+
+    # -- invariants ----------------------------------------------------------------
+
+    def check(self, leases: Mapping[int, Lease]) -> None:
+        """Raise AssertionError unless every index agrees with the hosts, and
+        the hosts' leases with `leases` (the ledger's)."""
+        hosts = self.hosts
+        on: dict[int, str] = {}
+        for name, h in hosts.items():
+            assert h.report.host == name, f"host {name} filed as {h.report.host}"
+            assert len(h.leases) <= h.report.slots, f"{name}: more leases than slots"
+            for lease in h.leases:
+                record = leases.get(lease)
+                assert record is not None and record.host == name and not record.express, lease
+                on[lease] = name
+            if h.express is not None:
+                record = leases.get(h.express)
+                assert record is not None and record.host == name and record.express, record
+                on[h.express] = name
+        assert on.keys() == leases.keys(), f"leases on no host: {leases.keys() - on.keys()}"
+        tier_of = {name: h.tier for name, h in hosts.items()}
+        for key in {
+            *self._free.pools,
+            *self._lanes.pools,
+            *(k for h in hosts.values() for k in h.keys),
+        }:
+            mine = [h for h in hosts.values() if key in h.keys]
+            slots = [(h.report.host, n) for h in mine for n in range(h.free)]
+            self._free.check(key, slots, tier_of)
+            self._lanes.check(key, [(h.report.host, 0) for h in mine if h.lane_open], tier_of)
+            offered = Counter[int]()
+            for h in mine:
+                offered[h.tier] += h.offered
+            self.capacity.check(key, offered)
+            assert self._key_hosts.get(key, 0) == len(mine), f"{key}: host count"
+        assert self.offered_total == sum(h.offered for h in hosts.values()), "offered total"

@@ -1,0 +1,86 @@
+"""The farm's deadlines: named records in one heap, earliest first. Pure.
+
+A deadline is not taken out of the heap when what it guards ends early (a
+lease released, a heartbeat that moves a host's deadline on): finding it in
+the heap would cost O(n). When it is due, the farm checks whether it still
+applies; the stale ones cost one pop each.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HostDeadline:
+    """The host is dropped unless it sent a heartbeat since (`host_timeout`)."""
+
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDeadline:
+    """The lease is revoked if it is still held (`lease_timeout`)."""
+
+    lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class PatienceDeadline:
+    """A request held back for a faster host takes any free slot (`patience`)."""
+
+    request: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaitDeadline:
+    """A request still waiting is refused (its timeout, at most `max_wait`)."""
+
+    request: int
+
+
+Deadline = HostDeadline | LeaseDeadline | PatienceDeadline | WaitDeadline
+
+
+class Timers:
+    """Deadlines by time; equal times in the order they were set, so that a
+    replayed timeline expires things in the same order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = 0
+
+    def set(self, when: float, deadline: Deadline) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, deadline))
+
+    def pop_due(self, now: float) -> Deadline | None:
+        """The earliest deadline at or before `now`, taken out; None if none is due."""
+        if self._heap and self._heap[0][0] <= now:
+            return heapq.heappop(self._heap)[2]
+        return None
+
+    def next(self) -> float | None:
+        """When the earliest deadline is due (it may be stale)."""
+        return self._heap[0][0] if self._heap else None
+
+    def pending(self) -> Iterator[tuple[float, Deadline]]:
+        """Every deadline not yet due or popped, with its time, in no order."""
+        for when, _, deadline in self._heap:
+            yield when, deadline
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def check(self, expect: Iterable[tuple[float, Deadline]] = ()) -> None:
+        """Raise AssertionError unless the heap is a heap and holds each of
+        `expect` (when, deadline): what the caller knows must expire."""
+        heap = self._heap
+        for i in range(1, len(heap)):
+            parent, child = heap[(i - 1) // 2], heap[i]
+            assert parent[:2] <= child[:2], f"heap out of order at {i}: {parent} > {child}"
+        pending = set(self.pending())
+        for item in expect:
+            assert item in pending, f"no deadline {item}"

@@ -1,0 +1,69 @@
+"""The scheduler's deadlines: named records, earliest first, ties in order set."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccfarm.scheduler.timers import (
+    HostDeadline,
+    LeaseDeadline,
+    PatienceDeadline,
+    Timers,
+    WaitDeadline,
+)
+
+
+def test_due_deadlines_come_out_earliest_first() -> None:
+    timers = Timers()
+    timers.set(5.0, LeaseDeadline(1))
+    timers.set(2.0, HostDeadline("a"))
+    timers.set(9.0, WaitDeadline(7))
+    assert timers.next() == 2.0
+    assert timers.pop_due(1.9) is None  # nothing due yet: nothing taken
+    assert len(timers) == 3
+    assert timers.pop_due(5.0) == HostDeadline("a")
+    assert timers.pop_due(5.0) == LeaseDeadline(1)
+    assert timers.pop_due(5.0) is None
+    assert timers.next() == 9.0
+
+
+def test_equal_times_keep_the_order_they_were_set() -> None:
+    """A replayed timeline expires things in the same order."""
+    timers = Timers()
+    order = [WaitDeadline(3), PatienceDeadline(3), HostDeadline("b"), LeaseDeadline(2)]
+    for deadline in order:
+        timers.set(4.0, deadline)
+    assert [timers.pop_due(4.0) for _ in order] == order
+    assert timers.next() is None
+
+
+def test_kinds_are_distinct_records() -> None:
+    assert PatienceDeadline(1) != WaitDeadline(1)
+    assert {LeaseDeadline(1), LeaseDeadline(1)} == {LeaseDeadline(1)}
+    with pytest.raises(AttributeError):
+        LeaseDeadline(1).lease = 2  # type: ignore[misc]
+
+
+def test_check_wants_every_expected_deadline() -> None:
+    timers = Timers()
+    timers.set(3.0, LeaseDeadline(1))
+    timers.set(1.0, HostDeadline("a"))
+    assert sorted(timers.pending(), key=lambda p: p[0]) == [
+        (1.0, HostDeadline("a")),
+        (3.0, LeaseDeadline(1)),
+    ]
+    timers.check([(3.0, LeaseDeadline(1))])
+    with pytest.raises(AssertionError, match="no deadline"):
+        timers.check([(4.0, LeaseDeadline(1))])  # at another time: not the same
+    with pytest.raises(AssertionError, match="no deadline"):
+        timers.check([(1.0, WaitDeadline(9))])
+
+
+def test_check_finds_a_broken_heap() -> None:
+    timers = Timers()
+    for when in (1.0, 2.0, 3.0):
+        timers.set(when, WaitDeadline(int(when)))
+    timers.check()
+    timers._heap.reverse()  # what a bug in the heap's upkeep would do
+    with pytest.raises(AssertionError, match="out of order"):
+        timers.check()
