@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ccfarm.compiler.args import (
-    CompileJob,
-    LocalOnly,
-    analyse,
+from ccfarm.compiler.args import CompileJob, LocalOnly, analyse
+from ccfarm.compiler.commands import (
     local_preprocess_argv,
     mentions_location_builtins,
     preprocessed_is_exact,

@@ -316,6 +316,7 @@ def _warm_imports() -> None:
     import ccfarm.client.job.sources
     import ccfarm.client.job.transport
     import ccfarm.compiler.args
+    import ccfarm.compiler.commands
     import ccfarm.model  # noqa: F401
 
 

@@ -70,7 +70,7 @@ def compiler_info(
 def _probe(compiler_path: str, language: str, options: list[str]) -> CompilerInfo:
     import subprocess  # these only on a cache miss (start-up time)
 
-    from ccfarm.compiler.args import system_include_dirs
+    from ccfarm.compiler.commands import system_include_dirs
     from ccfarm.compiler.identity import parse_version_output
 
     proc = subprocess.run(

@@ -23,10 +23,8 @@ from collections.abc import Iterator, Mapping
 
 from ccfarm._record import record
 from ccfarm.client.job.fallback import RunLocal
-from ccfarm.compiler.args import (
-    CompileJob,
-    LocalOnly,
-    analyse,
+from ccfarm.compiler.args import CompileJob, LocalOnly, analyse
+from ccfarm.compiler.commands import (
     local_preprocess_argv,
     mentions_location_builtins,
     preprocessed_is_exact,
