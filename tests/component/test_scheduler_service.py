@@ -121,6 +121,43 @@ async def test_a_host_leaving_revokes_its_leases() -> None:
         assert await rig.jobs() == []
 
 
+async def test_a_host_whose_connection_closes_is_removed_at_once() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        agent = await rig.host(host_report("h1"))
+        wrapper = rig.peer()
+        lease = m.decode_granted(await wrapper.ask(lease_request(ident=5), kind=m.LEASE_GRANTED))
+        closed_at = now()
+        agent.writer.close()
+        revoked = m.decode_revoked(await wrapper.receive(m.LEASE_REVOKED))
+        assert now() == closed_at
+        assert (revoked.lease, revoked.request) == (lease.lease, 5)
+        assert revoked.reason == "host's connection closed"
+        assert await rig.hosts() == {}
+
+
+async def test_a_reconnected_host_outlives_its_old_connection() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        old = await rig.host(host_report("h1"))
+        new = await rig.host(host_report("h1"))  # restarted: a new connection, same name
+        wrapper = rig.peer()
+        wrapper.send(lease_request(ident=6))
+        assert m.decode_granted(await wrapper.receive(m.LEASE_GRANTED)).host == "h1"
+        old.writer.close()  # the old connection's late close
+        assert await wrapper.inbox_empty()
+        assert list(await rig.hosts()) == ["h1"]
+        new.writer.close()
+        assert m.decode_revoked(await wrapper.receive(m.LEASE_REVOKED)).lease > 0
+        assert await rig.hosts() == {}
+
+
+async def test_a_host_connection_dying_of_a_protocol_error_removes_the_host() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        agent = await rig.host(host_report("h1"))
+        agent.send(encode("ZZZZ", {}))
+        assert await agent.closed()
+        assert await rig.hosts() == {}
+
+
 # -- the clock -------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ class _Conn:
         self.peer = peer
         self.requests: dict[int, int] = {}  # scheduler request id -> client's id
         self.leases: dict[int, int] = {}  # lease -> client's id
+        self.hosts: set[str] = set()  # the hosts this connection reported (HOST)
 
     def send(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -60,6 +61,8 @@ class SchedulerService:
         self._next_request = 1
         self._by_request: dict[int, _Conn] = {}
         self._by_lease: dict[int, _Conn] = {}
+        #: host -> the connection that last reported it: its close is the host leaving
+        self._by_host: dict[str, _Conn] = {}
         self._server: asyncio.Server | None = None
         self._clock_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -165,6 +168,12 @@ class SchedulerService:
         for lease in list(conn.leases):
             self._by_lease.pop(lease, None)
             self._dispatch(self.farm.release(lease, now))
+        for host in conn.hosts:
+            # a host that reconnected is another connection's now: this late
+            # close must not remove it
+            if self._by_host.get(host) is conn:
+                del self._by_host[host]
+                self._dispatch(self.farm.host_gone(host, "host's connection closed", now))
 
     # -- messages --------------------------------------------------------------------
 
@@ -185,10 +194,15 @@ class SchedulerService:
                 self._dispatch(self.farm.release(lease, now))
         elif kind == m.HOST_REPORT:
             report = self._pinned(m.decode_host_report(message))
+            conn.hosts.add(report.host)
+            self._by_host[report.host] = conn
             self._dispatch(self.farm.host_report(report, now))
             self._wake.set()
         elif kind == m.HOST_LEAVING:
-            self._dispatch(self.farm.host_gone(m.decode_host_name(message), "host left", now))
+            host = m.decode_host_name(message)
+            if self._by_host.get(host) is conn:
+                del self._by_host[host]
+            self._dispatch(self.farm.host_gone(host, "host left", now))
         elif kind == m.QUERY_HOSTS:
             conn.send(encode(m.HOST_LIST, *self.host_records()))
         elif kind == m.QUERY_JOBS:
