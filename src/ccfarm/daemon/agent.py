@@ -8,18 +8,21 @@ schedulers only lease out what hosts report.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ccfarm.control.codec import hello
-from ccfarm.control.messages import encode_host_report
+from ccfarm.control.messages import HOST_LEAVING, encode_host_name, encode_host_report
 from ccfarm.daemon.probe import SpeedEstimate
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
 
 log = logging.getLogger("ccfarmd.agent")
+
+Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
 class RefinedSpeed:
@@ -63,7 +66,11 @@ class HostAgent:
         running: Callable[[], int],
         desktop: Callable[[], bool],
         heartbeat: float = 2.0,
+        leaving: asyncio.Event | None = None,
+        connect: Connect = asyncio.open_connection,
     ) -> None:
+        """`leaving` set (the daemon drains or stops): say BYEE to the
+        scheduler and stop; `connect` opens a connection to a scheduler."""
         self.port = port
         self.listen = listen
         self.advertise = advertise
@@ -74,6 +81,8 @@ class HostAgent:
         self.running = running
         self.desktop = desktop
         self.heartbeat = heartbeat
+        self.leaving = leaving or asyncio.Event()
+        self._connect = connect
 
     def report(self, local_address: str) -> HostReport:
         address = self.advertise or (
@@ -94,9 +103,9 @@ class HostAgent:
         )
 
     async def run(self, scheduler: tuple[str, int]) -> None:
-        """Stay connected to one scheduler for ever, reconnecting with backoff."""
+        """Stay connected to one scheduler until `leaving`, reconnecting with backoff."""
         delay = 1.0
-        while True:
+        while not self.leaving.is_set():
             try:
                 await self._session(*scheduler)
                 delay = 1.0
@@ -104,20 +113,29 @@ class HostAgent:
                 log.info(
                     "scheduler %s:%d unreachable (%s); retrying in %.0f s", *scheduler, exc, delay
                 )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.leaving.wait(), delay)
             delay = min(delay * 2, 10.0)
 
     async def _session(self, address: str, port: int) -> None:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 5)
+        reader, writer = await asyncio.wait_for(self._connect(address, port), 5)
         local = writer.get_extra_info("sockname")[0]
         log.info("registered with scheduler %s:%d", address, port)
         closed = asyncio.ensure_future(reader.read())  # the scheduler sends nothing to hosts
+        leaving = asyncio.ensure_future(self.leaving.wait())
         try:
             writer.write(hello())
             while not closed.done():
-                writer.write(encode_host_report(self.report(local)))
+                report = self.report(local)
+                if leaving.done():  # no new leases here: the scheduler hears it at once
+                    writer.write(encode_host_name(HOST_LEAVING, report.host))
+                    await asyncio.wait_for(writer.drain(), 5)
+                    log.info("left scheduler %s:%d", address, port)
+                    return
+                writer.write(encode_host_report(report))
                 await asyncio.wait_for(writer.drain(), 10)
-                await asyncio.wait({closed}, timeout=self.heartbeat)
+                await asyncio.wait({closed, leaving}, timeout=self.heartbeat)
         finally:
             closed.cancel()
+            leaving.cancel()
             writer.close()

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_BIND_FAILED = 102
+#: seconds the host agents get to say BYEE to their schedulers at exit
+AGENT_GOODBYE = 2.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -99,6 +101,9 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
     try:
         await service.serve_until_drained()
     finally:
+        service.drain()  # (done already, unless something failed)
+        if agents:  # each says BYEE to its scheduler
+            await asyncio.wait(agents, timeout=AGENT_GOODBYE)
         for agent in agents:
             agent.cancel()
         if config.pid_file:
@@ -141,6 +146,7 @@ async def _agent_tasks(
         running=lambda: service.running,
         desktop=lambda: desktop_in_use(source, config.desktop_idle),
         heartbeat=config.heartbeat,
+        leaving=service.draining,
     )
     logging.getLogger("ccfarmd").info(
         "host agent: speed %.3g%s, %d compiler(s), schedulers %s",

@@ -85,6 +85,11 @@ class DaemonService:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def draining(self) -> asyncio.Event:
+        """Set when the daemon stops taking jobs (the host agents then say BYEE)."""
+        return self._draining
+
     def drain(self) -> None:
         """Stop accepting; running and queued jobs finish (SIGTERM)."""
         if self._draining.is_set():

@@ -1,0 +1,59 @@
+"""The host agent against a real scheduler service, over in-memory connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ccfarm.control import messages as m
+from ccfarm.daemon.agent import HostAgent
+from tests.component._control import GCC, SchedulerRig, lease_request
+from tests.component._loop import idle
+from tests.component._streams import connect
+
+
+def _agent(rig: SchedulerRig, leaving: asyncio.Event) -> HostAgent:
+    async def open_connection(
+        address: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer, task = connect(rig.service.handle_connection, client=("192.0.2.7", 40500))
+        rig.extra_tasks.append(task)
+        return reader, writer
+
+    return HostAgent(
+        port=3632,
+        listen="192.0.2.7",
+        advertise="",
+        slots=2,
+        cpus=2,
+        speed=lambda: 1.0,
+        compilers=(GCC,),
+        running=lambda: 0,
+        desktop=lambda: False,
+        leaving=leaving,
+        connect=open_connection,
+    )
+
+
+async def test_a_draining_agent_says_byee_and_the_scheduler_revokes_at_once() -> None:
+    async with SchedulerRig(host_timeout=3600.0, load_high=1e9, load_low=1e9) as rig:
+        leaving = asyncio.Event()
+        agent = asyncio.ensure_future(_agent(rig, leaving).run(("scheduler", 3634)))
+        await asyncio.sleep(0.1)
+        assert list(await rig.hosts()) == ["192.0.2.7:3632"]
+        wrapper = rig.peer()
+        lease = m.decode_granted(await wrapper.ask(lease_request(ident=3), kind=m.LEASE_GRANTED))
+
+        leaving.set()
+        revoked = m.decode_revoked(await wrapper.receive(m.LEASE_REVOKED))
+        assert (revoked.lease, revoked.reason) == (lease.lease, "host left")
+        await asyncio.wait_for(agent, 1)  # the agent stops: no reconnect
+        await idle()
+        assert await rig.hosts() == {}
+
+
+async def test_an_agent_that_is_leaving_does_not_connect() -> None:
+    async with SchedulerRig() as rig:
+        leaving = asyncio.Event()
+        leaving.set()
+        await asyncio.wait_for(_agent(rig, leaving).run(("scheduler", 3634)), 1)
+        assert rig.extra_tasks == []
