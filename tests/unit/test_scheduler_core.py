@@ -328,7 +328,7 @@ def test_lease_timeout() -> None:
 
 
 def test_request_times_out_with_no_host() -> None:
-    farm = Farm(rng=random.Random(9))
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(9))
     farm.host_report(host("a", slots=1), 0)
     granted(farm.request(req(), 0))
     r = req(timeout=5)

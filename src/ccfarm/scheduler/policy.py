@@ -31,7 +31,8 @@ class Policy:
     desktop_slots: int = setting(
         0, "slots a host offers while someone uses its desktop", metavar="N"
     )
-    host_timeout: float = setting(15.0, "drop a host not heard from for S seconds", metavar="S")
+    #: three heartbeats (ccfarmd sends one every 2 s): a lost host is noticed in seconds
+    host_timeout: float = setting(6.0, "drop a host not heard from for S seconds", metavar="S")
     lease_timeout: float = setting(
         600.0, "revoke a lease not released after S seconds", metavar="S"
     )
