@@ -158,6 +158,53 @@ async def test_a_host_connection_dying_of_a_protocol_error_removes_the_host() ->
         assert await rig.hosts() == {}
 
 
+async def test_a_reported_host_is_quarantined_then_on_probation_then_healthy() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        await rig.host(host_report("h1", slots=2))
+        alice = rig.peer()
+        lease = m.decode_granted(await alice.ask(lease_request(ident=1), kind=m.LEASE_GRANTED))
+        reported_at = now()
+        alice.send(m.encode_host_failed(lease.lease, "connection refused"))
+        alice.send(m.encode_host_failed(lease.lease, "connection refused"))  # counts once
+        await idle()
+        record = (await rig.hosts())["h1"]
+        assert (record["state"], record["offered"]) == ("quarantined", "0")
+        alice.send(m.encode_release(lease.lease))
+
+        bob, carol = rig.peer(), rig.peer()
+        bob.send(lease_request("bob/b", ident=2))
+        carol.send(lease_request("carol/c", ident=3))
+        probe = m.decode_granted(await bob.receive(m.LEASE_GRANTED))  # after the backoff
+        assert now() - reported_at == pytest.approx(10.0, abs=0.1)
+        record = (await rig.hosts())["h1"]
+        assert (record["state"], record["offered"]) == ("probation", "1")
+        assert await carol.inbox_empty()  # one lease at a time on probation
+
+        bob.send(m.encode_release(probe.lease))  # the probe went well
+        assert m.decode_granted(await carol.receive(m.LEASE_GRANTED)).host == "h1"
+        record = (await rig.hosts())["h1"]
+        assert (record["state"], record["offered"]) == ("up", "2")
+
+
+async def test_a_client_reports_only_leases_it_holds() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        await rig.host(host_report("h1", slots=2))
+        alice, mallory = rig.peer(), rig.peer()
+        lease = m.decode_granted(await alice.ask(lease_request(ident=1), kind=m.LEASE_GRANTED))
+        mallory.send(m.encode_host_failed(lease.lease, "lies"))
+        mallory.send(m.encode_host_failed(12345, "no such lease"))
+        await idle()
+        assert (await rig.hosts())["h1"]["state"] == "up"
+        assert await mallory.inbox_empty()
+
+
+async def test_a_malformed_host_failed_report_closes_the_connection() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        wrapper = rig.peer()
+        wrapper.send(encode(m.HOST_FAILED, {"lease": "x", "reason": "r"}))
+        assert await wrapper.closed()
+
+
 # -- the clock -------------------------------------------------------------------------
 
 

@@ -50,6 +50,17 @@ def test_lease_round_trip_byte_by_byte() -> None:
     }
 
 
+def test_host_failed_round_trip_and_validation() -> None:
+    (msg,) = _parse(m.encode_host_failed(12, "refused: connection reset"), hello_first=False)
+    assert msg.kind == m.HOST_FAILED == "HFAL"
+    assert msg.first() == {"lease": "12", "reason": "refused: connection reset"}
+    assert m.decode_host_failed(msg) == (12, "refused: connection reset")
+    for fields in ({"reason": "x"}, {"lease": "-1", "reason": "x"}, {"lease": "7"}):
+        (bad,) = _parse(encode(m.HOST_FAILED, fields), hello_first=False)
+        with pytest.raises(RemoteProtocolError):
+            m.decode_host_failed(bad)
+
+
 def test_host_report_round_trip() -> None:
     report = HostReport(
         "10.0.0.2:3632",

@@ -439,6 +439,108 @@ def test_check_finds_parts_out_of_step() -> None:
         farm.check(0)
 
 
+# -- hosts that fail jobs: quarantine, probation ----------------------------------------
+
+
+def test_a_failed_host_is_quarantined_then_on_probation_then_healthy() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(21))
+    farm.host_report(host("a", slots=3), 0)
+    (g,) = granted(farm.request(req(), 0))
+    assert farm.host_failed(g.lease, 1) == []
+    assert farm.hosts["a"].offered == 0
+    farm.check(1)
+    assert farm.release(g.lease, 1) == []  # the failed job's release proves nothing
+    first, second = req(), req()
+    assert farm.request(first, 2) == [] and farm.request(second, 2) == []
+    assert farm.tick(10.9) == []  # quarantine: 10 s from the failure
+    (probe,) = granted(farm.tick(11))  # probation: one lease at a time
+    assert probe.request == first.request and farm.hosts["a"].offered == 1
+    farm.check(11)
+    out = granted(farm.release(probe.lease, 12))  # the probe came back well
+    assert [o.request for o in out] == [second.request]
+    assert farm.hosts["a"].offered == 3 and farm.health.trials == {}
+    farm.check(12)
+
+
+def test_backoff_doubles_per_consecutive_failure_and_resets_after_recovery() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(22))
+    farm.host_report(host("a", slots=2), 0)
+    now = 0.0
+    for backoff in (10, 20, 40, 80, 160, 300, 300):
+        (g,) = granted(farm.request(req(), now) + farm.tick(now))
+        farm.host_failed(g.lease, now)
+        farm.release(g.lease, now)
+        assert farm.tick(now + backoff - 0.1) == []
+        now += backoff
+        assert farm.tick(now) == [] and farm.hosts["a"].offered == 1, backoff
+        farm.check(now)
+    (g,) = granted(farm.request(req(), now))
+    farm.release(g.lease, now + 1)  # well: the backoff starts again at 10 s
+    (g,) = granted(farm.request(req(), now + 1))
+    farm.host_failed(g.lease, now + 1)
+    assert farm.health.trials["a"].until == now + 11
+
+
+def test_reports_that_say_nothing_new_change_nothing() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(23))
+    farm.host_report(host("a", slots=2), 0)
+    (g1,) = granted(farm.request(req(), 0))
+    (g2,) = granted(farm.request(req(), 0))
+    farm.host_failed(g1.lease, 1)
+    farm.host_failed(g1.lease, 2)  # the same lease again
+    farm.host_failed(g2.lease, 3)  # a lease granted before the quarantine
+    assert farm.health.trials["a"].failures == 1
+    assert farm.health.trials["a"].until == 11
+    assert farm.host_failed(999, 3) == []  # no such lease
+    farm.tick(11)
+    farm.host_failed(g2.lease, 12)  # on probation, but not the probe
+    assert farm.hosts["a"].offered == 1
+    farm.check(12)
+
+
+def test_a_failed_probe_doubles_the_quarantine() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(24))
+    farm.host_report(host("a", slots=2), 0)
+    (g,) = granted(farm.request(req(), 0))
+    farm.host_failed(g.lease, 0)
+    farm.release(g.lease, 0)
+    (probe,) = granted(farm.request(req(), 5) + farm.tick(10))
+    assert farm.request(req(), 10) == []  # one lease at a time on probation
+    farm.host_failed(probe.lease, 11)
+    assert farm.hosts["a"].offered == 0 and farm.health.trials["a"].until == 31
+    farm.release(probe.lease, 11)
+    assert farm.tick(30.9) == []
+    assert len(granted(farm.tick(31))) == 1
+    farm.check(31)
+
+
+def test_quarantine_outlives_the_host_leaving_and_applies_when_it_rejoins() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(25))
+    farm.host_report(host("a", slots=2), 0)
+    (g,) = granted(farm.request(req(), 0))
+    farm.host_failed(g.lease, 1)
+    farm.host_gone("a", "host's connection closed", 2)
+    farm.host_report(host("a", slots=2), 3)  # restarted with the same fault, maybe
+    assert farm.hosts["a"].offered == 0
+    farm.check(3)
+    farm.tick(11)
+    assert farm.hosts["a"].offered == 1
+    farm.check(11)
+
+
+def test_a_quarantined_fast_host_lets_jobs_go_to_a_slow_one() -> None:
+    farm = Farm(Policy(host_timeout=1e9), rng=random.Random(26))
+    farm.host_report(host("fast", speed=8.0, slots=1), 0)
+    farm.host_report(host("slow", speed=1.0, slots=1), 0)
+    (g,) = granted(farm.request(req(), 0))
+    assert g.host == "fast"
+    waiting = req()
+    assert farm.request(waiting, 0) == []  # worth waiting for the fast host
+    out = granted(farm.host_failed(g.lease, 1))
+    assert [(o.request, o.host) for o in out] == [(waiting.request, "slow")]
+    farm.check(1)
+
+
 class FarmMachine(RuleBasedStateMachine):
     """Any interleaving: no host over its slots, no lease lost, indexes consistent."""
 
@@ -519,6 +621,12 @@ class FarmMachine(RuleBasedStateMachine):
     def drain(self, name: str, off: bool) -> None:
         if name in self.farm.hosts:
             self._apply(self.farm.set_disabled(name, off, self.now))
+
+    @rule(data=st.data())
+    def fail(self, data: st.DataObject) -> None:
+        if self.live:
+            lease = data.draw(st.sampled_from(sorted(self.live)))
+            self._apply(self.farm.host_failed(lease, self.now))
 
     @rule(name=st.sampled_from("abcd"))
     def leave(self, name: str) -> None:

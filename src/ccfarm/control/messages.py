@@ -27,6 +27,7 @@ LEASE_REVOKED = "LREV"
 LEASE_RELEASE = "LREL"
 HOST_REPORT = "HOST"
 HOST_LEAVING = "BYEE"
+HOST_FAILED = "HFAL"
 QUERY_HOSTS = "QHST"
 HOST_LIST = "HLST"
 QUERY_JOBS = "QJOB"
@@ -156,6 +157,17 @@ def encode_release(lease: int) -> bytes:
 def decode_release(message: Message) -> int:
     """The lease a client gives back."""
     return _int(message.first(), "lease")
+
+
+def encode_host_failed(lease: int, reason: str) -> bytes:
+    """The job on `lease` failed on its host for the host's sake (wrapper -> scheduler)."""
+    return encode(HOST_FAILED, {"lease": lease, "reason": reason})
+
+
+def decode_host_failed(message: Message) -> tuple[int, str]:
+    """(the lease, why its host failed)."""
+    f = message.first()
+    return _int(f, "lease"), _text(f, "reason")
 
 
 def encode_host_name(kind: str, host: str) -> bytes:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from ccfarm.model import HostReport, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
 from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.decisions import Decisions, Turn
+from ccfarm.scheduler.health import HostHealth
 from ccfarm.scheduler.ledger import Lease, LeaseLedger
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.queue import WaitingRequest, WaitQueue
@@ -29,6 +30,7 @@ from ccfarm.scheduler.timers import (
     HostDeadline,
     LeaseDeadline,
     PatienceDeadline,
+    QuarantineDeadline,
     Timers,
     WaitDeadline,
 )
@@ -54,6 +56,7 @@ class Farm:
         self.queue = WaitQueue()
         self.ledger = LeaseLedger(self.policy.usage_half_life)
         self.timers = Timers()
+        self.health = HostHealth()
         self.decisions = Decisions(self.policy, self.slots, self.queue, self.ledger, SCAN_CLIENTS)
         self.hosts: dict[str, Host] = self.slots.hosts
         self.leases: dict[int, Lease] = self.ledger.leases
@@ -70,7 +73,7 @@ class Farm:
         while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
             newest = next(reversed(host.leases))
             outcomes.append(self._end_lease(newest, "host reduced its slots", now))
-        self.slots.offer(host)
+        self.slots.set_limit(host, self.health.limit(report.host))
         outcomes += self._serve_waiting(host, now)
         return outcomes + self._rebalance(host.keys, now)
 
@@ -83,6 +86,22 @@ class Farm:
         outcomes: list[Outcome] = [self._end_lease(lease, reason, now) for lease in ending]
         self.slots.leave(host)
         return outcomes + self._rebalance(host.keys, now)
+
+    def host_failed(self, lease: int, now: float) -> list[Outcome]:
+        """A client says the job on `lease` failed on its host (refused, reset,
+        timed out, garbage): the host goes into quarantine (`health`)."""
+        record = self.leases.get(lease)
+        if record is None:
+            return []
+        until = self.health.failed(record.host, lease, now)
+        if until is None:
+            return []
+        self.timers.set(until, QuarantineDeadline(record.host))
+        host = self.hosts.get(record.host)
+        if host is not None:
+            self.slots.set_limit(host, self.health.limit(record.host))
+            return self._rebalance(host.keys, now)  # slower hosts may be worth it now
+        return []
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
@@ -148,6 +167,8 @@ class Farm:
                     if record is not None and record.expires <= now:
                         outcomes.append(self._end_lease(lease, "lease timed out", now))
                         outcomes += self._serve_freed(record, now)
+                case QuarantineDeadline(name):
+                    outcomes += self._end_quarantine(name, now)
                 case PatienceDeadline(request):
                     outcomes += self._lose_patience(request, now)
                 case WaitDeadline(request):
@@ -189,8 +210,12 @@ class Farm:
                 *((h.last_seen + host_timeout, HostDeadline(n)) for n, h in self.hosts.items()),
                 *((r.expires, LeaseDeadline(r.lease)) for r in self.leases.values()),
                 *((w.deadline, WaitDeadline(w.request.request)) for w in self.queue),
+                *((t, QuarantineDeadline(n)) for n, t in self.health.quarantined()),
             ]
         )
+        self.health.check()
+        for name, host in self.hosts.items():
+            assert host.limit == self.health.limit(name), f"{name}: limit not its standing"
 
     # -- grants ----------------------------------------------------------------------
 
@@ -204,6 +229,7 @@ class Farm:
             self.slots.take_lane(host, lease)
         else:
             self.slots.take_slot(host, lease)
+            self.health.granted(r.host, lease)
         self.timers.set(expires, LeaseDeadline(lease))
         self.queue.served(req.client)
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
@@ -221,6 +247,12 @@ class Farm:
         model = self.costs.get(record.request.compiler)
         if model is not None and reason == "released" and not record.express:
             model.observe(record.request.size, used)
+        if reason == "released" and self.health.released(record.host, lease):
+            host = self.hosts.get(record.host)
+            if host is not None:  # the probe came back well: a healthy host again
+                self.slots.set_limit(host, None)
+        else:
+            self.health.ended(record.host, lease)
         host = self.hosts.get(record.host)
         if host is not None and record.express:
             self.slots.free_lane(host)
@@ -262,6 +294,16 @@ class Farm:
                     break
                 outcomes += served
         return outcomes
+
+    def _end_quarantine(self, name: str, now: float) -> list[Outcome]:
+        """A quarantine's deadline: the host goes on probation (one lease)."""
+        if not self.health.quarantine_over(name, now):
+            return []
+        host = self.hosts.get(name)
+        if host is None:
+            return []
+        self.slots.set_limit(host, self.health.limit(name))
+        return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 
     def _lose_patience(self, request: int, now: float) -> list[Outcome]:
         """A request held back for a faster host too long takes any free slot."""

@@ -192,6 +192,15 @@ class SchedulerService:
             if conn.leases.pop(lease, None) is not None:
                 self._by_lease.pop(lease, None)
                 self._dispatch(self.farm.release(lease, now))
+        elif kind == m.HOST_FAILED:
+            lease, reason = m.decode_host_failed(message)
+            if lease not in conn.leases:  # a client speaks only for its own leases
+                log.info("%s: reported lease %d it does not hold", conn.peer, lease)
+                return
+            record = self.farm.leases.get(lease)
+            host = record.host if record is not None else "?"
+            log.info("%s: lease %d: host %s failed: %s", conn.peer, lease, host, reason)
+            self._dispatch(self.farm.host_failed(lease, now))
         elif kind == m.HOST_REPORT:
             report = self._pinned(m.decode_host_report(message))
             conn.hosts.add(report.host)
@@ -266,7 +275,13 @@ class SchedulerService:
         records: list[dict[str, object]] = []
         for name, host in sorted(self.farm.hosts.items()):
             r = host.report
-            state = "disabled" if host.disabled else "up" if host.offered else "busy"
+            standing = self.farm.health.standing(name)
+            if host.disabled:
+                state = "disabled"
+            elif standing is not None:
+                state = standing.value  # quarantined, probation
+            else:
+                state = "up" if host.offered else "busy"
             records.append(
                 {
                     "host": name,

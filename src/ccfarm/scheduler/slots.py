@@ -144,12 +144,23 @@ class Host:
     offers and the leases it runs (changed only through `SlotIndex`)."""
 
     # one per host, thousands of them: compact (measured fewer cache misses)
-    __slots__ = ("report", "tier", "disabled", "offered", "leases", "express", "last_seen", "keys")
+    __slots__ = (
+        "report",
+        "tier",
+        "disabled",
+        "limit",
+        "offered",
+        "leases",
+        "express",
+        "last_seen",
+        "keys",
+    )
 
     def __init__(self, report: HostReport, policy: Policy, now: float) -> None:
         self.report = report
         self.tier = tier_of(report.speed, policy)
         self.disabled = False
+        self.limit: int | None = None  # at most this many slots (quarantine, probation)
         self.offered = 0
         self.leases: dict[int, None] = {}  # lease ids, oldest first
         self.express: int | None = None  # the express lease running here, if any
@@ -162,8 +173,8 @@ class Host:
 
     @property
     def lane_open(self) -> bool:
-        """Can it take an express job now?"""
-        return self.offered > 0 and self.express is None
+        """Can it take an express job now? (Not while on trial: one job at a time.)"""
+        return self.offered > 0 and self.express is None and self.limit is None
 
 
 class SlotIndex:
@@ -207,6 +218,7 @@ class SlotIndex:
             host = Host(report, self.policy, now)
             if old is not None:
                 host.disabled = old.disabled
+                host.limit = old.limit
                 host.leases = dict(old.leases)
                 host.express = old.express
             self.hosts[report.host] = host
@@ -221,8 +233,19 @@ class SlotIndex:
         self._count_keys(host, -1)
 
     def offer(self, host: Host) -> None:
-        """Offer what the host's report and drained state allow."""
-        self.set_offered(host, offered_slots(host.report, self.policy, disabled=host.disabled))
+        """Offer what the host's report, drained state and limit allow."""
+        offered = offered_slots(host.report, self.policy, disabled=host.disabled)
+        if host.limit is not None:
+            offered = min(offered, host.limit)
+        self.set_offered(host, offered)
+
+    def set_limit(self, host: Host, limit: int | None) -> None:
+        """Cap what a host offers (None: no cap) and offer again."""
+        lane_before = host.lane_open
+        host.limit = limit
+        if host.lane_open != lane_before:
+            self._toggle_lane(host)
+        self.offer(host)
 
     def set_disabled(self, host: Host, disabled: bool) -> None:
         """Drain a host (it offers nothing; its leases run on) or return it."""
@@ -325,6 +348,7 @@ class SlotIndex:
         for name, h in hosts.items():
             assert h.report.host == name, f"host {name} filed as {h.report.host}"
             assert len(h.leases) <= h.report.slots, f"{name}: more leases than slots"
+            assert h.limit is None or h.offered <= h.limit, f"{name}: offers beyond its limit"
             for lease in h.leases:
                 record = leases.get(lease)
                 assert record is not None and record.host == name and not record.express, lease

@@ -41,7 +41,14 @@ class WaitDeadline:
     request: int
 
 
-Deadline = HostDeadline | LeaseDeadline | PatienceDeadline | WaitDeadline
+@dataclass(frozen=True, slots=True)
+class QuarantineDeadline:
+    """A host that failed a job goes on probation (`health.HostHealth`)."""
+
+    host: str
+
+
+Deadline = HostDeadline | LeaseDeadline | PatienceDeadline | WaitDeadline | QuarantineDeadline
 
 
 class Timers:
