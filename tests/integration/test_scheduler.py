@@ -142,6 +142,20 @@ def test_daemon_killed_mid_build(
     assert not list((tmp_path / "b").glob(".*.tmp"))
 
 
+def test_a_stopped_or_killed_daemon_leaves_the_farm_at_once(scheduler, ccfarmd) -> None:
+    # heartbeat loss would take an hour here: BYEE and the connection's close tell
+    sched, daemons = _farm(
+        scheduler, ccfarmd, [2.0, 1.0], scheduler_args=("--host-timeout", "3600")
+    )
+    drained, killed = daemons
+    assert drained.process is not None and killed.process is not None
+    drained.process.send_signal(signal.SIGTERM)  # drains: says BYEE first
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=2)
+    assert "left scheduler" in Path(drained.log_path).read_text()
+    killed.process.send_signal(signal.SIGKILL)  # no word: its connection closes
+    wait_for(lambda: ctl(sched, "hosts") == [], timeout=2)
+
+
 def test_dmucs_hosts_info_pins_speed_and_cpus(tmp_path: Path, scheduler, ccfarmd) -> None:
     """A DMUCS site's hosts-info file overrides what hosts measured."""
     from tests.conftest import free_port, next_address
