@@ -25,6 +25,8 @@ LEASE_GRANTED = "LGNT"
 LEASE_REFUSED = "LREF"
 LEASE_REVOKED = "LREV"
 LEASE_RELEASE = "LREL"
+LEASE_QUEUED = "LQUE"
+HOST_FAILED = "HFAL"
 HOST_REPORT = "HOST"
 HOST_LEAVING = "BYEE"
 QUERY_HOSTS = "QHST"
@@ -156,6 +158,27 @@ def encode_release(lease: int) -> bytes:
 def decode_release(message: Message) -> int:
     """The lease a client gives back."""
     return _int(message.first(), "lease")
+
+
+def encode_queued(client_id: int) -> bytes:
+    """The scheduler's "your request waits", sent at once: the client knows it is alive."""
+    return encode(LEASE_QUEUED, {"id": client_id})
+
+
+def decode_queued(message: Message) -> int:
+    """The client's own id of the request that waits."""
+    return _int(message.first(), "id")
+
+
+def encode_host_failed(lease: int, reason: str) -> bytes:
+    """A client's report that the host of `lease` failed its job (refused, cut, garbage)."""
+    return encode(HOST_FAILED, {"lease": lease, "reason": " ".join(reason.split()) or "failed"})
+
+
+def decode_host_failed(message: Message) -> tuple[int, str]:
+    """(the lease, why its host failed)."""
+    f = message.first()
+    return _int(f, "lease"), _text(f, "reason")
 
 
 def encode_host_name(kind: str, host: str) -> bytes:
