@@ -158,6 +158,8 @@ def test_settings_defaults_and_distcc_names() -> None:
     )
     both = read_settings({"DISTCC_FALLBACK": "0", "CCFARM_FALLBACK": "1", "CCFARM_MODE": "exact"})
     assert both.fallback and not both.checked_preprocessed
+    assert s.scheduler_timeout == 2.0
+    assert read_settings({"CCFARM_SCHEDULER_TIMEOUT": "0.5"}).scheduler_timeout == 0.5
 
 
 @settings(max_examples=200, deadline=None)
@@ -174,6 +176,7 @@ def test_settings_defaults_and_distcc_names() -> None:
                 "CCFARM_BACKOFF_PERIOD",
                 "DISTCC_PAUSE_TIME_MSEC",
                 "CCFARM_LEASE_WAIT",
+                "CCFARM_SCHEDULER_TIMEOUT",
                 "CCFARM_MODE",
             ]
         ),
@@ -184,7 +187,14 @@ def test_any_settings_parse(env: dict[str, str]) -> None:
     s = read_settings(env)
     flags = [env.get(n) for n in ("CCFARM_FALLBACK", "DISTCC_FALLBACK")]
     assert s.fallback is next((f == "1" for f in flags if f in ("0", "1")), True)
-    for value in (s.connect_timeout, s.io_timeout, s.backoff, s.pause, s.lease_wait):
+    for value in (
+        s.connect_timeout,
+        s.io_timeout,
+        s.backoff,
+        s.pause,
+        s.lease_wait,
+        s.scheduler_timeout,
+    ):
         assert value > 0  # anything else gives the default
 
 
@@ -514,6 +524,22 @@ def test_scheduler_answers() -> None:
     assert fallback.lease_compiler(CompilerIdentity("unknown", "", "x")) is None
 
 
+def test_schedulers_that_failed_lately_are_skipped() -> None:
+    a, b = ("a", 3634), ("b", 4000)
+    assert fallback.schedulers_to_ask([a, b], [False, False]) == [a, b]
+    assert fallback.schedulers_to_ask([a, b], [True, False]) == [b]  # the next one at once
+    assert fallback.schedulers_to_ask([a, b], [True, True]) == UseHostLists(
+        verbose="schedulers failed lately, skipped (a:3634 b:4000); using host lists"
+    )
+    assert fallback.schedulers_to_ask([], []) == []  # asking none: "no scheduler configured"
+
+
+def test_a_lost_lease_is_a_failed_host_not_reported() -> None:
+    lost = fallback.host_failed("lease revoked: host gone", lease_lost=True)
+    assert (lost.outcome, lost.lease_lost) == ("host failed", True)
+    assert not fallback.host_failed("timed out").lease_lost
+
+
 def test_a_leased_host_is_a_ccfarmd() -> None:
     remote = remote_for("gcc -O2 -c x.c")
     host = fallback.leased_host(LeaseGranted(1, 2, "h", "127.0.0.1", 3633))
@@ -563,6 +589,10 @@ def test_no_fallback_exits_116(tries: Tries, env: dict[str, str]) -> None:
     )
     assert EXIT_NO_HOSTS == 116
     assert after(COMPILE_FAILED, 1, tries, env) == RunLocal()  # a compile error is no host failure
+    lost = fallback.host_failed("lease revoked: host gone", lease_lost=True)
+    assert after(lost, 1, tries, env) == Exit(
+        EXIT_NO_HOSTS, warning="h1 failed (lease revoked: host gone); CCFARM_FALLBACK=0, giving up"
+    )
 
 
 @settings(max_examples=300, deadline=None)

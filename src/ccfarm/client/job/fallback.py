@@ -93,6 +93,7 @@ class Attempt:
 
     outcome: Outcome
     reason: str = ""  # why the host failed
+    lease_lost: bool = False  # the scheduler took the lease back: it knows, nothing to report
 
 
 COMPILED = Attempt("compiled")  # object written, messages replayed
@@ -100,8 +101,8 @@ COMPILE_FAILED = Attempt("compile failed")  # there, or writing its object here
 PREPROCESSOR_FAILED = Attempt("preprocessor failed")
 
 
-def host_failed(reason: str) -> Attempt:
-    return Attempt("host failed", reason)
+def host_failed(reason: str, *, lease_lost: bool = False) -> Attempt:
+    return Attempt("host failed", reason, lease_lost)
 
 
 # -- where a job goes without a host ------------------------------------------------
@@ -137,6 +138,17 @@ def no_free_host(tries: Tries) -> RunLocal:
 def lease_compiler(identity: CompilerIdentity) -> CompilerIdentity | None:
     """The compiler a lease asks for (None: any host, when it was not recognised)."""
     return identity if identity.known else None
+
+
+def schedulers_to_ask(
+    schedulers: list[tuple[str, int]], backed_off: list[bool]
+) -> list[tuple[str, int]] | UseHostLists:
+    """The schedulers a job asks, skipping those that failed lately (`backed_off`, in order)."""
+    ask = [s for s, off in zip(schedulers, backed_off, strict=True) if not off]
+    if ask or not schedulers:
+        return ask
+    names = " ".join(f"{address}:{port}" for address, port in schedulers)
+    return UseHostLists(verbose=f"schedulers failed lately, skipped ({names}); using host lists")
 
 
 def after_no_lease(answered: bool, reason: str) -> RunLocal | UseHostLists:
@@ -195,4 +207,5 @@ __all__ = [
     "leased_host",
     "no_free_host",
     "route_hosts",
+    "schedulers_to_ask",
 ]
