@@ -39,6 +39,11 @@ def silent_scheduler() -> Iterator[str]:
     sock.close()
 
 
+def _took_a_local_slot(env: dict[str, str]) -> bool:
+    """A local compile held a local slot (its lock file stays behind, as distcc's)."""
+    return (Path(env["CCFARM_DIR"]) / "lock" / "cpu_localhost_0").exists()
+
+
 def _local_reference(tmp_path: Path) -> bytes:
     run(["gcc", "-O2", "-c", "a.c", "-o", "ref.o"], tmp_path)
     return (tmp_path / "ref.o").read_bytes()
@@ -63,6 +68,7 @@ def test_a_silent_scheduler_is_bounded_then_skipped(
     assert b"schedulers failed lately, skipped" in second.stderr
     reference = _local_reference(tmp_path)
     assert (tmp_path / "a.o").read_bytes() == (tmp_path / "b.o").read_bytes() == reference
+    assert _took_a_local_slot(client_env)
 
 
 class _Scheduler:
@@ -135,6 +141,7 @@ def test_a_revoked_lease_abandons_the_stalled_host_at_once(
     else:
         assert proc.returncode == 0, proc.stderr
         assert (tmp_path / "a.o").read_bytes() == _local_reference(tmp_path)
+        assert _took_a_local_slot(client_env)  # one of this machine's CPUs' slots
     assert m.HOST_FAILED not in scheduler.heard  # the scheduler knew: nothing to report
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name or ".ccfarm-" in p.name] == []
 

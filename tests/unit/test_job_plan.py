@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccfarm import protocol
-from ccfarm.client.hosts.hostlist import HostList, HostSpec, parse_entry, parse_hosts
+from ccfarm.client.hosts.hostlist import CPU_COUNT, HostList, HostSpec, parse_entry, parse_hosts
 from ccfarm.client.job import fallback
 from ccfarm.client.job.compilerinfo import CompilerInfo
 from ccfarm.client.job.fallback import (
@@ -482,15 +482,15 @@ def test_route_hosts() -> None:
     assert fallback.route_hosts(None, "bad slot count") == RunLocal(
         warning="bad host list (bad slot count); compiling locally"
     )
-    assert fallback.route_hosts(None) == RunLocal()
+    assert fallback.route_hosts(None) == RunLocal(local_slots=CPU_COUNT)
     only_here = parse_hosts("localhost/3 --localslots=5")
     assert fallback.route_hosts(only_here) == RunLocal(local_slots=5)
     down = parse_hosts("h1,down")
-    assert fallback.route_hosts(down) == RunLocal(local_slots=4)
+    assert fallback.route_hosts(down) == RunLocal(local_slots=CPU_COUNT)
     unsupported = parse_hosts("me@h1 h2,auth h3,down")
     assert fallback.route_hosts(unsupported) == RunLocal(
         warning="ssh and ,auth hosts are not supported (me@h1 h2,auth); compiling here",
-        local_slots=4,
+        local_slots=CPU_COUNT,
     )
     mixed = parse_hosts("me@h1 h2 --localslots=2")
     route = fallback.route_hosts(mixed)
@@ -502,7 +502,7 @@ def test_route_hosts() -> None:
 
 def test_no_free_host_compiles_here_in_the_local_slots() -> None:
     assert fallback.no_free_host(Tries(3, 4)) == RunLocal(local_slots=4)
-    assert fallback.no_free_host(SCHEDULER_TRIES) == RunLocal()
+    assert fallback.no_free_host(SCHEDULER_TRIES) == RunLocal(local_slots=CPU_COUNT)
 
 
 def test_scheduler_answers() -> None:
@@ -510,7 +510,7 @@ def test_scheduler_answers() -> None:
         verbose="no scheduler answered (s:3634: refused); using host lists"
     )
     assert fallback.after_no_lease(True, "no host for gcc") == RunLocal(
-        verbose="local: the scheduler found no host (no host for gcc)"
+        verbose="local: the scheduler found no host (no host for gcc)", local_slots=CPU_COUNT
     )
     grant = LeaseGranted(7, 8, "fast", "10.0.0.2", 4000, express=True)
     assert fallback.leased_host(grant) == HostSpec(
@@ -575,7 +575,7 @@ def test_failed_hosts_then_here() -> None:
         warning="h1 failed (timed out); compiling x.c locally", local_slots=4
     )
     assert after(failed, 1, SCHEDULER_TRIES) == RunLocal(
-        warning="h1 failed (timed out); compiling x.c locally"
+        warning="h1 failed (timed out); compiling x.c locally", local_slots=CPU_COUNT
     )
 
 
@@ -638,7 +638,7 @@ def test_a_listed_job_walks_three_hosts_then_compiles_here() -> None:
         "b failed (timed out); compiling x.c elsewhere",
         "c failed (timed out); compiling x.c locally",
     ]
-    assert decision == RunLocal(warning=said[-1], local_slots=4)
+    assert decision == RunLocal(warning=said[-1], local_slots=CPU_COUNT)
 
 
 # -- purity -------------------------------------------------------------------------------

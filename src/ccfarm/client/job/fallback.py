@@ -12,7 +12,7 @@ CCFARM_VERBOSE), so a test reads what the build would see.
 from __future__ import annotations
 
 from ccfarm._record import record
-from ccfarm.client.hosts.hostlist import HostList, HostSpec
+from ccfarm.client.hosts.hostlist import CPU_COUNT, HostList, HostSpec
 
 MYPY = False
 if MYPY:  # types only (start-up time)
@@ -34,7 +34,8 @@ class RunLocal:
 
     warning: str = ""
     verbose: str = ""
-    local_slots: int = 0  # hold one of this machine's N local slots meanwhile (0: none)
+    # hold one of this machine's N local slots meanwhile (0: none; CPU_COUNT: one per CPU)
+    local_slots: int = 0
 
 
 @record
@@ -70,8 +71,8 @@ class Tries:
     local_slots: int
 
 
-#: a scheduler's host is the only one tried; compiling here then takes no slot
-SCHEDULER_TRIES = Tries(hosts=1, local_slots=0)
+#: a scheduler's host is the only one tried; compiling here then takes one of the CPUs' slots
+SCHEDULER_TRIES = Tries(hosts=1, local_slots=CPU_COUNT)
 
 
 @record
@@ -119,7 +120,7 @@ def route_hosts(listing: HostList | None, error: str = "") -> RunLocal | HostRou
             warning = (
                 f"ssh and ,auth hosts are not supported ({' '.join(unsupported)}); compiling here"
             )
-        return RunLocal(warning=warning, local_slots=listing.local_slots if listing else 0)
+        return RunLocal(warning=warning, local_slots=listing.local_slots if listing else CPU_COUNT)
     verbose = ""
     if unsupported:
         verbose = f"skipping ssh and ,auth hosts (not supported): {' '.join(unsupported)}"
@@ -154,7 +155,7 @@ def schedulers_to_ask(
 def after_no_lease(answered: bool, reason: str) -> RunLocal | UseHostLists:
     if not answered:
         return UseHostLists(verbose=f"no scheduler answered ({reason}); using host lists")
-    return RunLocal(verbose=f"local: the scheduler found no host ({reason})")
+    return RunLocal(verbose=f"local: the scheduler found no host ({reason})", local_slots=CPU_COUNT)
 
 
 def leased_host(grant: LeaseGranted) -> HostSpec:

@@ -1,7 +1,9 @@
 """Ask the scheduler for a host, with blocking sockets (the wrapper's hot path).
 
-One short connection per job: hello + lease request, the grant, then the
-connection stays open while the job runs; closing it releases the lease.
+One short connection per job: hello + lease request, the grant (or first
+"queued", then the grant), then the connection stays open while the job
+runs: the scheduler may revoke the lease on it, the wrapper reports a failed
+host on it, and closing it releases the lease.
 Several schedulers may be listed (`CCFARM_SCHEDULER=a,b:3634`): the first
 that answers is used.
 """

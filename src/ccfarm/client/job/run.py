@@ -96,11 +96,14 @@ def _end(inv: Invocation, env: Mapping[str, str], settings: Settings, ending: En
     slot = ending if isinstance(ending, slots.Slot) else None
     if isinstance(ending, RunLocal):
         _say(settings, ending)
-        if ending.local_slots > 0:
+        count = ending.local_slots
+        if count == hostlist.CPU_COUNT:
+            count = _cpus()
+        if count > 0:
             state = slots.state_dir(env)
             try:
                 slot = slots.acquire_local_slot(
-                    state, ending.local_slots, sleep=time.sleep, pause=settings.pause
+                    state, count, sleep=time.sleep, pause=settings.pause
                 )
             except OSError as exc:
                 warning = (
@@ -278,6 +281,14 @@ class _Listed:
             slots.mark_backoff(self.state, spec)
         elif attempt != fallback.PREPROCESSOR_FAILED:
             slots.clear_backoff(self.state, spec)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: taskset, cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _read_text(path: str) -> str | None:
