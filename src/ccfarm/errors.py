@@ -27,6 +27,10 @@ class HostFailure(CcfarmError):
     """A host could not run a job (not a compile error): try elsewhere or locally."""
 
 
+class LeaseLost(HostFailure):
+    """The scheduler revoked the job's lease (or dropped its connection) mid-attempt."""
+
+
 class ConfigError(CcfarmError):
     """A configuration value (flag, variable or file) is invalid."""
 
@@ -35,6 +39,7 @@ __all__ = [
     "CcfarmError",
     "ConfigError",
     "HostFailure",
+    "LeaseLost",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",

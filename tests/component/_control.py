@@ -62,6 +62,7 @@ class ControlPeer:
             rig.service.handle_connection, client=address
         )
         self.inbox: asyncio.Queue[Message | object] = asyncio.Queue()
+        self.queued: list[int] = []  # LQUE ids (kept out of the inbox: "it waits", said at once)
         self.eof = False
         self._pump = asyncio.ensure_future(self._read())
 
@@ -70,7 +71,10 @@ class ControlPeer:
         while data := await self.reader.read(65536):
             parser.receive_data(data)
             for message in parser.messages():
-                self.inbox.put_nowait(message)
+                if message.kind == m.LEASE_QUEUED:
+                    self.queued.append(m.decode_queued(message))
+                else:
+                    self.inbox.put_nowait(message)
         parser.receive_eof()
         assert parser.next_message() is None  # raises if it closed mid-message
         self.eof = True

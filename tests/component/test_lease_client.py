@@ -179,8 +179,9 @@ def test_a_bad_answer_is_no_lease_never_a_crash(scheduler: type[Scheduler], name
     assert s.client_closed()
 
 
-def test_a_silent_scheduler_times_out_after_the_wait_it_was_given() -> None:
+def test_a_silent_scheduler_fails_after_the_scheduler_timeout_not_the_wait() -> None:
     silent = SilentSocket()
+    failed: list[tuple[str, int]] = []
     with pytest.raises(NoLease, match="timed out") as caught:
         request_lease(
             [("sched", 3634)],
@@ -189,10 +190,85 @@ def test_a_silent_scheduler_times_out_after_the_wait_it_was_given() -> None:
             wait=10.0,
             client="a/a",
             connect=lambda *_: silent,  # type: ignore[arg-type,return-value]
+            failed=lambda *where: failed.append(where),
         )
     assert not caught.value.answered
-    assert silent.timeouts == [11.5]  # the scheduler's wait, and the connection's
+    assert silent.timeouts == [1.5]  # its first answer is due at once (LGNT, LREF or LQUE)
     assert silent.sent.startswith(MAGIC) and silent.closed
+    assert failed == [("sched", 3634)]
+
+
+def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_queued(1) + m.encode_granted(1, GRANT), close=False)
+    timeouts: list[float | None] = []
+    real = s.client_end.settimeout
+
+    class Recording:
+        def settimeout(self, value: float | None) -> None:
+            timeouts.append(value)
+            real(value)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(s.client_end, name)
+
+    failed: list[object] = []
+    lease = request_lease(
+        [("sched", 3634)],
+        None,
+        wait=30.0,
+        client="a/a",
+        connect=lambda *_: Recording(),  # type: ignore[arg-type,return-value]
+        failed=failed.append,
+    )
+    assert lease.grant == GRANT and failed == []
+    assert timeouts == [2.0, 32.0]  # the first answer, then the wait for a slot
+    lease.release()
+
+
+def test_queued_then_silent_is_a_failed_scheduler(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_queued(1))  # and closes
+    failed: list[tuple[str, int]] = []
+    with pytest.raises(NoLease, match="closed") as caught:
+        request_lease(
+            [("sched", 3634)],
+            None,
+            client="a/a",
+            connect=s.connect,
+            failed=lambda *w: failed.append(w),
+        )
+    assert not caught.value.answered and failed == [("sched", 3634)]
+
+
+def test_a_refusal_does_not_mark_the_scheduler_failed(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_queued(1) + m.encode_refused(1, LeaseRefused(1, "no host in time")))
+    failed: list[object] = []
+    with pytest.raises(NoLease, match="no host in time"):
+        request_lease(
+            [("sched", 3634)], None, client="a/a", connect=s.connect, failed=failed.append
+        )
+    assert failed == []
+
+
+# -- a held lease: revocations and reports ------------------------------------------------------
+
+
+def test_a_held_lease_hears_its_revocation_and_reports_failed_hosts(
+    scheduler: type[Scheduler],
+) -> None:
+    s = scheduler(m.encode_granted(1, GRANT), close=False)
+    lease = request_lease([("sched", 3634)], None, client="a/a", connect=s.connect)
+    s.sent()
+    lease.report_failed("cannot connect: Connection refused")
+    (report,) = s.sent()
+    assert report.kind == m.HOST_FAILED
+    assert m.decode_host_failed(report) == (42, "cannot connect: Connection refused")
+    s.end.sendall(m.encode_revoked(1, LeaseRevoked(41, 1, "another lease")))
+    assert lease.lost() == ""
+    s.end.sendall(m.encode_revoked(1, LeaseRevoked(42, 1, "host left")))
+    assert lease.lost() == "lease revoked: host left"
+    s.end.shutdown(socket.SHUT_WR)
+    assert lease.lost() == "the scheduler closed the lease's connection"
+    lease.release()
 
 
 # -- several schedulers ------------------------------------------------------------------------

@@ -60,6 +60,7 @@ async def test_a_request_nobody_can_serve_is_refused_at_once() -> None:
         refused = await wrapper.ask(lease_request(ident=3), kind=m.LEASE_REFUSED)
         assert m.decode_refused(refused).request == 3
         assert "no host" in m.decode_refused(refused).reason
+        assert wrapper.queued == []
 
 
 async def test_a_waiting_request_gets_the_slot_a_release_frees() -> None:
@@ -69,6 +70,7 @@ async def test_a_waiting_request_gets_the_slot_a_release_frees() -> None:
         lease = m.decode_granted(await alice.ask(lease_request("alice/a"), kind=m.LEASE_GRANTED))
         bob.send(lease_request("bob/b", ident=9))
         assert await bob.inbox_empty()
+        assert bob.queued == [9] and alice.queued == []  # "it waits", said at once
         assert [j["state"] for j in await rig.jobs()] == ["running", "waiting"]
 
         alice.send(m.encode_release(lease.lease))

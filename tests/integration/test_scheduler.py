@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import collections
+import os
 import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ccfarm_exe, ctl, run, wait_for
+from tests.conftest import ccfarm_exe, ctl, run, slow_source, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +182,24 @@ def test_dmucs_hosts_info_pins_speed_and_cpus(tmp_path: Path, scheduler, ccfarmd
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=20)
     (row,) = ctl(sched, "hosts")
     assert (row["speed"], row["cpus"]) == ("3", "6")
+
+
+def test_a_stopped_host_costs_a_job_the_revocation_not_the_io_timeout(
+    tmp_path: Path, scheduler, ccfarmd, client_env
+) -> None:
+    sched, (daemon,) = _farm(scheduler, ccfarmd, [1.0], scheduler_args=("--host-timeout", "2"))
+    slow_source(tmp_path / "slow.c", functions=600)
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_FALLBACK": "1"}
+    assert daemon.process is not None
+    os.kill(daemon.process.pid, signal.SIGSTOP)  # it stops sending heartbeats and answering
+    started = time.monotonic()
+    try:
+        proc = run([ccfarm_exe(), "gcc", "-c", "slow.c", "-o", "slow.o"], tmp_path, env)
+    finally:
+        os.kill(daemon.process.pid, signal.SIGCONT)
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"lease revoked" in proc.stderr, proc.stderr
+    assert took < 30  # the host timeout (2 s) and a local compile, not CCFARM_IO_TIMEOUT (300 s)
+    run(["gcc", "-c", "slow.c", "-o", "ref.o"], tmp_path)
+    assert (tmp_path / "slow.o").read_bytes() == (tmp_path / "ref.o").read_bytes()

@@ -85,3 +85,19 @@ def test_write_atomically(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomically(str(tmp_path / "missing-dir" / "x.o"), b"x")
     assert os.listdir(tmp_path) == ["out.o"]
+
+
+def test_local_slots_default_to_the_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccfarm.client.job import run
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert run._cpus() == 2  # taskset / cpusets, not the machine's count
+
+    def unsupported(pid: int) -> set[int]:
+        raise OSError("no affinity here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", unsupported, raising=False)
+    assert run._cpus() == 64

@@ -61,6 +61,20 @@ def test_host_failed_round_trip_and_validation() -> None:
             m.decode_host_failed(bad)
 
 
+def test_queued_and_host_failed_round_trip() -> None:
+    (q,) = _parse(m.encode_queued(7), hello_first=False)
+    assert q.kind == m.LEASE_QUEUED and m.decode_queued(q) == 7
+    (f,) = _parse(m.encode_host_failed(5, "cannot connect:\nrefused"), hello_first=False)
+    assert f.kind == m.HOST_FAILED and m.decode_host_failed(f) == (5, "cannot connect: refused")
+    for bad in (encode(m.HOST_FAILED, {"reason": "x"}), encode(m.HOST_FAILED, {"lease": 5})):
+        (msg,) = _parse(bad, hello_first=False)
+        with pytest.raises(RemoteProtocolError):
+            m.decode_host_failed(msg)
+    (msg,) = _parse(encode(m.LEASE_QUEUED, {"id": "x"}), hello_first=False)
+    with pytest.raises(RemoteProtocolError):
+        m.decode_queued(msg)
+
+
 def test_host_report_round_trip() -> None:
     report = HostReport(
         "10.0.0.2:3632",

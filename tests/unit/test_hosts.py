@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ccfarm.client.hosts.hostlist import (
+    CPU_COUNT,
     MAX_SLOTS,
     HostList,
     HostListError,
@@ -164,7 +165,10 @@ def test_whole_list() -> None:
 
 
 def test_list_defaults() -> None:
-    assert parse_hosts("") == HostList((), False, 4, 8)
+    assert parse_hosts("") == HostList((), False, CPU_COUNT, 8)  # local compiles: one per CPU
+    assert parse_hosts("h1 localhost/3").local_slots == 3  # distcc's localhost/N
+    assert parse_hosts("localhost/3 --localslots=5").local_slots == 5
+    assert parse_hosts("localhost/3,down").local_slots == CPU_COUNT
     assert parse_hosts(" \n# only a comment\n\t") == HostList(())
     assert parse_hosts("--localslots/5 --localslots_cpp=1") == HostList((), False, 5, 1)
     assert parse_hosts("--localslots=5 --localslots=6").local_slots == 6

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccfarm import protocol
-from ccfarm.client.hosts.hostlist import HostList, HostSpec, parse_entry, parse_hosts
+from ccfarm.client.hosts.hostlist import CPU_COUNT, HostList, HostSpec, parse_entry, parse_hosts
 from ccfarm.client.job import fallback
 from ccfarm.client.job.compilerinfo import CompilerInfo
 from ccfarm.client.job.fallback import (
@@ -158,6 +158,8 @@ def test_settings_defaults_and_distcc_names() -> None:
     )
     both = read_settings({"DISTCC_FALLBACK": "0", "CCFARM_FALLBACK": "1", "CCFARM_MODE": "exact"})
     assert both.fallback and not both.checked_preprocessed
+    assert s.scheduler_timeout == 2.0
+    assert read_settings({"CCFARM_SCHEDULER_TIMEOUT": "0.5"}).scheduler_timeout == 0.5
 
 
 @settings(max_examples=200, deadline=None)
@@ -174,6 +176,7 @@ def test_settings_defaults_and_distcc_names() -> None:
                 "CCFARM_BACKOFF_PERIOD",
                 "DISTCC_PAUSE_TIME_MSEC",
                 "CCFARM_LEASE_WAIT",
+                "CCFARM_SCHEDULER_TIMEOUT",
                 "CCFARM_MODE",
             ]
         ),
@@ -184,7 +187,14 @@ def test_any_settings_parse(env: dict[str, str]) -> None:
     s = read_settings(env)
     flags = [env.get(n) for n in ("CCFARM_FALLBACK", "DISTCC_FALLBACK")]
     assert s.fallback is next((f == "1" for f in flags if f in ("0", "1")), True)
-    for value in (s.connect_timeout, s.io_timeout, s.backoff, s.pause, s.lease_wait):
+    for value in (
+        s.connect_timeout,
+        s.io_timeout,
+        s.backoff,
+        s.pause,
+        s.lease_wait,
+        s.scheduler_timeout,
+    ):
         assert value > 0  # anything else gives the default
 
 
@@ -472,15 +482,15 @@ def test_route_hosts() -> None:
     assert fallback.route_hosts(None, "bad slot count") == RunLocal(
         warning="bad host list (bad slot count); compiling locally"
     )
-    assert fallback.route_hosts(None) == RunLocal()
+    assert fallback.route_hosts(None) == RunLocal(local_slots=CPU_COUNT)
     only_here = parse_hosts("localhost/3 --localslots=5")
     assert fallback.route_hosts(only_here) == RunLocal(local_slots=5)
     down = parse_hosts("h1,down")
-    assert fallback.route_hosts(down) == RunLocal(local_slots=4)
+    assert fallback.route_hosts(down) == RunLocal(local_slots=CPU_COUNT)
     unsupported = parse_hosts("me@h1 h2,auth h3,down")
     assert fallback.route_hosts(unsupported) == RunLocal(
         warning="ssh and ,auth hosts are not supported (me@h1 h2,auth); compiling here",
-        local_slots=4,
+        local_slots=CPU_COUNT,
     )
     mixed = parse_hosts("me@h1 h2 --localslots=2")
     route = fallback.route_hosts(mixed)
@@ -492,7 +502,7 @@ def test_route_hosts() -> None:
 
 def test_no_free_host_compiles_here_in_the_local_slots() -> None:
     assert fallback.no_free_host(Tries(3, 4)) == RunLocal(local_slots=4)
-    assert fallback.no_free_host(SCHEDULER_TRIES) == RunLocal()
+    assert fallback.no_free_host(SCHEDULER_TRIES) == RunLocal(local_slots=CPU_COUNT)
 
 
 def test_scheduler_answers() -> None:
@@ -500,7 +510,7 @@ def test_scheduler_answers() -> None:
         verbose="no scheduler answered (s:3634: refused); using host lists"
     )
     assert fallback.after_no_lease(True, "no host for gcc") == RunLocal(
-        verbose="local: the scheduler found no host (no host for gcc)"
+        verbose="local: the scheduler found no host (no host for gcc)", local_slots=CPU_COUNT
     )
     grant = LeaseGranted(7, 8, "fast", "10.0.0.2", 4000, express=True)
     assert fallback.leased_host(grant) == HostSpec(
@@ -512,6 +522,22 @@ def test_scheduler_answers() -> None:
     assert fallback.lease_note(job, plain, 1.5) == "x.c: fast leased in 1.500 s"
     assert fallback.lease_compiler(GCC.identity) == GCC.identity
     assert fallback.lease_compiler(CompilerIdentity("unknown", "", "x")) is None
+
+
+def test_schedulers_that_failed_lately_are_skipped() -> None:
+    a, b = ("a", 3634), ("b", 4000)
+    assert fallback.schedulers_to_ask([a, b], [False, False]) == [a, b]
+    assert fallback.schedulers_to_ask([a, b], [True, False]) == [b]  # the next one at once
+    assert fallback.schedulers_to_ask([a, b], [True, True]) == UseHostLists(
+        verbose="schedulers failed lately, skipped (a:3634 b:4000); using host lists"
+    )
+    assert fallback.schedulers_to_ask([], []) == []  # asking none: "no scheduler configured"
+
+
+def test_a_lost_lease_is_a_failed_host_not_reported() -> None:
+    lost = fallback.host_failed("lease revoked: host gone", lease_lost=True)
+    assert (lost.outcome, lost.lease_lost) == ("host failed", True)
+    assert not fallback.host_failed("timed out").lease_lost
 
 
 def test_a_leased_host_is_a_ccfarmd() -> None:
@@ -549,7 +575,7 @@ def test_failed_hosts_then_here() -> None:
         warning="h1 failed (timed out); compiling x.c locally", local_slots=4
     )
     assert after(failed, 1, SCHEDULER_TRIES) == RunLocal(
-        warning="h1 failed (timed out); compiling x.c locally"
+        warning="h1 failed (timed out); compiling x.c locally", local_slots=CPU_COUNT
     )
 
 
@@ -563,6 +589,10 @@ def test_no_fallback_exits_116(tries: Tries, env: dict[str, str]) -> None:
     )
     assert EXIT_NO_HOSTS == 116
     assert after(COMPILE_FAILED, 1, tries, env) == RunLocal()  # a compile error is no host failure
+    lost = fallback.host_failed("lease revoked: host gone", lease_lost=True)
+    assert after(lost, 1, tries, env) == Exit(
+        EXIT_NO_HOSTS, warning="h1 failed (lease revoked: host gone); CCFARM_FALLBACK=0, giving up"
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -608,7 +638,7 @@ def test_a_listed_job_walks_three_hosts_then_compiles_here() -> None:
         "b failed (timed out); compiling x.c elsewhere",
         "c failed (timed out); compiling x.c locally",
     ]
-    assert decision == RunLocal(warning=said[-1], local_slots=4)
+    assert decision == RunLocal(warning=said[-1], local_slots=CPU_COUNT)
 
 
 # -- purity -------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ LEASE_GRANTED = "LGNT"
 LEASE_REFUSED = "LREF"
 LEASE_REVOKED = "LREV"
 LEASE_RELEASE = "LREL"
+LEASE_QUEUED = "LQUE"
+HOST_FAILED = "HFAL"
 HOST_REPORT = "HOST"
 HOST_LEAVING = "BYEE"
-HOST_FAILED = "HFAL"
 QUERY_HOSTS = "QHST"
 HOST_LIST = "HLST"
 QUERY_JOBS = "QJOB"
@@ -159,9 +160,19 @@ def decode_release(message: Message) -> int:
     return _int(message.first(), "lease")
 
 
+def encode_queued(client_id: int) -> bytes:
+    """The scheduler's "your request waits", sent at once: the client knows it is alive."""
+    return encode(LEASE_QUEUED, {"id": client_id})
+
+
+def decode_queued(message: Message) -> int:
+    """The client's own id of the request that waits."""
+    return _int(message.first(), "id")
+
+
 def encode_host_failed(lease: int, reason: str) -> bytes:
-    """The job on `lease` failed on its host for the host's sake (wrapper -> scheduler)."""
-    return encode(HOST_FAILED, {"lease": lease, "reason": reason})
+    """A client's report that the host of `lease` failed its job (refused, cut, garbage)."""
+    return encode(HOST_FAILED, {"lease": lease, "reason": " ".join(reason.split()) or "failed"})
 
 
 def decode_host_failed(message: Message) -> tuple[int, str]:

@@ -187,6 +187,8 @@ class SchedulerService:
             conn.requests[request_id] = client_id
             self._by_request[request_id] = conn
             self._dispatch(self.farm.request(req, now))
+            if request_id in conn.requests:  # it waits: say so now, the client bounds the wait
+                conn.send(m.encode_queued(client_id))
         elif kind == m.LEASE_RELEASE:
             lease = m.decode_release(message)
             if conn.leases.pop(lease, None) is not None:

@@ -37,7 +37,8 @@ if MYPY:  # `typing` is not imported at run time (start-up time)
 
 DEFAULT_SLOTS = 4  # a remote host
 DEFAULT_LOCALHOST_SLOTS = 2  # a `localhost` entry
-DEFAULT_LOCAL_SLOTS = 4  # --localslots: local fallback compiles
+CPU_COUNT = -1  # a slot count meaning "this machine's CPUs" (the shell counts them)
+DEFAULT_LOCAL_SLOTS = CPU_COUNT  # --localslots: local fallback compiles
 DEFAULT_LOCAL_SLOTS_CPP = 8  # --localslots_cpp: local preprocessing
 MAX_SLOTS = 4096  # more is a typo, and each slot may become a lock file
 
@@ -218,10 +219,12 @@ def parse_hosts(text: str, *, ccfarm: bool = False) -> HostList:
             if ccfarm and spec.kind == "tcp":
                 spec = replace(spec, ccfarm=True, protocol=max(spec.protocol, 2))
             hosts.append(spec)
+    # local fallback compiles: --localslots, else a `localhost/N` entry's N, else the CPUs
+    here = next((h.slots for h in hosts if h.kind == "local" and h.usable), DEFAULT_LOCAL_SLOTS)
     return HostList(
         tuple(hosts),
         randomize,
-        settings.get("local_slots", DEFAULT_LOCAL_SLOTS),
+        settings.get("local_slots", here),
         settings.get("local_slots_cpp", DEFAULT_LOCAL_SLOTS_CPP),
     )
 

@@ -150,18 +150,47 @@ def is_backed_off(state: str, spec: HostSpec, *, now: float, period: float) -> b
     A mark more than `period` in the future (a clock jump, a bogus touch) is
     ignored rather than backing the host off until then.
     """
+    return _is_marked(backoff_file(state, spec), now=now, period=period)
+
+
+def mark_backoff(state: str, spec: HostSpec) -> None:
+    """Mark `spec` as failing now (best effort: an unwritable directory is ignored)."""
+    _mark(state, backoff_file(state, spec))
+
+
+def clear_backoff(state: str, spec: HostSpec) -> None:
+    """Forget a failure mark (after a job succeeded on `spec`); best effort."""
+    with contextlib.suppress(OSError):
+        os.unlink(backoff_file(state, spec))
+
+
+def scheduler_backoff_file(state: str, address: str, port: int) -> str:
+    return os.path.join(state, "lock", f"backoff_scheduler_{address}_{port}")
+
+
+def is_scheduler_backed_off(
+    state: str, address: str, port: int, *, now: float, period: float
+) -> bool:
+    """Did the scheduler at `address:port` fail (unreachable, silent, garbage) lately?"""
+    return _is_marked(scheduler_backoff_file(state, address, port), now=now, period=period)
+
+
+def mark_scheduler_backoff(state: str, address: str, port: int) -> None:
+    """Mark a scheduler as failing now: the next jobs skip it for the backoff period."""
+    _mark(state, scheduler_backoff_file(state, address, port))
+
+
+def _is_marked(path: str, *, now: float, period: float) -> bool:
     if period <= 0:
         return False
     try:
-        age = now - os.stat(backoff_file(state, spec)).st_mtime
+        age = now - os.stat(path).st_mtime
     except OSError:
         return False
     return -period < age < period
 
 
-def mark_backoff(state: str, spec: HostSpec) -> None:
-    """Mark `spec` as failing now (best effort: an unwritable directory is ignored)."""
-    path = backoff_file(state, spec)
+def _mark(state: str, path: str) -> None:
     with contextlib.suppress(OSError):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -172,12 +201,6 @@ def mark_backoff(state: str, spec: HostSpec) -> None:
             os.write(fd, b"x")
         finally:
             os.close(fd)
-
-
-def clear_backoff(state: str, spec: HostSpec) -> None:
-    """Forget a failure mark (after a job succeeded on `spec`); best effort."""
-    with contextlib.suppress(OSError):
-        os.unlink(backoff_file(state, spec))
 
 
 def usable_hosts(
@@ -293,6 +316,9 @@ __all__ = [
     "acquire_local_slot",
     "acquire_slot",
     "backoff_file",
+    "is_scheduler_backed_off",
+    "mark_scheduler_backoff",
+    "scheduler_backoff_file",
     "clear_backoff",
     "is_backed_off",
     "make_state_dirs",

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 
 from ccfarm.client.job.fallback import COMPILE_FAILED, COMPILED, Attempt, host_failed
 from ccfarm.client.job.plan import host_failure, judge, reply_note
-from ccfarm.errors import HostFailure
+from ccfarm.errors import HostFailure, LeaseLost
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time)
     from ccfarm.client.hosts.hostlist import HostSpec
+    from ccfarm.client.job.lease import Lease
     from ccfarm.client.job.plan import RemotePlan, Request, Settings
     from ccfarm.client.job.transport import JobResult
 
@@ -27,10 +28,18 @@ if MYPY:  # imported only when used (start-up time)
 class Target:
     """A host held for one attempt; `release()` gives its slot or lease back."""
 
-    def __init__(self, spec: HostSpec, release: Callable[[], None], *, express: bool) -> None:
+    def __init__(
+        self,
+        spec: HostSpec,
+        release: Callable[[], None],
+        *,
+        express: bool,
+        lease: Lease | None = None,
+    ) -> None:
         self.spec = spec
         self.release = release
         self.express = express  # a lease beyond the host's slots
+        self.lease = lease  # the scheduler's lease on it, watched while the job runs
 
 
 def attempt(
@@ -45,7 +54,9 @@ def attempt(
     job = remote.job
     for request in remote.requests(spec, express=target.express, cpp_stderr=cpp_stderr, text=text):
         try:
-            result = _send(remote, settings, spec, request, text)
+            result = _send(remote, settings, target, request, text)
+        except LeaseLost as exc:
+            return host_failed(str(exc), lease_lost=True)
         except HostFailure as exc:
             return host_failed(str(exc))
         verdict = judge(request, result.wait_status, quiet=not result.stdout and not result.stderr)
@@ -64,9 +75,9 @@ def attempt(
 
 
 def _send(
-    remote: RemotePlan, settings: Settings, spec: HostSpec, request: Request, text: bytes
+    remote: RemotePlan, settings: Settings, target: Target, request: Request, text: bytes
 ) -> JobResult:
-    """Run `request` on `spec`; HostFailure unless the host answered."""
+    """Run `request` on `target`; HostFailure unless the host answered."""
     from ccfarm import protocol
     from ccfarm.client.job.transport import run_remote
 
@@ -83,6 +94,7 @@ def _send(
         from ccfarm.client.job.sources import entries
 
         body = protocol.encode_request(header, files=entries(text, remote.job, cwd))
+    spec = target.spec
     return run_remote(
         spec.host,
         spec.port,
@@ -90,6 +102,7 @@ def _send(
         request.version,
         connect_timeout=settings.connect_timeout,
         io_timeout=settings.io_timeout,
+        lease=target.lease,
     )
 
 

@@ -11,7 +11,12 @@ USAGE = """\
 usage: ccfarm [COMPILER] [COMPILER ARGS...]
        (or as CC="ccfarm gcc", CMAKE_C_COMPILER_LAUNCHER=ccfarm, or a link named gcc/cc)
 
-Hosts come from CCFARM_HOSTS (ccfarmd hosts) or DISTCC_HOSTS (distcc syntax).
+Hosts come from CCFARM_SCHEDULER (scheduler leases), CCFARM_HOSTS (ccfarmd
+hosts) or DISTCC_HOSTS (distcc syntax). CCFARM_SCHEDULER_TIMEOUT bounds a
+scheduler's connect and first answer (2 s), CCFARM_LEASE_WAIT the wait for a
+free slot (60 s); a failed host or scheduler is skipped for
+CCFARM_BACKOFF_PERIOD (60 s). Local compiles after a fallback take one of
+--localslots=N (host list; default: one per CPU).
 Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
 remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
 state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm

@@ -12,7 +12,7 @@ CCFARM_VERBOSE), so a test reads what the build would see.
 from __future__ import annotations
 
 from ccfarm._record import record
-from ccfarm.client.hosts.hostlist import HostList, HostSpec
+from ccfarm.client.hosts.hostlist import CPU_COUNT, HostList, HostSpec
 
 MYPY = False
 if MYPY:  # types only (start-up time)
@@ -34,7 +34,8 @@ class RunLocal:
 
     warning: str = ""
     verbose: str = ""
-    local_slots: int = 0  # hold one of this machine's N local slots meanwhile (0: none)
+    # hold one of this machine's N local slots meanwhile (0: none; CPU_COUNT: one per CPU)
+    local_slots: int = 0
 
 
 @record
@@ -70,8 +71,8 @@ class Tries:
     local_slots: int
 
 
-#: a scheduler's host is the only one tried; compiling here then takes no slot
-SCHEDULER_TRIES = Tries(hosts=1, local_slots=0)
+#: a scheduler's host is the only one tried; compiling here then takes one of the CPUs' slots
+SCHEDULER_TRIES = Tries(hosts=1, local_slots=CPU_COUNT)
 
 
 @record
@@ -93,6 +94,7 @@ class Attempt:
 
     outcome: Outcome
     reason: str = ""  # why the host failed
+    lease_lost: bool = False  # the scheduler took the lease back: it knows, nothing to report
 
 
 COMPILED = Attempt("compiled")  # object written, messages replayed
@@ -100,8 +102,8 @@ COMPILE_FAILED = Attempt("compile failed")  # there, or writing its object here
 PREPROCESSOR_FAILED = Attempt("preprocessor failed")
 
 
-def host_failed(reason: str) -> Attempt:
-    return Attempt("host failed", reason)
+def host_failed(reason: str, *, lease_lost: bool = False) -> Attempt:
+    return Attempt("host failed", reason, lease_lost)
 
 
 # -- where a job goes without a host ------------------------------------------------
@@ -118,7 +120,7 @@ def route_hosts(listing: HostList | None, error: str = "") -> RunLocal | HostRou
             warning = (
                 f"ssh and ,auth hosts are not supported ({' '.join(unsupported)}); compiling here"
             )
-        return RunLocal(warning=warning, local_slots=listing.local_slots if listing else 0)
+        return RunLocal(warning=warning, local_slots=listing.local_slots if listing else CPU_COUNT)
     verbose = ""
     if unsupported:
         verbose = f"skipping ssh and ,auth hosts (not supported): {' '.join(unsupported)}"
@@ -139,10 +141,21 @@ def lease_compiler(identity: CompilerIdentity) -> CompilerIdentity | None:
     return identity if identity.known else None
 
 
+def schedulers_to_ask(
+    schedulers: list[tuple[str, int]], backed_off: list[bool]
+) -> list[tuple[str, int]] | UseHostLists:
+    """The schedulers a job asks, skipping those that failed lately (`backed_off`, in order)."""
+    ask = [s for s, off in zip(schedulers, backed_off, strict=True) if not off]
+    if ask or not schedulers:
+        return ask
+    names = " ".join(f"{address}:{port}" for address, port in schedulers)
+    return UseHostLists(verbose=f"schedulers failed lately, skipped ({names}); using host lists")
+
+
 def after_no_lease(answered: bool, reason: str) -> RunLocal | UseHostLists:
     if not answered:
         return UseHostLists(verbose=f"no scheduler answered ({reason}); using host lists")
-    return RunLocal(verbose=f"local: the scheduler found no host ({reason})")
+    return RunLocal(verbose=f"local: the scheduler found no host ({reason})", local_slots=CPU_COUNT)
 
 
 def leased_host(grant: LeaseGranted) -> HostSpec:
@@ -195,4 +208,5 @@ __all__ = [
     "leased_host",
     "no_free_host",
     "route_hosts",
+    "schedulers_to_ask",
 ]

@@ -1,7 +1,9 @@
 """Ask the scheduler for a host, with blocking sockets (the wrapper's hot path).
 
-One short connection per job: hello + lease request, the grant, then the
-connection stays open while the job runs; closing it releases the lease.
+One short connection per job: hello + lease request, the grant (or first
+"queued", then the grant), then the connection stays open while the job
+runs: the scheduler may revoke the lease on it, the wrapper reports a failed
+host on it, and closing it releases the lease.
 Several schedulers may be listed (`CCFARM_SCHEDULER=a,b:3634`): the first
 that answers is used.
 """
@@ -15,7 +17,7 @@ import os
 from ccfarm.client.job.net import connect as tcp_connect
 from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
-from ccfarm.control.codec import hello
+from ccfarm.control.codec import MessageParser, hello
 from ccfarm.errors import CcfarmError, RemoteProtocolError
 from ccfarm.model import CompilerIdentity, LeaseGranted, LeaseRequest
 
@@ -47,11 +49,40 @@ def client_name() -> str:
 
 
 class Lease:
-    """A held lease; `release()` (or exit) gives the slot back."""
+    """A held lease; `release()` (or exit) gives the slot back.
 
-    def __init__(self, sock: _socket.socket, grant: LeaseGranted) -> None:
+    While its job runs, the connection is watched (`lost()`): the scheduler
+    revokes a lease whose host left or hung.
+    """
+
+    def __init__(self, sock: _socket.socket, grant: LeaseGranted, parser: MessageParser) -> None:
         self.sock = sock
         self.grant = grant
+        self._parser = parser  # holds any bytes that came after the grant
+
+    def lost(self) -> str:
+        """Why the lease is gone ("" if it is not); call when its connection is readable."""
+        try:
+            data = self.sock.recv(65536)
+        except OSError as exc:
+            return f"lease connection failed: {exc.strerror or exc}"
+        if not data:
+            return "the scheduler closed the lease's connection"
+        self._parser.receive_data(data)
+        try:
+            for message in self._parser.messages():
+                if message.kind == m.LEASE_REVOKED:
+                    revoked = m.decode_revoked(message)
+                    if revoked.lease == self.grant.lease:
+                        return f"lease revoked: {revoked.reason}"
+        except CcfarmError as exc:
+            return f"the scheduler sent garbage: {exc}"
+        return ""
+
+    def report_failed(self, reason: str) -> None:
+        """Tell the scheduler the leased host failed the job (best effort)."""
+        with contextlib.suppress(OSError):
+            self.sock.sendall(m.encode_host_failed(self.grant.lease, reason))
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -68,11 +99,16 @@ def request_lease(
     client: str | None = None,
     size: int = 0,
     connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
+    failed: Callable[[str, int], None] | None = None,
 ) -> Lease:
     """A lease from the first scheduler that answers; NoLease otherwise.
 
+    `connect_timeout` bounds the connect and, separately, the scheduler's
+    first answer (a grant, a refusal, or "queued"); after "queued" the
+    grant may take `wait` more (the scheduler refuses by then).
     `connect(address, port, timeout)` opens the connection (a TCP socket
-    by default; tests pass a fake scheduler's end).
+    by default; tests pass a fake scheduler's end). `failed(address, port)`
+    hears of each scheduler that failed (unreachable, silent, garbage).
     """
     last = "no scheduler configured"
     for address, port in schedulers:
@@ -80,20 +116,29 @@ def request_lease(
             sock = connect(address, port, connect_timeout)
         except OSError as exc:
             last = f"{address}:{port}: {exc.strerror or exc}"
+            if failed is not None:
+                failed(address, port)
             continue
         try:
             req = LeaseRequest(1, client or client_name(), compiler, wait, size)
             sock.sendall(hello() + m.encode_lease_request(req))
-            sock.settimeout(wait + connect_timeout)
-            reply = read_message(sock)
+            sock.settimeout(connect_timeout)
+            parser = MessageParser(expect_hello=False)
+            reply = read_message(sock, parser)
+            if reply.kind == m.LEASE_QUEUED:
+                m.decode_queued(reply)
+                sock.settimeout(wait + connect_timeout)
+                reply = read_message(sock, parser)
             if reply.kind == m.LEASE_GRANTED:
-                return Lease(sock, m.decode_granted(reply))
+                return Lease(sock, m.decode_granted(reply), parser)
             if reply.kind != m.LEASE_REFUSED:
                 raise RemoteProtocolError(f"unexpected answer {reply.kind}")
             refused = m.decode_refused(reply)
         except (OSError, CcfarmError) as exc:
             sock.close()
             last = f"{address}:{port}: {exc}"
+            if failed is not None:
+                failed(address, port)
             continue
         sock.close()
         raise NoLease(refused.reason, answered=True)

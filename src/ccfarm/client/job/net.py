@@ -11,7 +11,7 @@ import _socket
 
 MYPY = False
 if MYPY:
-    from ccfarm.control.codec import Message
+    from ccfarm.control.codec import Message, MessageParser
 
 
 def connect(host: str, port: int, timeout: float) -> _socket.socket:
@@ -34,12 +34,18 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
     raise error
 
 
-def read_message(sock: _socket.socket) -> Message:
-    """The next whole control message; RemoteProtocolError if the peer closes first."""
-    from ccfarm.control.codec import MessageParser
+def read_message(sock: _socket.socket, parser: MessageParser | None = None) -> Message:
+    """The next whole control message; RemoteProtocolError if the peer closes first.
+
+    Pass the connection's own `parser` to read several messages: bytes of the
+    next one that came with this one stay in it.
+    """
     from ccfarm.errors import RemoteProtocolError
 
-    parser = MessageParser(expect_hello=False)
+    if parser is None:
+        from ccfarm.control.codec import MessageParser
+
+        parser = MessageParser(expect_hello=False)
     while (message := parser.next_message()) is None:
         data = sock.recv(65536)
         if not data:

@@ -74,7 +74,8 @@ class Settings:
     backoff: float  # seconds a failed listed host is left alone
     pause: float  # between tries while every slot is busy
     verbose: bool
-    lease_wait: float
+    lease_wait: float  # for a free slot, once the scheduler said the request waits
+    scheduler_timeout: float  # connect to a scheduler, and its first answer
     checked_preprocessed: bool  # ccfarmd hosts: the cheap way first, where it is exact
 
 
@@ -87,6 +88,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         pause=_number(env, "DISTCC_PAUSE_TIME_MSEC", 1000.0) / 1000.0,
         verbose=_flag(env, "CCFARM_VERBOSE", _flag(env, "DISTCC_VERBOSE", False)),
         lease_wait=_number(env, "CCFARM_LEASE_WAIT", 60.0),
+        scheduler_timeout=_number(env, "CCFARM_SCHEDULER_TIMEOUT", 2.0),
         checked_preprocessed=env.get("CCFARM_MODE", "auto") != "exact",
     )
 

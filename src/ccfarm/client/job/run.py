@@ -65,10 +65,15 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings) -> Ending:
         return plan
     job = _Job(env, plan)
     if plan.schedulers:
-        with Preprocessing(plan, job.child_env) as cpp:
-            leased = _lease(job, cpp)
-            if isinstance(leased, Target):
-                return _distribute(job, cpp, _Leased(leased))
+        schedulers = _schedulers(job)
+        leased: Target | RunLocal | UseHostLists
+        if isinstance(schedulers, UseHostLists):
+            leased = schedulers
+        else:
+            with Preprocessing(plan, job.child_env) as cpp:
+                leased = _lease(job, cpp, schedulers)
+                if isinstance(leased, Target):
+                    return _distribute(job, cpp, _Leased(leased))
         if not isinstance(leased, UseHostLists):
             return leased
         _say(settings, leased)
@@ -91,11 +96,14 @@ def _end(inv: Invocation, env: Mapping[str, str], settings: Settings, ending: En
     slot = ending if isinstance(ending, slots.Slot) else None
     if isinstance(ending, RunLocal):
         _say(settings, ending)
-        if ending.local_slots > 0:
+        count = ending.local_slots
+        if count == hostlist.CPU_COUNT:
+            count = _cpus()
+        if count > 0:
             state = slots.state_dir(env)
             try:
                 slot = slots.acquire_local_slot(
-                    state, ending.local_slots, sleep=time.sleep, pause=settings.pause
+                    state, count, sleep=time.sleep, pause=settings.pause
                 )
             except OSError as exc:
                 warning = (
@@ -170,11 +178,29 @@ def _distribute(job: _Job, cpp: Preprocessing, hosts: Hosts) -> Ending:
         _say(job.plan.settings, after)
 
 
-def _lease(job: _Job, cpp: Preprocessing) -> Target | RunLocal | UseHostLists:
+def _schedulers(job: _Job) -> list[tuple[str, int]] | UseHostLists:
+    """The schedulers to ask: those not marked as failed lately (by any job here)."""
+    from ccfarm.client.job.lease import parse_schedulers
+
+    schedulers = parse_schedulers(job.plan.schedulers)
+    state = slots.state_dir(job.env)
+    now = time.time()
+    period = job.plan.settings.backoff
+    marks = [
+        slots.is_scheduler_backed_off(state, address, port, now=now, period=period)
+        for address, port in schedulers
+    ]
+    return fallback.schedulers_to_ask(schedulers, marks)
+
+
+def _lease(
+    job: _Job, cpp: Preprocessing, schedulers: list[tuple[str, int]]
+) -> Target | RunLocal | UseHostLists:
     """A host from the scheduler, asked for once the preprocessor is done."""
-    from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
+    from ccfarm.client.job.lease import NoLease, request_lease
 
     plan = job.plan
+    state = slots.state_dir(job.env)
     compiler = fallback.lease_compiler(job.info().identity)
     # Preprocess before asking: a slot leased now would sit idle, kept from
     # other builds, while this machine preprocesses (slow when it is busy).
@@ -186,16 +212,18 @@ def _lease(job: _Job, cpp: Preprocessing) -> Target | RunLocal | UseHostLists:
     asked = time.monotonic()
     try:
         lease = request_lease(
-            parse_schedulers(plan.schedulers),
+            schedulers,
             compiler,
+            connect_timeout=plan.settings.scheduler_timeout,
             wait=plan.settings.lease_wait,
             size=len(preprocessed[0]),
+            failed=lambda address, port: slots.mark_scheduler_backoff(state, address, port),
         )
     except NoLease as exc:
         return fallback.after_no_lease(exc.answered, str(exc))
     grant = lease.grant
     say(plan.settings, verbose=fallback.lease_note(plan.job, grant, time.monotonic() - asked))
-    return Target(fallback.leased_host(grant), lease.release, express=grant.express)
+    return Target(fallback.leased_host(grant), lease.release, express=grant.express, lease=lease)
 
 
 class _Leased:
@@ -205,13 +233,16 @@ class _Leased:
 
     def __init__(self, target: Target) -> None:
         self.target: Target | None = target
+        self.lease = target.lease
 
     def hold(self, tried: list[hostlist.HostSpec]) -> Target | Ending:
         target, self.target = self.target, None
         return target or fallback.no_free_host(self.tries)
 
     def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> None:
-        pass  # the scheduler hears of the lease's end only
+        """A host that failed is reported (before the release), so it is leased no more."""
+        if attempt.outcome == "host failed" and not attempt.lease_lost and self.lease is not None:
+            self.lease.report_failed(attempt.reason)
 
 
 class _Listed:
@@ -250,6 +281,14 @@ class _Listed:
             slots.mark_backoff(self.state, spec)
         elif attempt != fallback.PREPROCESSOR_FAILED:
             slots.clear_backoff(self.state, spec)
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: taskset, cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _read_text(path: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import _socket
 
 from ccfarm._record import record
-from ccfarm.errors import CcfarmError, HostFailure
+from ccfarm.errors import CcfarmError, HostFailure, LeaseLost
 from ccfarm.protocol import (
     NEED_DATA,
     CompileStatus,
@@ -20,6 +20,12 @@ from ccfarm.protocol import (
     Stderr,
     Stdout,
 )
+
+MYPY = False
+if MYPY:
+    from collections.abc import Callable
+
+    from ccfarm.client.job.lease import Lease
 
 
 @record
@@ -39,11 +45,14 @@ def run_remote(
     *,
     connect_timeout: float,
     io_timeout: float,
+    lease: Lease | None = None,
 ) -> JobResult:
     """Connect, send the whole request, read the whole reply.
 
     The sending side is never shut down before the reply is read: distccd
     (and ccfarmd) take EOF from the client as "client gone" and kill the job.
+    With a `lease`, its connection is watched meanwhile: the scheduler
+    revoking it ends the attempt at once (LeaseLost).
     """
     from ccfarm.client.job.net import connect
 
@@ -53,8 +62,12 @@ def run_remote(
         raise HostFailure(f"cannot connect: {exc.strerror or exc}") from None
     try:
         sock.settimeout(io_timeout)
-        sock.sendall(request)
-        return _read_reply(sock, version)
+        if lease is None:
+            sock.sendall(request)
+            return _read_reply(sock.recv, version)
+        watch = _Watch(sock, lease, io_timeout)
+        watch.sendall(request)
+        return _read_reply(watch.recv, version)
     except TimeoutError:
         raise HostFailure("timed out") from None
     except OSError as exc:
@@ -67,7 +80,50 @@ def run_remote(
         sock.close()
 
 
-def _read_reply(sock: _socket.socket, version: int) -> JobResult:
+class _Watch:
+    """The job's connection, with the lease's watched at every wait (poll on both)."""
+
+    def __init__(self, sock: _socket.socket, lease: Lease, timeout: float) -> None:
+        import select
+
+        self.sock = sock
+        self.lease = lease
+        self.timeout_ms = max(1, int(timeout * 1000))
+        self.poll = select.poll()
+        self.poll.register(lease.sock.fileno(), select.POLLIN)
+        self.job_fd = sock.fileno()
+        self.readable = select.POLLIN | select.POLLHUP | select.POLLERR
+        self.writable = select.POLLOUT | select.POLLHUP | select.POLLERR
+
+    def _wait(self, events: int) -> None:
+        """Until the job's connection has `events`; LeaseLost or TimeoutError first."""
+        self.poll.register(self.job_fd, events)
+        try:
+            while True:
+                ready = dict(self.poll.poll(self.timeout_ms))
+                if not ready:
+                    raise TimeoutError("timed out")
+                if self.lease.sock.fileno() in ready:
+                    reason = self.lease.lost()
+                    if reason:
+                        raise LeaseLost(reason)
+                if ready.get(self.job_fd, 0) & events:
+                    return
+        finally:
+            self.poll.unregister(self.job_fd)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self._wait(self.writable)
+            view = view[self.sock.send(view) :]
+
+    def recv(self, size: int) -> bytes:
+        self._wait(self.readable)
+        return self.sock.recv(size)
+
+
+def _read_reply(recv: Callable[[int], bytes], version: int) -> JobResult:
     parser = ReplyParser(version)
     status = -1
     stderr = stdout = obj = b""
@@ -75,7 +131,7 @@ def _read_reply(sock: _socket.socket, version: int) -> JobResult:
     while True:
         event = parser.next_event()
         if event is NEED_DATA:
-            data = sock.recv(1 << 18)
+            data = recv(1 << 18)
             if data:
                 parser.receive_data(data)
             else:
