@@ -1,6 +1,11 @@
 """The host agent inside ccfarmd: registers with the scheduler(s) and keeps
 them informed (heartbeats with load, free slots and desktop use).
 
+Availability is measured where the host's CPU really is (`external_load`):
+in a CPU-limited cgroup or a container, from the cgroup's own CPU use
+(`CgroupLoad`); otherwise from the load average. Both are net of ccfarm's
+own jobs, per CPU the host may use.
+
 The daemon stays the authority on its own slots: it reports what it has;
 schedulers only lease out what hosts report.
 """
@@ -11,11 +16,13 @@ import asyncio
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import encode_host_report
-from ccfarm.daemon.probe import SpeedEstimate
+from ccfarm.daemon.cgroups import in_container, read_usage
+from ccfarm.daemon.probe import SpeedEstimate, machine_cpus, own_cgroup, tree_cpu
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
 
@@ -49,6 +56,68 @@ class RefinedSpeed:
         return self.estimate.speed
 
 
+class CgroupLoad:
+    """External load per CPU from a cgroup's CPU use, net of ccfarm's own.
+
+    Over the interval since the last measure: (the cgroup's CPU seconds -
+    the daemon's and its compilers' CPU seconds) / wall seconds / CPUs. A
+    call sooner than `min_interval` after the last measure (one heartbeat
+    per scheduler) gives the last figure again, as does an unreadable
+    counter; before the first interval it is 0.
+    """
+
+    def __init__(
+        self,
+        cpus: float,
+        usage: Callable[[], float | None],
+        own: Callable[[], float],
+        clock: Callable[[], float],
+        min_interval: float = 1.0,
+    ) -> None:
+        self.cpus = max(cpus, 0.01)
+        self.usage, self.own, self.clock = usage, own, clock
+        self.min_interval = min_interval
+        self.value = 0.0
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float | None, float]:
+        return self.clock(), self.usage(), self.own()
+
+    def __call__(self) -> float:
+        wall, usage, own = self.clock(), None, 0.0
+        if wall - self._last[0] >= self.min_interval:
+            wall, usage, own = self._sample()
+        if usage is None:
+            return self.value
+        last_wall, last_usage, last_own = self._last
+        self._last = (wall, usage, own)
+        if last_usage is not None:
+            external = (usage - last_usage) - (own - last_own)
+            self.value = round(max(0.0, external) / (wall - last_wall) / self.cpus, 3)
+        return self.value
+
+
+def load_average_load(cpus: float, running: Callable[[], int]) -> Callable[[], float]:
+    """External load per CPU from the load average: (load - ccfarm's jobs) / CPUs."""
+    return lambda: max(0.0, os.getloadavg()[0] - running()) / max(cpus, 1.0)
+
+
+def availability(cpus: float, running: Callable[[], int]) -> tuple[str, Callable[[], float]]:
+    """How this host measures its external load: (what, the measure).
+
+    From its cgroup when it is CPU-limited (a quota below the machine's
+    CPUs) or in a container, where the load average counts the neighbours;
+    otherwise from the load average.
+    """
+    cgroup = own_cgroup()
+    if cgroup is not None and read_usage(cgroup) is not None:
+        limited = cgroup.limit is not None and cgroup.limit < machine_cpus()
+        if limited or in_container():
+            measure = CgroupLoad(cpus, lambda: read_usage(cgroup), tree_cpu, time.monotonic)
+            return f"cgroup v{cgroup.version} ({cpus:.3g} CPUs)", measure
+    return "load average", load_average_load(cpus, running)
+
+
 class HostAgent:
     def __init__(
         self,
@@ -63,6 +132,7 @@ class HostAgent:
         running: Callable[[], int],
         desktop: Callable[[], bool],
         heartbeat: float = 2.0,
+        external: Callable[[], float] | None = None,
     ) -> None:
         self.port = port
         self.listen = listen
@@ -74,6 +144,10 @@ class HostAgent:
         self.running = running
         self.desktop = desktop
         self.heartbeat = heartbeat
+        if external is None:
+            what, external = availability(cpus, running)
+            log.info("availability measured from the %s", what)
+        self.external = external
 
     def report(self, local_address: str) -> HostReport:
         address = self.advertise or (
@@ -88,6 +162,7 @@ class HostAgent:
             speed=self.speed(),
             load=os.getloadavg()[0],
             running=self.running(),
+            external_load=self.external(),
             desktop_in_use=self.desktop(),
             compilers=self.compilers,
             protocols=(1, 2, 3, CCFARM, CCFARM_CPP),
