@@ -192,3 +192,32 @@ def test_tree_cpu_sums_live_descendants(tmp_path: Path) -> None:
     assert tree_cpu(99, root) == 0.0
     assert tree_cpu(10, str(tmp_path / "absent")) == 0.0
     assert tree_cpu() > 0  # this test process, for real
+
+
+def test_v1_quota_without_accounting_sums_its_processes(tmp_path: Path) -> None:
+    # cpu and cpuacct mounted apart, the group made in cpu only: the
+    # cpuacct root is the whole machine's and must not be read
+    hz = os.sysconf("SC_CLK_TCK")
+    stat = "{} (p) S 1 0 0 0 0 0 0 0 0 0 {} 0 {} 0 20 0 1 0 5"
+    root = _files(
+        tmp_path / "sys",
+        {
+            "cpu/h1/cpu.cfs_quota_us": "30000\n",
+            "cpu/h1/cpu.cfs_period_us": "100000\n",
+            "cpu/h1/cgroup.procs": "10\n11\n99\n",
+            "cpu/h1/sub/cgroup.procs": "12\n",
+            "cpuacct/cpuacct.usage": "99000000000\n",
+        },
+    )
+    proc = _files(
+        tmp_path / "proc",
+        {
+            "10/stat": stat.format(10, hz, hz),  # itself 1 s, its reaped children 1 s
+            "11/stat": stat.format(11, 3 * hz, 0),
+            "12/stat": stat.format(12, hz, 0),
+        },
+    )
+    cg = find_cpu_cgroup("2:cpuacct:/\n1:cpu:/h1\n", root)
+    assert cg == CpuCgroup(1, 0.3, f"{root}/cpu/h1/cgroup.procs")
+    assert read_usage(cg, proc) == 6.0
+    assert read_usage(CpuCgroup(1, 0.3, f"{root}/cpu/gone/cgroup.procs"), proc) is None

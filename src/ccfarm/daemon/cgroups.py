@@ -13,7 +13,9 @@ fixture trees. Both cgroup versions:
   or "QUOTA PERIOD") and `cpu.stat` (`usage_usec`) under ROOT/path.
 * v1: the `cpu` and `cpuacct` controllers' lines; `cpu.cfs_quota_us` and
   `cpu.cfs_period_us` (-1: no limit) under ROOT/cpu,cpuacct/path or
-  ROOT/cpu/path, `cpuacct.usage` (ns) under ROOT/cpuacct/path or the same.
+  ROOT/cpu/path, `cpuacct.usage` (ns) under ROOT/cpuacct/path or the same;
+  a `cpu` group with no `cpuacct` group of its own (the two mounted apart)
+  is measured by its processes' times (`cgroup.procs`, /proc/PID/stat).
 
 The limit is the smallest on the way from the daemon's cgroup up to the
 root (a child never gets more than its ancestors' quota); the use is read
@@ -125,10 +127,10 @@ def parse_proc_stat(text: str) -> tuple[int, int, int] | None:
     return pid, ppid, utime + stime + cutime + cstime
 
 
-def _read(path: str) -> str | None:
+def _read(path: str, limit: int = 4096) -> str | None:
     try:
         with open(path) as f:
-            return f.read(4096)
+            return f.read(limit)
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -186,25 +188,45 @@ def _find_v1(paths: dict[str, str], root: str) -> CpuCgroup | None:
     limit, where = None, None
     for base in mounts("cpu")[:1]:
         limit, where = _bound(_chain(base, paths.get("cpu", "/")), _limit_v1)
-    for base in mounts("cpuacct")[:1]:
-        dirs = _chain(base, paths.get("cpuacct", "/"))
-        if where is not None:  # the same cgroup in the cpuacct hierarchy, if there
-            relative = os.path.relpath(where, mounts("cpu")[0])
-            same = os.path.normpath(os.path.join(base, relative))
-            dirs = [same] if os.path.isdir(same) else dirs
-        for d in dirs:
-            usage = os.path.join(d, "cpuacct.usage")
-            if _read(usage) is not None:
-                return CpuCgroup(1, limit, usage)
+    dirs = [_chain(base, paths.get("cpuacct", "/")) for base in mounts("cpuacct")[:1]]
+    if where is not None:  # the limit's own cgroup in the cpuacct hierarchy
+        relative = os.path.relpath(where, mounts("cpu")[0])
+        dirs = [[os.path.normpath(os.path.join(base, relative)) for base in mounts("cpuacct")]]
+    for d in dirs[0] if dirs else []:
+        usage = os.path.join(d, "cpuacct.usage")
+        if _read(usage) is not None:
+            return CpuCgroup(1, limit, usage)
+    if where is not None:  # a quota without accounting: sum its processes' times
+        return CpuCgroup(1, limit, os.path.join(where, "cgroup.procs"))
     return None
 
 
-def read_usage(cgroup: CpuCgroup) -> float | None:
+def read_usage(cgroup: CpuCgroup, proc: str = "/proc") -> float | None:
     """CPU seconds the cgroup has used so far (None if unreadable now)."""
+    if os.path.basename(cgroup.usage_file) == "cgroup.procs":
+        return _procs_usage(os.path.dirname(cgroup.usage_file), proc)
     text = _read(cgroup.usage_file)
     if text is None:
         return None
     return parse_usage_usec(text) if cgroup.version == 2 else parse_cpuacct_usage(text)
+
+
+def _procs_usage(group: str, proc: str) -> float | None:
+    """CPU seconds of the processes in a cgroup and its children (and of
+    their reaped children): a v1 `cpu` group with no `cpuacct` group of its
+    own, as on machines that mount the two apart. The time of a process
+    that ended and was reaped outside the group is lost."""
+    ticks, readable = 0, False
+    for d, _, _ in os.walk(group):
+        text = _read(os.path.join(d, "cgroup.procs"), 1 << 20)
+        if text is None:
+            continue
+        readable = True
+        for pid in text.split():
+            stat = _read(os.path.join(proc, pid, "stat")) if pid.isdigit() else None
+            parsed = None if stat is None else parse_proc_stat(stat)
+            ticks += parsed[2] if parsed else 0
+    return ticks / os.sysconf("SC_CLK_TCK") if readable else None
 
 
 def in_container(root: str = "/", environ: dict[str, str] | None = None) -> bool:
