@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ccfarm.control.codec import MessageParser, hello
 from ccfarm.control.messages import decode_host_report, encode_host_report
-from ccfarm.daemon.agent import CgroupLoad, HostAgent
+from ccfarm.daemon.agent import CgroupLoad, HostAgent, LoadAverageLoad
 from ccfarm.model import HostReport
 from ccfarm.scheduler.policy import Policy, offered_slots
 
@@ -52,6 +52,26 @@ def test_cgroup_load_is_use_net_of_ccfarm() -> None:
     c.readable = True
     c.advance(2.0, usage=0.6, own=0.0)
     assert load() == 1.0  # 1.2 CPU s over the 4 s since the last reading, on 0.3 CPUs
+
+
+def test_load_average_net_of_the_jobs_it_just_ran() -> None:
+    now, load, running = [0.0], [0.0], [0]
+    measure = LoadAverageLoad(4.0, lambda: running[0], lambda: load[0], lambda: now[0])
+    assert measure() == 0.0
+    running[0] = 4  # its own jobs start; the load average is still catching up
+    now[0], load[0] = 2.0, 0.5
+    assert measure() == 0.0
+    for t in range(4, 300, 2):  # four jobs for minutes: the load average is 4
+        now[0], load[0] = float(t), 4.0
+        assert measure() == 0.0
+    running[0] = 0  # they end; the load average takes a minute to fall
+    now[0], load[0] = 302.0, 3.74  # 4 x e^(-4/60)
+    assert measure() < 0.01
+    now[0], load[0] = 360.0, 1.42  # 4 x e^(-62/60)
+    assert measure() < 0.01
+    now[0], load[0] = 362.0, 4.0  # someone else's four busy loops meanwhile
+    assert measure() > 0.6
+    assert LoadAverageLoad(2.0, lambda: 1, lambda: 3.0, lambda: 0.0)() == 1.0
 
 
 # -- what the scheduler offers ------------------------------------------------------

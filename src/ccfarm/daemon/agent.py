@@ -97,9 +97,37 @@ class CgroupLoad:
         return self.value
 
 
-def load_average_load(cpus: float, running: Callable[[], int]) -> Callable[[], float]:
-    """External load per CPU from the load average: (load - ccfarm's jobs) / CPUs."""
-    return lambda: max(0.0, os.getloadavg()[0] - running()) / max(cpus, 1.0)
+class LoadAverageLoad:
+    """External load per CPU from the load average, net of ccfarm's jobs.
+
+    The 1-minute load average is an exponential average of the run queue
+    (time constant 60 s), so ccfarm's part of it is not the jobs running
+    now but their own such average: the load stays up for a minute after
+    the jobs end, and is still rising while they start. What is taken off
+    is the larger of the two, (load - max(running, average running)) / CPUs,
+    so a host is not withdrawn for the jobs it just ran.
+    """
+
+    TIME_CONSTANT = 60.0
+
+    def __init__(
+        self,
+        cpus: float,
+        running: Callable[[], int],
+        load: Callable[[], float] = lambda: os.getloadavg()[0],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cpus = max(cpus, 1.0)
+        self.running, self.load, self.clock = running, load, clock
+        self.average = float(running())
+        self._when = clock()
+
+    def __call__(self) -> float:
+        now, running = self.clock(), self.running()
+        decay = math.exp(-max(0.0, now - self._when) / self.TIME_CONSTANT)
+        self.average = running + (self.average - running) * decay
+        self._when = now
+        return round(max(0.0, self.load() - max(running, self.average)) / self.cpus, 3)
 
 
 def availability(cpus: float, running: Callable[[], int]) -> tuple[str, Callable[[], float]]:
@@ -115,7 +143,7 @@ def availability(cpus: float, running: Callable[[], int]) -> tuple[str, Callable
         if limited or in_container():
             measure = CgroupLoad(cpus, lambda: read_usage(cgroup), tree_cpu, time.monotonic)
             return f"cgroup v{cgroup.version} ({cpus:.3g} CPUs)", measure
-    return "load average", load_average_load(cpus, running)
+    return "load average", LoadAverageLoad(cpus, running)
 
 
 class HostAgent:
