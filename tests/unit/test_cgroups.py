@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccfarm.daemon import cgroups
 from ccfarm.daemon.cgroups import CpuCgroup, find_cpu_cgroup, read_usage
@@ -71,6 +73,8 @@ def test_usage_counters() -> None:
     assert cgroups.parse_cpuacct_usage("1500000000\n") == 1.5
     assert cgroups.parse_cpuacct_usage("-3") is None
     assert cgroups.parse_cpuacct_usage("") is None
+    assert cgroups.parse_cpuacct_usage("\u00b2") is None  # a digit to str.isdigit
+    assert cgroups.parse_cfs("--5", "100000") is None
 
 
 def test_proc_stat() -> None:
@@ -221,3 +225,18 @@ def test_v1_quota_without_accounting_sums_its_processes(tmp_path: Path) -> None:
     assert cg == CpuCgroup(1, 0.3, f"{root}/cpu/h1/cgroup.procs")
     assert read_usage(cg, proc) == 6.0
     assert read_usage(CpuCgroup(1, 0.3, f"{root}/cpu/gone/cgroup.procs"), proc) is None
+
+
+@given(
+    st.text(alphabet=st.sampled_from("0123456789- :\n()max_usec\u00b2\u0661"), max_size=60)
+    | st.text(max_size=200)
+)
+def test_parsers_take_any_text(text: str) -> None:
+    # a number, a mapping or None: never an exception
+    assert isinstance(cgroups.parse_proc_cgroup(text), dict)
+    for parse in (cgroups.parse_cpu_max, cgroups.parse_usage_usec, cgroups.parse_cpuacct_usage):
+        value = parse(text)
+        assert value is None or value >= 0
+    assert cgroups.parse_cfs(text, text) is None or cgroups.parse_cfs(text, text) == 1.0
+    parsed = cgroups.parse_proc_stat(text)
+    assert parsed is None or len(parsed) == 3

@@ -74,7 +74,8 @@ def parse_proc_cgroup(text: str) -> dict[str, str]:
 
 def _number(text: str) -> int | None:
     text = text.strip()
-    if not text.lstrip("-").isdigit() or len(text) > 20:
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()) or len(text) > 20:
         return None
     return int(text)
 
