@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ccfarm.control.codec import MessageParser, hello
 from ccfarm.control.messages import decode_host_report, encode_host_report
-from ccfarm.daemon.agent import CgroupLoad, HostAgent, LoadAverageLoad
+from ccfarm.daemon.agent import CgroupLoad, HostAgent, LoadAverageLoad, cgroup_counts
 from ccfarm.model import HostReport
 from ccfarm.scheduler.policy import Policy, offered_slots
 
@@ -52,6 +52,14 @@ def test_cgroup_load_is_use_net_of_ccfarm() -> None:
     c.readable = True
     c.advance(2.0, usage=0.6, own=0.0)
     assert load() == 1.0  # 1.2 CPU s over the 4 s since the last reading, on 0.3 CPUs
+
+
+def test_which_measure() -> None:
+    assert cgroup_counts(0.3, 8, 8, container=False)  # a quota
+    assert cgroup_counts(None, 2, 8, container=False)  # pinned to 2 of 8 CPUs
+    assert cgroup_counts(None, 8, 8, container=True)
+    assert not cgroup_counts(None, 8, 8, container=False)  # the whole machine
+    assert not cgroup_counts(8.0, 8, 8, container=False)  # a quota of all of it
 
 
 def test_load_average_net_of_the_jobs_it_just_ran() -> None:

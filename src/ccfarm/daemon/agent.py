@@ -130,17 +130,23 @@ class LoadAverageLoad:
         return round(max(0.0, self.load() - max(running, self.average)) / self.cpus, 3)
 
 
+def cgroup_counts(limit: float | None, affinity: int, machine: int, container: bool) -> bool:
+    """Whether the cgroup's use, not the load average, says how busy the host is."""
+    return container or affinity < machine or (limit is not None and limit < machine)
+
+
 def availability(cpus: float, running: Callable[[], int]) -> tuple[str, Callable[[], float]]:
     """How this host measures its external load: (what, the measure).
 
     From its cgroup when it is CPU-limited (a quota below the machine's
-    CPUs) or in a container, where the load average counts the neighbours;
-    otherwise from the load average.
+    CPUs, or an affinity to fewer than all of them) or in a container,
+    where the load average counts the neighbours; otherwise from the load
+    average.
     """
     cgroup = own_cgroup()
     if cgroup is not None and read_usage(cgroup) is not None:
-        limited = cgroup.limit is not None and cgroup.limit < machine_cpus()
-        if limited or in_container():
+        affinity = machine_cpus()
+        if cgroup_counts(cgroup.limit, affinity, os.cpu_count() or affinity, in_container()):
             measure = CgroupLoad(cpus, lambda: read_usage(cgroup), tree_cpu, time.monotonic)
             return f"cgroup v{cgroup.version} ({cpus:.3g} CPUs)", measure
     return "load average", LoadAverageLoad(cpus, running)
