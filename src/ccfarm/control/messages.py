@@ -205,6 +205,7 @@ def encode_host_report(r: HostReport) -> bytes:
             "desktop": int(r.desktop_in_use),
             "compiler": [c.text() for c in r.compilers],
             "protocols": ",".join(str(p) for p in r.protocols),
+            **({} if r.external_load is None else {"external": f"{r.external_load:.3f}"}),
         },
     )
 
@@ -228,4 +229,5 @@ def decode_host_report(message: Message) -> HostReport:
         desktop_in_use=f.get("desktop") == "1",
         compilers=tuple(_compiler(c) for c in message.values("compiler")),
         protocols=protocols,
+        external_load=_float(f, "external") if "external" in f else None,
     )

@@ -1,6 +1,11 @@
 """The host agent inside ccfarmd: registers with the scheduler(s) and keeps
 them informed (heartbeats with load, free slots and desktop use).
 
+Availability is measured where the host's CPU really is (`external_load`):
+in a CPU-limited cgroup or a container, from the cgroup's own CPU use
+(`CgroupLoad`); otherwise from the load average. Both are net of ccfarm's
+own jobs, per CPU the host may use.
+
 The daemon stays the authority on its own slots: it reports what it has;
 schedulers only lease out what hosts report.
 """
@@ -12,11 +17,13 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Awaitable, Callable
 
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import HOST_LEAVING, encode_host_name, encode_host_report
-from ccfarm.daemon.probe import SpeedEstimate
+from ccfarm.daemon.cgroups import in_container, read_usage
+from ccfarm.daemon.probe import SpeedEstimate, machine_cpus, own_cgroup, tree_cpu
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
 
@@ -52,6 +59,102 @@ class RefinedSpeed:
         return self.estimate.speed
 
 
+class CgroupLoad:
+    """External load per CPU from a cgroup's CPU use, net of ccfarm's own.
+
+    Over the interval since the last measure: (the cgroup's CPU seconds -
+    the daemon's and its compilers' CPU seconds) / wall seconds / CPUs. A
+    call sooner than `min_interval` after the last measure (one heartbeat
+    per scheduler) gives the last figure again, as does an unreadable
+    counter; before the first interval it is 0.
+    """
+
+    def __init__(
+        self,
+        cpus: float,
+        usage: Callable[[], float | None],
+        own: Callable[[], float],
+        clock: Callable[[], float],
+        min_interval: float = 1.0,
+    ) -> None:
+        self.cpus = max(cpus, 0.01)
+        self.usage, self.own, self.clock = usage, own, clock
+        self.min_interval = min_interval
+        self.value = 0.0
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float | None, float]:
+        return self.clock(), self.usage(), self.own()
+
+    def __call__(self) -> float:
+        wall, usage, own = self.clock(), None, 0.0
+        if wall - self._last[0] >= self.min_interval:
+            wall, usage, own = self._sample()
+        if usage is None:
+            return self.value
+        last_wall, last_usage, last_own = self._last
+        self._last = (wall, usage, own)
+        if last_usage is not None:
+            external = (usage - last_usage) - (own - last_own)
+            self.value = round(max(0.0, external) / (wall - last_wall) / self.cpus, 3)
+        return self.value
+
+
+class LoadAverageLoad:
+    """External load per CPU from the load average, net of ccfarm's jobs.
+
+    The 1-minute load average is an exponential average of the run queue
+    (time constant 60 s), so ccfarm's part of it is not the jobs running
+    now but their own such average: the load stays up for a minute after
+    the jobs end, and is still rising while they start. What is taken off
+    is the larger of the two, (load - max(running, average running)) / CPUs,
+    so a host is not withdrawn for the jobs it just ran.
+    """
+
+    TIME_CONSTANT = 60.0
+
+    def __init__(
+        self,
+        cpus: float,
+        running: Callable[[], int],
+        load: Callable[[], float] = lambda: os.getloadavg()[0],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cpus = max(cpus, 1.0)
+        self.running, self.load, self.clock = running, load, clock
+        self.average = float(running())
+        self._when = clock()
+
+    def __call__(self) -> float:
+        now, running = self.clock(), self.running()
+        decay = math.exp(-max(0.0, now - self._when) / self.TIME_CONSTANT)
+        self.average = running + (self.average - running) * decay
+        self._when = now
+        return round(max(0.0, self.load() - max(running, self.average)) / self.cpus, 3)
+
+
+def cgroup_counts(limit: float | None, affinity: int, machine: int, container: bool) -> bool:
+    """Whether the cgroup's use, not the load average, says how busy the host is."""
+    return container or affinity < machine or (limit is not None and limit < machine)
+
+
+def availability(cpus: float, running: Callable[[], int]) -> tuple[str, Callable[[], float]]:
+    """How this host measures its external load: (what, the measure).
+
+    From its cgroup when it is CPU-limited (a quota below the machine's
+    CPUs, or an affinity to fewer than all of them) or in a container,
+    where the load average counts the neighbours; otherwise from the load
+    average.
+    """
+    cgroup = own_cgroup()
+    if cgroup is not None and read_usage(cgroup) is not None:
+        affinity = machine_cpus()
+        if cgroup_counts(cgroup.limit, affinity, os.cpu_count() or affinity, in_container()):
+            measure = CgroupLoad(cpus, lambda: read_usage(cgroup), tree_cpu, time.monotonic)
+            return f"cgroup v{cgroup.version} ({cpus:.3g} CPUs)", measure
+    return "load average", LoadAverageLoad(cpus, running)
+
+
 class HostAgent:
     def __init__(
         self,
@@ -68,9 +171,12 @@ class HostAgent:
         heartbeat: float = 2.0,
         leaving: asyncio.Event | None = None,
         connect: Connect = asyncio.open_connection,
+        external: Callable[[], float] | None = None,
     ) -> None:
         """`leaving` set (the daemon drains or stops): say BYEE to the
-        scheduler and stop; `connect` opens a connection to a scheduler."""
+        scheduler and stop; `connect` opens a connection to a scheduler;
+        `external` measures the external load per CPU (default: from the
+        cgroup where the host is CPU-limited, else the load average)."""
         self.port = port
         self.listen = listen
         self.advertise = advertise
@@ -83,6 +189,10 @@ class HostAgent:
         self.heartbeat = heartbeat
         self.leaving = leaving or asyncio.Event()
         self._connect = connect
+        if external is None:
+            what, external = availability(cpus, running)
+            log.info("availability measured from the %s", what)
+        self.external = external
 
     def report(self, local_address: str) -> HostReport:
         address = self.advertise or (
@@ -97,6 +207,7 @@ class HostAgent:
             speed=self.speed(),
             load=os.getloadavg()[0],
             running=self.running(),
+            external_load=self.external(),
             desktop_in_use=self.desktop(),
             compilers=self.compilers,
             protocols=(1, 2, 3, CCFARM, CCFARM_CPP),

@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from ccfarm.compiler.identity import parse_version_output
+from ccfarm.daemon.cgroups import CpuCgroup, find_cpu_cgroup, parse_proc_stat
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.model import CompilerIdentity
 
@@ -20,25 +21,64 @@ _REFERENCE = "\n".join(
 )
 
 
-def effective_cpus() -> float:
-    """CPUs this process may use: the CPU count, capped by a cgroup v1 quota."""
-    cpus = float(len(os.sched_getaffinity(0)))
+def machine_cpus() -> int:
+    """CPUs this process may run on (its affinity mask)."""
+    return len(os.sched_getaffinity(0))
+
+
+def own_cgroup(root: str = "/sys/fs/cgroup") -> CpuCgroup | None:
+    """This process's CPU cgroup (v1 or v2), or None."""
     try:
         with open("/proc/self/cgroup") as f:
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                if "cpu" in controllers.split(","):
-                    base = f"/sys/fs/cgroup/cpu{path}"
-                    with (
-                        open(f"{base}/cpu.cfs_quota_us") as q,
-                        open(f"{base}/cpu.cfs_period_us") as p,
-                    ):
-                        quota, period = int(q.read()), int(p.read())
-                    if quota > 0 and period > 0:
-                        cpus = min(cpus, quota / period)
-    except (OSError, ValueError):
-        pass
+            text = f.read()
+    except OSError:
+        return None
+    return find_cpu_cgroup(text, root)
+
+
+def effective_cpus(cgroup: CpuCgroup | None = None) -> float:
+    """CPUs this process may use: its affinity, capped by a v1 or v2 quota."""
+    cgroup = cgroup if cgroup is not None else own_cgroup()
+    cpus = float(machine_cpus())
+    if cgroup is not None and cgroup.limit is not None:
+        cpus = min(cpus, cgroup.limit)
     return cpus
+
+
+def tree_cpu(pid: int | None = None, proc: str = "/proc") -> float:
+    """CPU seconds of a process and all its descendants, live or reaped.
+
+    For ccfarmd: the daemon itself and every compiler it started, so far.
+    Live descendants come from PROC/*/stat; reaped ones are in each
+    parent's children's times.
+    """
+    pid = os.getpid() if pid is None else pid
+    kids: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        names = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, name, "stat")) as f:
+                parsed = parse_proc_stat(f.read())
+        except (OSError, UnicodeDecodeError):
+            continue  # it ended meanwhile
+        if parsed is not None:
+            kids.setdefault(parsed[1], []).append(parsed[0])
+            ticks[parsed[0]] = parsed[2]
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        total += ticks.get(p, 0)
+        todo.extend(kids.get(p, ()))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu() -> float:

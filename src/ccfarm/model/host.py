@@ -21,3 +21,7 @@ class HostReport:
     desktop_in_use: bool = False
     compilers: tuple[CompilerIdentity, ...] = ()
     protocols: tuple[int, ...] = (1, 2, 3)
+    #: external load per CPU as the host measured it (its cgroup's use or the
+    #: load average, net of its ccfarm jobs); None from older hosts, for
+    #: which the scheduler takes (load - running) / cpus
+    external_load: float | None = None

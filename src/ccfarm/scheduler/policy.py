@@ -19,7 +19,8 @@ class Policy:
         "hosts whose speeds are within this factor of each other share a tier",
         metavar="FACTOR",
     )
-    #: external load is the load average minus ccfarm's own jobs
+    #: external load is what the host measured (its cgroup's CPU use or the
+    #: load average, net of ccfarm's own jobs), per CPU it may use
     load_low: float = setting(
         0.3, "external load per CPU at or below which a host offers all its slots", metavar="LOAD"
     )
@@ -79,8 +80,9 @@ def offered_slots(report: HostReport, policy: Policy, *, disabled: bool) -> int:
         return 0
     if report.desktop_in_use:
         return min(report.slots, policy.desktop_slots)
-    cpus = max(report.cpus, 1)
-    external = max(0.0, report.load - report.running) / cpus
+    external = report.external_load
+    if external is None:  # an older host: its load average, net of its jobs
+        external = max(0.0, report.load - report.running) / max(report.cpus, 1)
     if external <= policy.load_low:
         return report.slots
     if external >= policy.load_high:
