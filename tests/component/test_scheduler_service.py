@@ -111,16 +111,37 @@ async def test_hosts_info_pins_speed_and_cpus() -> None:
         assert (record["speed"], record["cpus"], record["slots"]) == ("8", "16", "2")
 
 
-async def test_a_host_leaving_revokes_its_leases() -> None:
-    async with SchedulerRig() as rig:
-        agent = await rig.host(host_report("h1"))
+async def test_a_host_leaving_takes_no_new_leases_and_finishes_its_own() -> None:
+    async with SchedulerRig(host_timeout=3600.0) as rig:
+        agent = await rig.host(host_report("h1", slots=2))
         wrapper = rig.peer()
         lease = m.decode_granted(await wrapper.ask(lease_request(ident=4), kind=m.LEASE_GRANTED))
         agent.send(m.encode_host_name(m.HOST_LEAVING, "h1"))
-        revoked = m.decode_revoked(await wrapper.receive(m.LEASE_REVOKED))
-        assert (revoked.lease, revoked.request, revoked.reason) == (lease.lease, 4, "host left")
+        await idle()
+        record = (await rig.hosts())["h1"]
+        assert (record["state"], record["offered"], record["used"]) == ("leaving", "0", "1")
+        other = rig.peer()
+        other.send(lease_request(ident=5, timeout=5.0))
+        await idle()
+        assert wrapper.inbox.empty() and other.inbox.empty()  # no revocation, no new grant
+        agent.send(m.encode_host_report(host_report("h1", slots=2)))  # heartbeats go on
+        await idle()
+        assert (await rig.hosts())["h1"]["offered"] == "0"
+        wrapper.send(m.encode_release(lease.lease))  # its job finished
+        agent.writer.close()  # the daemon exits: the host is gone
+        await idle()
         assert await rig.hosts() == {}
-        assert await rig.jobs() == []
+        refused = m.decode_refused(await other.receive(m.LEASE_REFUSED))
+        assert refused.request == 5
+
+
+async def test_a_byee_for_another_connections_host_is_ignored() -> None:
+    async with SchedulerRig() as rig:
+        await rig.host(host_report("h1"))
+        forger = rig.peer()
+        forger.send(m.encode_host_name(m.HOST_LEAVING, "h1"))
+        await idle()
+        assert (await rig.hosts())["h1"]["state"] == "up"
 
 
 async def test_a_host_whose_connection_closes_is_removed_at_once() -> None:

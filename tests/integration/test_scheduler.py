@@ -153,7 +153,7 @@ def test_a_stopped_or_killed_daemon_leaves_the_farm_at_once(scheduler, ccfarmd) 
     assert drained.process is not None and killed.process is not None
     drained.process.send_signal(signal.SIGTERM)  # drains: says BYEE first
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=2)
-    assert "left scheduler" in Path(drained.log_path).read_text()
+    assert "leaving scheduler" in Path(drained.log_path).read_text()
     killed.process.send_signal(signal.SIGKILL)  # no word: its connection closes
     wait_for(lambda: ctl(sched, "hosts") == [], timeout=2)
 

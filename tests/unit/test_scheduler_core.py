@@ -402,6 +402,23 @@ def test_drain_and_return() -> None:
     assert granted(out)[0].request == waiting.request and granted(out)[0].host == "a"
 
 
+def test_a_leaving_host_finishes_its_jobs_and_takes_no_new_ones() -> None:
+    farm = Farm(rng=random.Random(12))
+    farm.host_report(host("a", slots=2, speed=5), 0)
+    farm.host_report(host("b", slots=2), 0)
+    g = granted(farm.request(req(), 0))[0]
+    assert g.host == "a"
+    assert farm.host_leaving("a", 1) == []  # nothing revoked
+    farm.host_report(host("a", slots=2, speed=5), 2)  # its heartbeats go on
+    assert farm.hosts["a"].offered == 0 and g.lease in farm.leases
+    assert [granted(farm.request(req(), 2))[0].host for _ in range(2)] == ["b", "b"]
+    farm.release(g.lease, 3)
+    assert farm.request(req(), 3) == []  # "a" gives nothing back, "b" is full
+    farm.host_gone("a", "host's connection closed", 4)
+    assert "a" not in farm.hosts
+    assert farm.host_leaving("a", 5) == []  # a late goodbye changes nothing
+
+
 def test_host_shrinking_revokes_newest_leases() -> None:
     farm = Farm(rng=random.Random(13))
     farm.host_report(host("a", slots=3), 0)
@@ -631,6 +648,10 @@ class FarmMachine(RuleBasedStateMachine):
     @rule(name=st.sampled_from("abcd"))
     def leave(self, name: str) -> None:
         self._apply(self.farm.host_gone(name, "host left", self.now))
+
+    @rule(name=st.sampled_from("abcd"))
+    def say_goodbye(self, name: str) -> None:
+        self._apply(self.farm.host_leaving(name, self.now))
 
     @invariant()
     def consistent(self) -> None:

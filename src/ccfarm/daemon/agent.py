@@ -174,7 +174,9 @@ class HostAgent:
         external: Callable[[], float] | None = None,
     ) -> None:
         """`leaving` set (the daemon drains or stops): say BYEE to the
-        scheduler and stop; `connect` opens a connection to a scheduler;
+        scheduler (no new leases; the running jobs finish) and keep the
+        connection until the daemon exits (its close: the host is gone);
+        `connect` opens a connection to a scheduler;
         `external` measures the external load per CPU (default: from the
         cgroup where the host is CPU-limited, else the load average)."""
         self.port = port
@@ -214,7 +216,9 @@ class HostAgent:
         )
 
     async def run(self, scheduler: tuple[str, int]) -> None:
-        """Stay connected to one scheduler until `leaving`, reconnecting with backoff."""
+        """Stay connected to one scheduler, reconnecting with backoff, until
+        the daemon exits (the task is cancelled); once `leaving`, no new
+        connections."""
         delay = 1.0
         while not self.leaving.is_set():
             try:
@@ -236,16 +240,20 @@ class HostAgent:
         leaving = asyncio.ensure_future(self.leaving.wait())
         try:
             writer.write(hello())
+            said_goodbye = False
             while not closed.done():
                 report = self.report(local)
-                if leaving.done():  # no new leases here: the scheduler hears it at once
-                    writer.write(encode_host_name(HOST_LEAVING, report.host))
-                    await asyncio.wait_for(writer.drain(), 5)
-                    log.info("left scheduler %s:%d", address, port)
-                    return
                 writer.write(encode_host_report(report))
+                if leaving.done() and not said_goodbye:
+                    # no new leases here, the running jobs finish; the scheduler
+                    # hears it at once, and drops the host when this connection
+                    # closes (the daemon's exit)
+                    writer.write(encode_host_name(HOST_LEAVING, report.host))
+                    said_goodbye = True
+                    log.info("leaving scheduler %s:%d", address, port)
                 await asyncio.wait_for(writer.drain(), 10)
-                await asyncio.wait({closed, leaving}, timeout=self.heartbeat)
+                waits = {closed} if said_goodbye else {closed, leaving}
+                await asyncio.wait(waits, timeout=self.heartbeat)
         finally:
             closed.cancel()
             leaving.cancel()

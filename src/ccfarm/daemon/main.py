@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_BIND_FAILED = 102
-#: seconds the host agents get to say BYEE to their schedulers at exit
+#: seconds the host agents get to close their schedulers' connections at exit
 AGENT_GOODBYE = 2.0
 
 
@@ -102,10 +102,12 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
         await service.serve_until_drained()
     finally:
         service.drain()  # (done already, unless something failed)
-        if agents:  # each says BYEE to its scheduler
-            await asyncio.wait(agents, timeout=AGENT_GOODBYE)
+        # each agent said BYEE when the drain began; its connection closing
+        # now is the host leaving its scheduler
         for agent in agents:
             agent.cancel()
+        if agents:
+            await asyncio.wait(agents, timeout=AGENT_GOODBYE)
         if config.pid_file:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(config.pid_file)

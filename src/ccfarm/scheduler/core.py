@@ -103,6 +103,16 @@ class Farm:
             return self._rebalance(host.keys, now)  # slower hosts may be worth it now
         return []
 
+    def host_leaving(self, name: str, now: float) -> list[Outcome]:
+        """The host said it is going (its daemon drains): no new leases, its
+        running jobs finish; it is gone when its connection closes (or its
+        heartbeats stop), which ends what is still running then."""
+        host = self.hosts.get(name)
+        if host is None:
+            return []
+        self.slots.set_leaving(host)
+        return self._rebalance(host.keys, now)  # slower hosts may be worth it now
+
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
         host = self.hosts[name]

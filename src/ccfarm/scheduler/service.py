@@ -211,9 +211,10 @@ class SchedulerService:
             self._wake.set()
         elif kind == m.HOST_LEAVING:
             host = m.decode_host_name(message)
-            if self._by_host.get(host) is conn:
-                del self._by_host[host]
-            self._dispatch(self.farm.host_gone(host, "host left", now))
+            if self._by_host.get(host) is conn:  # only the host's own connection speaks for it
+                self._dispatch(self.farm.host_leaving(host, now))
+            else:
+                log.info("%s: BYEE for %s, which it did not report; ignored", conn.peer, host)
         elif kind == m.QUERY_HOSTS:
             conn.send(encode(m.HOST_LIST, *self.host_records()))
         elif kind == m.QUERY_JOBS:
@@ -278,7 +279,9 @@ class SchedulerService:
         for name, host in sorted(self.farm.hosts.items()):
             r = host.report
             standing = self.farm.health.standing(name)
-            if host.disabled:
+            if host.leaving:
+                state = "leaving"
+            elif host.disabled:
                 state = "disabled"
             elif standing is not None:
                 state = standing.value  # quarantined, probation

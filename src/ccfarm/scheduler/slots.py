@@ -148,6 +148,7 @@ class Host:
         "report",
         "tier",
         "disabled",
+        "leaving",
         "limit",
         "offered",
         "leases",
@@ -160,6 +161,7 @@ class Host:
         self.report = report
         self.tier = tier_of(report.speed, policy)
         self.disabled = False
+        self.leaving = False  # said BYEE: finishing its jobs, taking no new ones
         self.limit: int | None = None  # at most this many slots (quarantine, probation)
         self.offered = 0
         self.leases: dict[int, None] = {}  # lease ids, oldest first
@@ -203,7 +205,7 @@ class SlotIndex:
 
         A host whose compilers or tier changed is made anew (its keys and
         pools change with them), offering nothing until `offer`; it keeps
-        its leases and whether it is drained.
+        its leases, whether it is drained and whether it is leaving.
         """
         host = self.hosts.get(report.host)
         if (
@@ -218,6 +220,7 @@ class SlotIndex:
             host = Host(report, self.policy, now)
             if old is not None:
                 host.disabled = old.disabled
+                host.leaving = old.leaving
                 host.limit = old.limit
                 host.leases = dict(old.leases)
                 host.express = old.express
@@ -233,8 +236,9 @@ class SlotIndex:
         self._count_keys(host, -1)
 
     def offer(self, host: Host) -> None:
-        """Offer what the host's report, drained state and limit allow."""
-        offered = offered_slots(host.report, self.policy, disabled=host.disabled)
+        """Offer what the host's report, drained or leaving state and limit allow."""
+        closed = host.disabled or host.leaving
+        offered = offered_slots(host.report, self.policy, disabled=closed)
         if host.limit is not None:
             offered = min(offered, host.limit)
         self.set_offered(host, offered)
@@ -250,6 +254,11 @@ class SlotIndex:
     def set_disabled(self, host: Host, disabled: bool) -> None:
         """Drain a host (it offers nothing; its leases run on) or return it."""
         host.disabled = disabled
+        self.offer(host)
+
+    def set_leaving(self, host: Host) -> None:
+        """The host is going (it offers nothing; its leases run on) until it is gone."""
+        host.leaving = True
         self.offer(host)
 
     def set_offered(self, host: Host, offered: int) -> None:
