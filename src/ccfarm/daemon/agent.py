@@ -190,6 +190,10 @@ class HostAgent:
         self.desktop = desktop
         self.heartbeat = heartbeat
         self.leaving = leaving or asyncio.Event()
+        #: connected sessions that have not said BYEE yet (see `said_goodbye`)
+        self._unsaid = 0
+        self._all_said = asyncio.Event()
+        self._all_said.set()
         self._connect = connect
         if external is None:
             what, external = availability(cpus, running)
@@ -232,10 +236,28 @@ class HostAgent:
                 await asyncio.wait_for(self.leaving.wait(), delay)
             delay = min(delay * 2, 10.0)
 
+    async def said_goodbye(self, timeout: float) -> None:
+        """Until each connected scheduler has been told BYEE (after `leaving`
+        is set), or `timeout`: the daemon's exit must not cut it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_said.wait(), timeout)
+
     async def _session(self, address: str, port: int) -> None:
         reader, writer = await asyncio.wait_for(self._connect(address, port), 5)
         local = writer.get_extra_info("sockname")[0]
         log.info("registered with scheduler %s:%d", address, port)
+        owed = True  # this session's goodbye
+        self._unsaid += 1
+        self._all_said.clear()
+
+        def settle() -> None:
+            nonlocal owed
+            if owed:
+                owed = False
+                self._unsaid -= 1
+                if not self._unsaid:
+                    self._all_said.set()
+
         closed = asyncio.ensure_future(reader.read())  # the scheduler sends nothing to hosts
         leaving = asyncio.ensure_future(self.leaving.wait())
         try:
@@ -252,9 +274,12 @@ class HostAgent:
                     said_goodbye = True
                     log.info("leaving scheduler %s:%d", address, port)
                 await asyncio.wait_for(writer.drain(), 10)
+                if said_goodbye:
+                    settle()
                 waits = {closed} if said_goodbye else {closed, leaving}
                 await asyncio.wait(waits, timeout=self.heartbeat)
         finally:
+            settle()
             closed.cancel()
             leaving.cancel()
             writer.close()

@@ -17,11 +17,12 @@ from ccfarm.daemon.config import DaemonConfig
 from ccfarm.errors import ConfigError
 
 if TYPE_CHECKING:
+    from ccfarm.daemon.agent import HostAgent
     from ccfarm.daemon.service import DaemonService
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_BIND_FAILED = 102
-#: seconds the host agents get to close their schedulers' connections at exit
+#: seconds the host agents get to say BYEE, and then to close their connections, at exit
 AGENT_GOODBYE = 2.0
 
 
@@ -92,7 +93,8 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
             "cannot listen on %s:%d: %s", config.listen, config.port, exc
         )
         return EXIT_BIND_FAILED
-    agents = [asyncio.ensure_future(t) for t in await _agent_tasks(config, compilers, service)]
+    agent, runs = await _agent_tasks(config, compilers, service)
+    agents = [asyncio.ensure_future(run) for run in runs]
     if config.pid_file:
         tmp = f"{config.pid_file}.{os.getpid()}"
         with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
@@ -102,10 +104,12 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
         await service.serve_until_drained()
     finally:
         service.drain()  # (done already, unless something failed)
-        # each agent said BYEE when the drain began; its connection closing
+        # each agent says BYEE when the drain begins; its connection closing
         # now is the host leaving its scheduler
-        for agent in agents:
-            agent.cancel()
+        if agent is not None:
+            await agent.said_goodbye(AGENT_GOODBYE)
+        for task in agents:
+            task.cancel()
         if agents:
             await asyncio.wait(agents, timeout=AGENT_GOODBYE)
         if config.pid_file:
@@ -116,10 +120,11 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
 
 async def _agent_tasks(
     config: DaemonConfig, compilers: CompilerAllowList, service: DaemonService
-) -> list[Coroutine[Any, Any, None]]:
-    """One reporting task per --scheduler (after probing speed and compilers)."""
+) -> tuple[HostAgent | None, list[Coroutine[Any, Any, None]]]:
+    """The host agent and one reporting task per --scheduler (after probing
+    speed and compilers)."""
     if not config.scheduler:
-        return []
+        return None, []
     from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
     from ccfarm.daemon.activity import desktop_in_use, parse_source
     from ccfarm.daemon.agent import HostAgent, RefinedSpeed
@@ -157,7 +162,7 @@ async def _agent_tasks(
         len(idents),
         ", ".join(config.scheduler),
     )
-    return [agent.run(s) for s in parse_addresses(config.scheduler, SCHEDULER_PORT)]
+    return agent, [agent.run(s) for s in parse_addresses(config.scheduler, SCHEDULER_PORT)]
 
 
 if __name__ == "__main__":
