@@ -130,9 +130,7 @@ class Farm:
 
     def cancel(self, request: int) -> None:
         """A waiting request's client went away."""
-        waiting = self.queue.remove(request)
-        if waiting is not None:
-            self.ledger.stop_waiting(waiting.request.client)
+        self._unqueue(request)
 
     def tick(self, now: float) -> list[Outcome]:
         """Expire what is due at `now`: silent hosts, old leases, long waits."""
@@ -153,7 +151,7 @@ class Farm:
                 case WaitDeadline(request):
                     waiting = self.queue.get(request)
                     if waiting is not None and waiting.deadline <= now:
-                        self.cancel(request)
+                        self._unqueue(request)
                         outcomes.append(LeaseRefused(request, "no free host in time"))
         return outcomes
 
@@ -197,6 +195,7 @@ class Farm:
     def _grant(
         self, req: LeaseRequest, host: Host, now: float, *, express: bool = False
     ) -> LeaseGranted:
+        """A lease for `req` on `host`, in every part that keeps leases."""
         r = host.report
         expires = now + self.policy.lease_timeout
         lease = self.ledger.open(req, r.host, r.speed, now, expires, express).lease
@@ -217,6 +216,9 @@ class Farm:
         return self._grant(waiting.request, host, now, express=express)
 
     def _end_lease(self, lease: int, reason: str, now: float) -> LeaseRevoked:
+        """The lease ends: its client is charged, its slot or lane is free
+        again, and a released one teaches the cost model (a revoked one says
+        nothing about the job's cost)."""
         record, used = self.ledger.close(lease, now)
         model = self.costs.get(record.request.compiler)
         if model is not None and reason == "released" and not record.express:
@@ -271,5 +273,12 @@ class Farm:
         host = self.slots.pick(waiting.key)
         if host is None:
             return []  # nothing free: it waits for the next release as usual
-        self.cancel(request)
+        self._unqueue(request)
         return [self._grant(waiting.request, host, now)]
+
+    def _unqueue(self, request: int) -> None:
+        """Take a request out of line (it no longer waits: gone, refused or
+        granted out of turn)."""
+        waiting = self.queue.remove(request)
+        if waiting is not None:
+            self.ledger.stop_waiting(waiting.request.client)
