@@ -65,7 +65,7 @@ class Farm:
     def host_report(self, report: HostReport, now: float) -> list[Outcome]:
         """A registration or heartbeat: (re)compute what the host offers."""
         host = self.slots.join(report, now)
-        self.timers.set(now + self.policy.host_timeout, HostDeadline(report.host))
+        self.timers.set_host(now + self.policy.host_timeout, report.host)
         outcomes: list[Outcome] = []
         while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
             newest = next(reversed(host.leases))
@@ -112,12 +112,12 @@ class Farm:
         deadline = now + min(req.timeout, self.policy.max_wait)
         self.queue.add(WaitingRequest(req, key, deadline, cost))
         self.ledger.wait(req.client)
-        self.timers.set(deadline, WaitDeadline(req.request))
+        self.timers.set_wait(deadline, req.request)
         if host is None:
             return []
         # a free slot exists but a faster host may be worth waiting for: the
         # queue decides who (if anyone) takes it; nobody waits for ever
-        self.timers.set(now + self.policy.patience, PatienceDeadline(req.request))
+        self.timers.set_patience(now + self.policy.patience, req.request)
         return self._serve_waiting(host, now)
 
     def release(self, lease: int, now: float) -> list[Outcome]:
@@ -203,7 +203,7 @@ class Farm:
             self.slots.take_lane(host, lease)
         else:
             self.slots.take_slot(host, lease)
-        self.timers.set(expires, LeaseDeadline(lease))
+        self.timers.set_lease(expires, lease)
         self.queue.served(req.client)
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
 
