@@ -8,6 +8,7 @@ from ccfarm.scheduler.timers import (
     HostDeadline,
     LeaseDeadline,
     PatienceDeadline,
+    QuarantineDeadline,
     Timers,
     WaitDeadline,
 )
@@ -15,9 +16,9 @@ from ccfarm.scheduler.timers import (
 
 def test_due_deadlines_come_out_earliest_first() -> None:
     timers = Timers()
-    timers.set(5.0, LeaseDeadline(1))
-    timers.set(2.0, HostDeadline("a"))
-    timers.set(9.0, WaitDeadline(7))
+    timers.set_lease(5.0, 1)
+    timers.set_host(2.0, "a")
+    timers.set_wait(9.0, 7)
     assert timers.next() == 2.0
     assert timers.pop_due(1.9) is None  # nothing due yet: nothing taken
     assert len(timers) == 3
@@ -30,9 +31,18 @@ def test_due_deadlines_come_out_earliest_first() -> None:
 def test_equal_times_keep_the_order_they_were_set() -> None:
     """A replayed timeline expires things in the same order."""
     timers = Timers()
-    order = [WaitDeadline(3), PatienceDeadline(3), HostDeadline("b"), LeaseDeadline(2)]
-    for deadline in order:
-        timers.set(4.0, deadline)
+    timers.set_wait(4.0, 3)
+    timers.set_patience(4.0, 3)
+    timers.set_host(4.0, "b")
+    timers.set_quarantine(4.0, "b")
+    timers.set_lease(4.0, 2)
+    order = [
+        WaitDeadline(3),
+        PatienceDeadline(3),
+        HostDeadline("b"),
+        QuarantineDeadline("b"),
+        LeaseDeadline(2),
+    ]
     assert [timers.pop_due(4.0) for _ in order] == order
     assert timers.next() is None
 
@@ -46,8 +56,8 @@ def test_kinds_are_distinct_records() -> None:
 
 def test_check_wants_every_expected_deadline() -> None:
     timers = Timers()
-    timers.set(3.0, LeaseDeadline(1))
-    timers.set(1.0, HostDeadline("a"))
+    timers.set_lease(3.0, 1)
+    timers.set_host(1.0, "a")
     assert sorted(timers.pending(), key=lambda p: p[0]) == [
         (1.0, HostDeadline("a")),
         (3.0, LeaseDeadline(1)),
@@ -62,7 +72,7 @@ def test_check_wants_every_expected_deadline() -> None:
 def test_check_finds_a_broken_heap() -> None:
     timers = Timers()
     for when in (1.0, 2.0, 3.0):
-        timers.set(when, WaitDeadline(int(when)))
+        timers.set_wait(when, int(when))
     timers.check()
     timers._heap.reverse()  # what a bug in the heap's upkeep would do
     with pytest.raises(AssertionError, match="out of order"):

@@ -68,7 +68,7 @@ class Farm:
     def host_report(self, report: HostReport, now: float) -> list[Outcome]:
         """A registration or heartbeat: (re)compute what the host offers."""
         host = self.slots.join(report, now)
-        self.timers.set(now + self.policy.host_timeout, HostDeadline(report.host))
+        self.timers.set_host(now + self.policy.host_timeout, report.host)
         outcomes: list[Outcome] = []
         while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
             newest = next(reversed(host.leases))
@@ -96,7 +96,7 @@ class Farm:
         until = self.health.failed(record.host, lease, now)
         if until is None:
             return []
-        self.timers.set(until, QuarantineDeadline(record.host))
+        self.timers.set_quarantine(until, record.host)
         host = self.hosts.get(record.host)
         if host is not None:
             self.slots.set_limit(host, self.health.limit(record.host))
@@ -141,12 +141,12 @@ class Farm:
         deadline = now + min(req.timeout, self.policy.max_wait)
         self.queue.add(WaitingRequest(req, key, deadline, cost))
         self.ledger.wait(req.client)
-        self.timers.set(deadline, WaitDeadline(req.request))
+        self.timers.set_wait(deadline, req.request)
         if host is None:
             return []
         # a free slot exists but a faster host may be worth waiting for: the
         # queue decides who (if anyone) takes it; nobody waits for ever
-        self.timers.set(now + self.policy.patience, PatienceDeadline(req.request))
+        self.timers.set_patience(now + self.policy.patience, req.request)
         return self._serve_waiting(host, now)
 
     def release(self, lease: int, now: float) -> list[Outcome]:
@@ -159,9 +159,7 @@ class Farm:
 
     def cancel(self, request: int) -> None:
         """A waiting request's client went away."""
-        waiting = self.queue.remove(request)
-        if waiting is not None:
-            self.ledger.stop_waiting(waiting.request.client)
+        self._unqueue(request)
 
     def tick(self, now: float) -> list[Outcome]:
         """Expire what is due at `now`: silent hosts, old leases, long waits."""
@@ -184,7 +182,7 @@ class Farm:
                 case WaitDeadline(request):
                     waiting = self.queue.get(request)
                     if waiting is not None and waiting.deadline <= now:
-                        self.cancel(request)
+                        self._unqueue(request)
                         outcomes.append(LeaseRefused(request, "no free host in time"))
         return outcomes
 
@@ -232,6 +230,7 @@ class Farm:
     def _grant(
         self, req: LeaseRequest, host: Host, now: float, *, express: bool = False
     ) -> LeaseGranted:
+        """A lease for `req` on `host`, in every part that keeps leases."""
         r = host.report
         expires = now + self.policy.lease_timeout
         lease = self.ledger.open(req, r.host, r.speed, now, expires, express).lease
@@ -240,7 +239,7 @@ class Farm:
         else:
             self.slots.take_slot(host, lease)
             self.health.granted(r.host, lease)
-        self.timers.set(expires, LeaseDeadline(lease))
+        self.timers.set_lease(expires, lease)
         self.queue.served(req.client)
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
 
@@ -253,6 +252,9 @@ class Farm:
         return self._grant(waiting.request, host, now, express=express)
 
     def _end_lease(self, lease: int, reason: str, now: float) -> LeaseRevoked:
+        """The lease ends: its client is charged, its slot or lane is free
+        again, and a released one teaches the cost model (a revoked one says
+        nothing about the job's cost)."""
         record, used = self.ledger.close(lease, now)
         model = self.costs.get(record.request.compiler)
         if model is not None and reason == "released" and not record.express:
@@ -323,5 +325,12 @@ class Farm:
         host = self.slots.pick(waiting.key)
         if host is None:
             return []  # nothing free: it waits for the next release as usual
-        self.cancel(request)
+        self._unqueue(request)
         return [self._grant(waiting.request, host, now)]
+
+    def _unqueue(self, request: int) -> None:
+        """Take a request out of line (it no longer waits: gone, refused or
+        granted out of turn)."""
+        waiting = self.queue.remove(request)
+        if waiting is not None:
+            self.ledger.stop_waiting(waiting.request.client)

@@ -7,7 +7,7 @@ a host): `core.Farm` asks, then grants.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from ccfarm.scheduler.ledger import LeaseLedger
 from ccfarm.scheduler.policy import Policy
@@ -15,9 +15,10 @@ from ccfarm.scheduler.queue import WaitQueue
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
 
 
-class Turn(NamedTuple):
+@dataclass(slots=True)
+class Turn:
     """A waiting client's turn: it takes a slot with its smallest (or biggest)
-    job. (A NamedTuple: frozen, and cheap to build on the path of each grant.)"""
+    job. (Not frozen: see `ledger.Lease`.)"""
 
     key: Key
     client: str

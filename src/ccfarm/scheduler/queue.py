@@ -13,7 +13,7 @@ import bisect
 import heapq
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from ccfarm.model import LeaseRequest
 from ccfarm.scheduler.slots import Key
@@ -22,9 +22,10 @@ from ccfarm.scheduler.slots import Key
 Line = list[tuple[float, int]]
 
 
-class WaitingRequest(NamedTuple):
-    """A request waiting for a slot. (A NamedTuple: frozen, and cheaper to
-    build than a frozen dataclass; one is built per request that waits.)"""
+@dataclass(slots=True)
+class WaitingRequest:
+    """A request waiting for a slot; nothing changes it (not frozen: see
+    `ledger.Lease`)."""
 
     request: LeaseRequest
     key: Key  # the compiler it needs (ANY: any host)
