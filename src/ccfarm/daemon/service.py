@@ -39,7 +39,8 @@ EXIT_IO_ERROR = 107  # distcc's code when the client went away
 EXIT_TIMEOUT = 118  # distcc's code when --job-lifetime expired
 _READ_SIZE = 256 * 1024
 #: how much nicer the running jobs go when an express job starts (see
-#: `Farm._express`): the CPU goes to it while both run (CFS weights 1024 vs 110)
+#: `scheduler.decisions.Decisions.express_host`): the CPU goes to it while
+#: both run (CFS weights 1024 vs 110)
 EXPRESS_NICE = 10
 
 

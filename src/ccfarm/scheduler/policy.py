@@ -38,7 +38,7 @@ class Policy:
         600.0, "revoke a lease not released after S seconds", metavar="S"
     )
     max_wait: float = setting(60.0, "longest wait for a free slot, in seconds", metavar="S")
-    #: see `core.Farm._worth`
+    #: see `decisions.Decisions.worth`
     prefer_fast: bool = setting(
         True,
         "hold a job back from a free slow host while a faster one is expected to finish it"
@@ -56,14 +56,14 @@ class Policy:
     #: a light client below its fair share (offered slots / active clients)
     #: whose request would wait gets an express lease: one job beyond the
     #: slots of the fastest host whose express lane is free, run there ahead
-    #: of its other jobs (see `core.Farm._express`). Off by default: on the
-    #: emulated farm it made a small build slower, not faster
-    #: (docs/benchmarks.md)
+    #: of its other jobs (see `decisions.Decisions.express_host`). Off by
+    #: default: on the emulated farm it made a small build slower, not
+    #: faster (docs/benchmarks.md)
     express: bool = setting(
         False, "express leases: a light client's job beyond a host's slots, run first there"
     )
-    #: the cost is the preprocessed size (see `core.Farm._worth`): the big
-    #: jobs of a small build are its critical path, its small ones wait
+    #: the cost is the preprocessed size (see `decisions.Decisions.worth`):
+    #: the big jobs of a small build are its critical path, its small ones wait
     express_min_cost: float = setting(
         1.0, "express leases only for jobs this costly relative to the average", metavar="RATIO"
     )
