@@ -127,13 +127,19 @@ def test_rooted_argv() -> None:
     plain = daemon_argv_rooted(
         checked("gcc -c a.c", version=3), root="/R", output_path="/w/o.o", deps_path="/w/o.d"
     )
-    assert plain.argv[-3:] == ["-MMD", "-MF", "/w/o.d"] and plain.dep_target == "a.o"
+    # always -MD: the daemon reads the full list to check what the compile read
+    assert plain.argv[-3:] == ["-MD", "-MF", "/w/o.d"] and plain.dep_target == "a.o"
+    assert cmd.system_deps and not plain.system_deps
 
 
 def test_deps_rewrite() -> None:
     text = b"/w/o.o: /R/src/a.c /R/src/a.h \\\n /usr/include/stdio.h\n"
     assert rewrite_deps_text(text, root=b"/R", target=b"a.o") == (
         b"a.o: /src/a.c /src/a.h \\\n /usr/include/stdio.h\n"
+    )
+    # the client asked for -MMD: system headers left out of the reply
+    assert rewrite_deps_text(text, root=b"/R", target=b"a.o", system=False) == (
+        b"a.o: /src/a.c /src/a.h\n"
     )
 
 
@@ -160,9 +166,12 @@ def test_workspace_refuses_escapes(tmp_path: Path) -> None:
         for bad in (b"/../etc/x", b"/a/../../x", b"/", b"//"):
             with pytest.raises(RemoteProtocolError):
                 ws.add_file(bad, b"x")
-        ws.add_link(b"/sys", b"../../../../../../../etc")  # pump-style climbing link
+        with pytest.raises(RemoteProtocolError):  # a link that climbs out of the mirror
+            ws.add_link(b"/sys", b"../../../../../../../etc")
+        # distcc-pump's link of a system include directory to the host's own
+        ws.add_link(b"/usr/include", b"../" * 40 + b"usr/include")
         with pytest.raises(RemoteProtocolError):
-            ws.add_file(b"/sys/evil", b"x")  # never written through a link
+            ws.add_file(b"/usr/include/evil", b"x")  # never written through a link
         with pytest.raises(RemoteProtocolError):
             ws.add_file(b"/a/b.h", b"again")
         ws.add_link(b"/abs", b"/a")

@@ -107,7 +107,7 @@ def test_safeguard_compiles_here_silently() -> None:
     [
         ("gcc x.c -o x", "not a compile-only command (no -c or -S)"),
         ("gcc -c conftest.c", "autoconf probe"),
-        ("gcc -march=native -c x.c", "-march=native is not distributed"),
+        ("gcc -march=native -c x.c", "-march=native is not distributed: this machine's CPU"),
         ("gcc -c x.c y.c", "more than one source file"),
         ("gcc", "no arguments"),
     ],

@@ -1,7 +1,8 @@
 """Client-side analysis of a compiler command line (pure: no I/O).
 
-`analyse` decides whether a command can be distributed, with distcc's rules
-plus a few more conservative ones, and describes the job: source, output,
+`analyse` decides whether a command can be distributed (every argument must
+be `REMOTE` in the option table, `compiler/options.py`, plus distcc's rules
+about the job's shape) and describes the job: source, output,
 language, dependency file. `compiler/commands.py` builds the command lines
 ccfarm runs for it.
 """
@@ -12,6 +13,7 @@ import posixpath
 from collections.abc import Sequence
 
 from ccfarm._record import record
+from ccfarm.compiler import options
 
 SOURCE_LANGUAGES = {
     ".c": "c",
@@ -32,112 +34,12 @@ SOURCE_LANGUAGES = {
 PREPROCESSED = frozenset({".i", ".ii", ".mi", ".mii"})
 DISTRIBUTABLE_LANGUAGES = ("c", "c++", "objective-c", "objective-c++")
 
-#: options whose operand is the next argument
-TAKES_OPERAND = frozenset(
-    {
-        "-o",
-        "-x",
-        "-MF",
-        "-MT",
-        "-MQ",
-        "-I",
-        "-D",
-        "-U",
-        "-include",
-        "-imacros",
-        "-isystem",
-        "-iquote",
-        "-idirafter",
-        "-iprefix",
-        "-iwithprefix",
-        "-iwithprefixbefore",
-        "-isysroot",
-        "-imultilib",
-        "-L",
-        "-l",
-        "-A",
-        "-aux-info",
-        "-Xpreprocessor",
-        "-Xassembler",
-        "-Xlinker",
-        "-Xclang",
-        "-u",
-        "-T",
-        "-z",
-        "-e",
-        "--param",
-        "-target",
-        "--target",
-        "-arch",
-        "--sysroot",
-        "-dumpdir",
-        "-dumpbase",
-        "-dumpbase-ext",
-        "-wrapper",
-        "-specs",
-        "--specs",
-        "-G",
-    }
-)
+#: options whose operand may be the next argument (from the table)
+TAKES_OPERAND = options.TAKES_OPERAND
 
 #: dependency options: (exact flags without operand, flags with an operand)
 DEP_FLAGS = frozenset({"-MD", "-MMD", "-MP", "-MG"})
 DEP_OPERAND = frozenset({"-MF", "-MT", "-MQ"})
-
-#: prefixes that make a job run locally (they load code, read or write
-#: files the job names, or need this machine)
-_LOCAL_PREFIXES = (
-    "-fplugin",
-    "-specs",
-    "--specs",
-    "-B",
-    "-save-temps",
-    "--save-temps",
-    "-fdump-",
-    "-dumpdir",
-    "-dumpbase",
-    "-iplugindir",
-    "-fprofile-",
-    "-fauto-profile",
-    "-fcallgraph-info",
-    "-fstack-usage",
-    "-fdiagnostics-format=sarif",
-    "-Xpreprocessor",
-    "-Xassembler",
-    "-Xclang",
-    "--sysroot",
-    "-isysroot",
-    "-fdirectives-only",
-    "-fpreprocessed",
-    "-traditional",
-    "-no-integrated-cpp",
-    "-frepo",
-    "-dr",
-    "-ftest-coverage",
-    "--coverage",
-    "-fprofile-arcs",
-    "-aux-info",
-    "-wrapper",
-    "-march=native",
-    "-mtune=native",
-    "-mcpu=native",
-    "-flto",
-    "-fsanitize-blacklist",
-    "-fsanitize-ignorelist",
-    "-fsanitize-coverage-allowlist",
-    "-fsanitize-coverage-ignorelist",
-    "-fcompare-debug",
-    "-M",
-    "-E",
-    "--help",
-    "--version",
-    "-v",
-    "-###",
-    "-print-",
-    "-dump",
-    "-fsyntax-only",
-)
-_DEP_OK = frozenset({"-MD", "-MMD", "-MG", "-MP", "-MF", "-MT", "-MQ"})
 
 
 @record
@@ -191,20 +93,6 @@ def expand_wp(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _local_reason(arg: str) -> str | None:
-    if arg == "-" or arg.startswith("@"):
-        return f"argument {arg!r}"
-    if arg.startswith("-M") and arg not in _DEP_OK and not arg.startswith(("-MF", "-MT", "-MQ")):
-        return f"{arg} (dependency generation only)"
-    if arg.startswith("-Wa,") and (",-a" in arg or "--MD" in arg or "@" in arg):
-        return f"{arg} (assembler writes or reads files)"
-    if arg.startswith(_LOCAL_PREFIXES) and not arg.startswith(
-        ("-MF", "-MT", "-MQ", "-MD", "-MMD", "-MP", "-MG")
-    ):
-        return f"{arg} is not distributed"
-    return None
-
-
 def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
     """Describe the job, or say why it must run locally."""
     args = expand_wp(argv)
@@ -214,39 +102,25 @@ def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
     language: str | None = None
     source: tuple[int, str, str] | None = None  # index, name, language
     output: str | None = None
-    i = 1
-    while i < len(args):
-        arg = args[i]
-        reason = _local_reason(arg)
-        if reason is not None:
-            return LocalOnly(reason)
-        if arg in ("-c", "-S"):
+    for item in options.classify(args):
+        arg = args[item.index]
+        if item.place != options.REMOTE:
+            return LocalOnly(f"{arg} is not distributed: {item.why}")
+        if item.role == options.MODE:
             if mode is not None and mode != arg:
                 return LocalOnly("both -c and -S")
             mode = arg
-        elif (
-            arg in TAKES_OPERAND
-            or (arg.startswith("-x") and len(arg) > 2)
-            or (arg.startswith("-o") and len(arg) > 2)
-        ):
-            if arg in TAKES_OPERAND:
-                if i + 1 >= len(args):
-                    return LocalOnly(f"{arg} without operand")
-                operand = args[i + 1]
-                i += 1
-            else:
-                operand = arg[2:]
-            if arg.startswith("-o"):
-                if output is not None:
-                    return LocalOnly("more than one output")
-                output = operand
-            elif arg.startswith("-x"):
-                if source is not None:
-                    return LocalOnly("-x after the source file")
-                language = None if operand == "none" else operand
-                if language is not None and language not in DISTRIBUTABLE_LANGUAGES:
-                    return LocalOnly(f"language {operand}")
-        elif not arg.startswith("-"):
+        elif item.role == options.OUTPUT:
+            if output is not None:
+                return LocalOnly("more than one output")
+            output = item.operand
+        elif item.role == options.LANGUAGE:
+            if source is not None:
+                return LocalOnly("-x after the source file")
+            language = None if item.operand == "none" else item.operand
+            if language is not None and language not in DISTRIBUTABLE_LANGUAGES:
+                return LocalOnly(f"language {item.operand}")
+        elif item.role == options.INPUT:
             ext = posixpath.splitext(arg)[1]
             if ext == ".o":
                 return LocalOnly("an object file on the command line")
@@ -257,8 +131,7 @@ def analyse(argv: Sequence[str]) -> CompileJob | LocalOnly:
             base = posixpath.basename(arg)
             if base.startswith(("conftest.", "tmp.conftest.")):
                 return LocalOnly("autoconf probe")
-            source = (i, arg, language or SOURCE_LANGUAGES[ext])
-        i += 1
+            source = (item.index, arg, language or SOURCE_LANGUAGES[ext])
     if mode is None:
         return LocalOnly("not a compile-only command (no -c or -S)")
     if source is None:

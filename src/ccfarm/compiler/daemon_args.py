@@ -1,8 +1,11 @@
 """Daemon-side checks and rewriting of a request's command line (pure).
 
-The daemon runs the client's scanner (`args.analyse`) on what it received:
-anything the client should have kept local is refused, and so is anything
-that would make the compiler load code or touch files the client chose.
+A client may be hostile and build its request by hand, so the daemon checks
+every argument itself against the option table (`compiler/options.py`, the
+one the wrapper uses): an argument that is not `REMOTE` is refused, and so
+are paths in arguments that would lead out of the job's mirror
+(`job_paths.climbs_out`). The command the daemon runs names only files of
+the job: its own output, its own dependency file, the mirror.
 """
 
 from __future__ import annotations
@@ -11,60 +14,19 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccfarm.compiler.args import (
-    DEP_FLAGS,
-    DEP_OPERAND,
-    TAKES_OPERAND,
-    LocalOnly,
-    analyse,
-)
+from ccfarm.compiler import options
+from ccfarm.compiler.args import LocalOnly, analyse
+from ccfarm.compiler.job_paths import SYSTEM_HEADER_DIRS, climbs_out, names_module_cache, under
 from ccfarm.protocol.events import sends_files
 
-#: options refused outright (they load code or name files on the daemon)
-_FORBIDDEN_PREFIXES = (
-    "-fplugin",
-    "-specs",
-    "--specs",
-    "-B",
-    "-wrapper",
-    "@",
-    "-iplugindir",
-    "-fdump-",
-    "-save-temps",
-    "--save-temps",
-    "-aux-info",
-    "-dumpdir",
-    "-dumpbase",
-    "-fsanitize-blacklist",
-    "-fsanitize-ignorelist",
-    "-fsanitize-coverage-allowlist",
-    "-fsanitize-coverage-ignorelist",
-    "-fprofile-",
-    "-fauto-profile",
-    "-fcallgraph-info",
-    "-Xassembler",
-    "-Xlinker",
-    "-Wl,",
-    "--sysroot",
-    "-isysroot",
-    "-fdiagnostics-format=sarif",
-    "-Xpreprocessor",
-    "-Xclang",
-    "-fcompare-debug",
-)
-#: with a preprocessed input (protocols 1/2) nothing may be read from the daemon's disk
-_PREPROCESSED_FORBIDDEN = ("-include", "-imacros")
-#: include-path options whose absolute operand is re-rooted (protocol 3+)
-_ROOTED_OPERAND = (
-    "-I",
-    "-include",
-    "-imacros",
-    "-idirafter",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-    "-isystem",
-    "-iquote",
+#: roles whose operand is a path the preprocessor opens
+_PATH_ROLES = (options.INCLUDE_DIR, options.INCLUDE_FILE)
+#: what a preprocessed source (protocols 1/2) has no use for: dropped
+_PREPROCESSOR_ROLES = (
+    options.INCLUDE_DIR,
+    options.DEP_FLAG,
+    options.DEP_FILE,
+    options.DEP_TARGET,
 )
 _PREFIX_MAPS = (
     "-fdebug-prefix-map=",
@@ -116,33 +78,43 @@ class DaemonJob:
 class RootedCommand:
     argv: list[str]
     dep_target: str  # the rule target for the .d reply (client's name)
+    system_deps: bool  # the client asked for -MD (else -MMD: system headers left out)
 
 
 def check_request_args(
-    argv: Sequence[str], *, version: int, max_args: int = 5000, max_bytes: int = 1 << 20
+    argv: Sequence[str],
+    *,
+    version: int,
+    cwd: str | None = None,
+    max_args: int = 5000,
+    max_bytes: int = 1 << 20,
 ) -> DaemonJob | Refusal:
+    """The job, or why the daemon will not run it. `cwd` is the client's
+    directory (protocol 3+), the base of relative paths."""
     if len(argv) > max_args or sum(len(a) for a in argv) > max_bytes:
         return Refusal("command line too long")
-    for arg in argv[1:]:
-        if arg.startswith(_FORBIDDEN_PREFIXES):
-            return Refusal(f"{arg!r} is not allowed on this host")
-        if "\0" in arg:
-            return Refusal("NUL byte in an argument")
-        if not sends_files(version) and arg.startswith(_PREPROCESSED_FORBIDDEN):
-            return Refusal(f"{arg!r} makes no sense with a preprocessed source")
+    if any("\0" in arg for arg in argv):
+        return Refusal("NUL byte in an argument")
+    for item in options.classify(argv):
+        if item.place != options.REMOTE:
+            return Refusal(f"{argv[item.index]!r} is not allowed on this host: {item.why}")
     job = analyse(argv)
     if isinstance(job, LocalOnly):
         return Refusal(job.reason)
-    if job.argv != tuple(argv) and not sends_files(version):
+    files = sends_files(version)
+    if job.argv != tuple(argv) and not files:
         return Refusal("-Wp, options make no sense with a preprocessed source")
+    base = cwd if cwd is not None and cwd.startswith("/") else "/"
     output_index = None
-    for i, arg in enumerate(job.argv):
-        if arg == "-o":
-            output_index = i + 1
-        elif arg.startswith("-o") and len(arg) > 2:
-            output_index = i
-        elif arg in TAKES_OPERAND:
-            continue
+    for item in options.classify(job.argv):
+        if item.role == options.OUTPUT:
+            output_index = item.index + item.width - 1
+        elif item.role == options.INCLUDE_FILE and not files:
+            return Refusal(f"{item.spelling} makes no sense with a preprocessed source")
+        elif files and (item.role in _PATH_ROLES or item.role == options.INPUT):
+            path = item.operand or ""
+            if climbs_out(base, path) or names_module_cache(path):
+                return Refusal(f"{path!r} leads out of the job's directory")
     suffix = _SUFFIX.get(posixpath.splitext(job.source)[1], ".tmp")
     return DaemonJob(
         job.argv, job.source_index, output_index, job.output, job.mode, job.language, suffix
@@ -164,6 +136,13 @@ def daemon_argv_preprocessed(job: DaemonJob, input_path: str, output_path: str) 
     argv = list(job.argv)
     argv[job.source_index] = input_path
     argv = _with_output(job, argv, output_path)
+    # include directories and dependency options are the preprocessor's:
+    # with a .i they do nothing, and the daemon runs no path it did not choose
+    kept = [argv[0]]
+    for item in options.classify(argv):
+        if item.role not in _PREPROCESSOR_ROLES:
+            kept += argv[item.index : item.index + item.width]
+    argv = kept
     # an explicit `-x c` would make gcc preprocess the .i again
     for i, arg in enumerate(argv[:-1]):
         if arg == "-x" and argv[i + 1] in _PREPROCESSED_LANGUAGE:
@@ -176,64 +155,63 @@ def daemon_argv_preprocessed(job: DaemonJob, input_path: str, output_path: str) 
 def daemon_argv_rooted(
     job: DaemonJob, *, root: str, output_path: str, deps_path: str
 ) -> RootedCommand:
-    """Protocol 3+: the client's files are mirrored under `root`."""
+    """Protocol 3+: the client's files are mirrored under `root`.
+
+    Absolute paths get the root in front (relative ones are taken from the
+    mirror of the client's directory, and `check_request_args` made sure
+    that none climbs out); the client's dependency options go, and the
+    daemon's own `-MD -MF deps_path` comes last: the daemon reads that list
+    to check what the compile read (`job_paths.prerequisites`).
+    """
     argv = _with_output(job, list(job.argv), output_path)
     out = [argv[0], f"-ffile-prefix-map={root}="]
     target: str | None = None
-    system_deps = False
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if arg in DEP_OPERAND and nxt is not None:
-            if arg in ("-MT", "-MQ"):
-                target = nxt if target is None else f"{target} {nxt}"
-            i += 2
-            continue
-        if arg[:3] in DEP_OPERAND and len(arg) > 3:
-            if arg[:3] in ("-MT", "-MQ"):
-                target = arg[3:] if target is None else f"{target} {arg[3:]}"
-            i += 1
-            continue
-        if arg in DEP_FLAGS:
-            system_deps = system_deps or arg == "-MD"
-            i += 1
-            continue
-        if i == job.source_index and arg.startswith("/"):
-            out.append(root + arg)
-        elif arg in _ROOTED_OPERAND and nxt is not None:
-            out += [arg, root + nxt if nxt.startswith("/") else nxt]
-            i += 2
-            continue
-        elif arg.startswith(_ROOTED_OPERAND) and _attached_absolute(arg):
-            flag = next(
-                p for p in sorted(_ROOTED_OPERAND, key=len, reverse=True) if arg.startswith(p)
-            )
-            out.append(flag + root + arg[len(flag) :])
-        elif arg.startswith(_PREFIX_MAPS) and arg.partition("=")[2].startswith("/"):
-            flag, _, mapping = arg.partition("=")
-            out.append(f"{flag}={root}{mapping}")
+    for item in options.classify(argv):
+        arg = argv[item.index]
+        operand = item.operand or ""
+        if item.role == options.DEP_TARGET:
+            target = operand if target is None else f"{target} {operand}"
+        elif item.role in (options.DEP_FLAG, options.DEP_FILE):
+            pass
+        elif item.role == options.INPUT and item.index == job.source_index:
+            out.append(root + arg if arg.startswith("/") else arg)
+        elif item.role in _PATH_ROLES and operand.startswith("/"):
+            if item.width == 2:
+                out += [arg, root + operand]
+            else:
+                out.append(item.spelling + root + operand)
+        elif item.spelling in _PREFIX_MAPS and operand.startswith("/"):
+            out.append(f"{item.spelling}{root}{operand}")
         else:
-            out.append(arg)
-            if arg in TAKES_OPERAND and nxt is not None:
-                out.append(nxt)
-                i += 1
-        i += 1
-    out += ["-MD" if system_deps else "-MMD", "-MF", deps_path]
-    return RootedCommand(out, target if target is not None else job.output)
+            out += argv[item.index : item.index + item.width]
+    out += ["-MD", "-MF", deps_path]
+    return RootedCommand(out, target if target is not None else job.output, _wants_system(job))
 
 
-def _attached_absolute(arg: str) -> bool:
-    for flag in sorted(_ROOTED_OPERAND, key=len, reverse=True):
-        if arg.startswith(flag):
-            return arg[len(flag) :].startswith("/")
-    return False
+def _wants_system(job: DaemonJob) -> bool:
+    """Did the client ask for system headers in its .d (-MD), or not (-MMD)?"""
+    return "-MD" in job.argv
 
 
-def rewrite_deps_text(text: bytes, *, root: bytes, target: bytes | None) -> bytes:
-    """The daemon's .d with the root removed and the client's rule target."""
+def rewrite_deps_text(
+    text: bytes, *, root: bytes, target: bytes | None, system: bool = True
+) -> bytes:
+    """The daemon's .d with the root removed and the client's rule target;
+    without `system` (the client asked for -MMD), files in the system header
+    directories are left out (the daemon always writes -MD, see
+    `daemon_argv_rooted`; a user header that only a system header includes
+    stays in, which make does not mind)."""
     text = text.replace(root, b"")
-    if target is None:
-        return text
     head, sep, rest = text.partition(b":")
-    return target + sep + rest if sep else text
+    if not sep:
+        return text
+    if not system:
+        kept = [
+            name
+            for name in rest.replace(b"\\\n", b" ").split()
+            if not under(
+                posixpath.normpath(name.decode("utf-8", "surrogateescape")), SYSTEM_HEADER_DIRS
+            )
+        ]
+        rest = b"".join(b" " + name for name in kept) + b"\n"
+    return (target if target is not None else head) + sep + rest

@@ -40,6 +40,7 @@ class CompilePlan:
     version: int
     root: str | None  # set when the client's files were mirrored (version 3+)
     dep_target: str | None
+    system_deps: bool = True  # the client's .d lists system headers (-MD, not -MMD)
 
 
 class JobBuilder:
@@ -54,7 +55,8 @@ class JobBuilder:
             self.program = compilers.resolve(name)
         except ValueError as exc:
             raise RemoteProtocolError(str(exc)) from None
-        checked = check_request_args(argv, version=header.version)
+        cwd = os.fsdecode(header.cwd) if header.cwd is not None else None
+        checked = check_request_args(argv, version=header.version, cwd=cwd)
         if isinstance(checked, Refusal):
             raise RemoteProtocolError(f"refused arguments: {checked.reason}")
         self.job: DaemonJob = checked
@@ -105,6 +107,7 @@ class JobBuilder:
             self.header.version,
             self.ws.root,
             rooted.dep_target,
+            rooted.system_deps,
         )
 
 
@@ -119,7 +122,21 @@ def deps_reply(plan: CompilePlan, raw: bytes) -> bytes:
     if plan.root is None:
         return b""
     target = os.fsencode(plan.dep_target) if plan.dep_target is not None else None
-    return rewrite_deps_text(raw, root=os.fsencode(plan.root), target=target)
+    return rewrite_deps_text(
+        raw, root=os.fsencode(plan.root), target=target, system=plan.system_deps
+    )
+
+
+def check_reads(plan: CompilePlan, ws: Workspace) -> None:
+    """Protocol 3+: refuse the result if the compile read a file outside the
+    job's mirror and the host's system headers (an absolute `#include`, a
+    path that climbs out, a link), or if the daemon cannot tell: the reply
+    would carry that file in a message or the object."""
+    if plan.root is None:
+        return
+    outside = ws.reads_outside(plan.cwd)
+    if outside:
+        raise RemoteProtocolError(f"refused result: the compile read {outside!r}")
 
 
 def wait_status(returncode: int) -> int:

@@ -17,7 +17,14 @@ from collections.abc import Mapping
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
-from ccfarm.daemon.job import CompilePlan, JobBuilder, deps_reply, unroot, wait_status
+from ccfarm.daemon.job import (
+    CompilePlan,
+    JobBuilder,
+    check_reads,
+    deps_reply,
+    unroot,
+    wait_status,
+)
 from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
@@ -267,6 +274,7 @@ class DaemonService:
             if not run.done():
                 proc.kill()
         stdout, stderr = run.result()
+        check_reads(plan, ws)  # protocol 3+: nothing read from outside the job
         assert proc.returncode is not None
         status = wait_status(proc.returncode)
         obj = deps = b""
