@@ -10,7 +10,8 @@ directory with a secret file (readable by all, so that a daemon running as
 `nobody` could leak it) and one world-writable marker directory per attack,
 sends every request to each daemon, and prints what it achieved:
 
-* `refused`: no marker appeared and the secret's bytes are in no reply;
+* `refused`: no marker appeared and the secret's bytes are in no reply (the
+  daemon refused the request, or the compile showed nothing);
 * `RAN`, `WROTE`, `READ`: a marker file appeared, or the secret came back
   (in a message or the object).
 

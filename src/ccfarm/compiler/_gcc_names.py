@@ -1,5 +1,5 @@
-"""Option names gcc 12 lists in `gcc --help=common,optimizers,warnings,target,params,c,c++`
-and `--help=undocumented` (x86-64), without their `no-` forms and values.
+"""Option names gcc 12 lists in `gcc --help=CLASS` (x86-64) for the classes common,
+optimizers, warnings, target, params, c, c++ and undocumented, without `no-` and values.
 
 Data for `compiler/options.py`; regenerate with `scripts/gcc_option_names.py`.
 """

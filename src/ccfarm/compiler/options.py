@@ -500,3 +500,7 @@ def markdown_table() -> str:
     for spelling, place, why in FAMILY_ROWS:
         lines.append(f"| `{spelling}` | family | {place} | {why} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
