@@ -333,6 +333,18 @@ def test_daemon_refuses_paths_out_of_the_mirror(argv: str) -> None:
     assert isinstance(check_request_args(argv.split(), version=3, cwd="/home/u"), Refusal)
 
 
+def test_daemon_splits_wp_options() -> None:
+    """Protocol 3: `-Wp,` options are checked (and run) as the preprocessor sees them."""
+    job = check_request_args(words("gcc -Wp,-MD,x.d -c x.c -o x.o"), version=3, cwd="/u")
+    assert isinstance(job, DaemonJob) and job.argv[1:4] == ("-MD", "-MF", "x.d")
+    for bad in ("-Wp,-include,../../../../etc/passwd", "-Wp,-fplugin=x.so", "-Wp,-dumpdir,/x"):
+        assert isinstance(
+            check_request_args(["gcc", bad, "-c", "x.c"], version=3, cwd="/u"), Refusal
+        )
+    # a preprocessed source has no use for them
+    assert isinstance(check_request_args(words("gcc -Wp,-MD,x.d -c x.i"), version=1), Refusal)
+
+
 def test_daemon_accepts_paths_inside() -> None:
     argv = words("gcc -I../inc -include ../cfg.h -isystem /usr/include -c ../src/x.c -o x.o")
     assert isinstance(check_request_args(argv, version=3, cwd="/home/u/build"), DaemonJob)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ccfarm.compiler import options
-from ccfarm.compiler.args import LocalOnly, analyse
+from ccfarm.compiler.args import LocalOnly, analyse, expand_wp
 from ccfarm.compiler.job_paths import SYSTEM_HEADER_DIRS, climbs_out, names_module_cache, under
 from ccfarm.protocol.events import sends_files
 
@@ -95,13 +95,16 @@ def check_request_args(
         return Refusal("command line too long")
     if any("\0" in arg for arg in argv):
         return Refusal("NUL byte in an argument")
-    for item in options.classify(argv):
+    files = sends_files(version)
+    # `-Wp,` options are split as the preprocessor sees them (and then run
+    # so, see `analyse`); a preprocessed source has no use for them
+    seen = expand_wp(argv) if files else list(argv)
+    for item in options.classify(seen):
         if item.place != options.REMOTE:
-            return Refusal(f"{argv[item.index]!r} is not allowed on this host: {item.why}")
+            return Refusal(f"{seen[item.index]!r} is not allowed on this host: {item.why}")
     job = analyse(argv)
     if isinstance(job, LocalOnly):
         return Refusal(job.reason)
-    files = sends_files(version)
     if job.argv != tuple(argv) and not files:
         return Refusal("-Wp, options make no sense with a preprocessed source")
     base = cwd if cwd is not None and cwd.startswith("/") else "/"
