@@ -160,6 +160,16 @@ def _climb_link(s: Scratch) -> bytes:
     return _v3(["gcc", "-c", "x.c", "-o", "x.o"], files)
 
 
+def _line_marker_v1(s: Scratch) -> bytes:
+    # gcc reads the file a line marker names to show the line under a warning
+    return _v1(["gcc", "-c", "x.i", "-o", "x.o"], f'# 1 "{s.secret}"\nint x = 1 / 0;\n'.encode())
+
+
+def _line_macro_v3(s: Scratch) -> bytes:
+    source = f'#define F "{s.secret}"\n#line 1 F\nint x = 1 / 0;\n'
+    return _v3(["gcc", "-c", "x.c", "-o", "x.o"], [_file("x.c", source)])
+
+
 ATTACKS: tuple[Attack, ...] = (
     Attack("mapper-v1", "runs", "g++ -fmodules-ts -fmodule-mapper='|CMD' (protocol 1)", _mapper_v1),
     Attack(
@@ -182,6 +192,10 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("climb-imacros", "reads", "protocol 3: -imacros ../../../abs", _climb_imacros),
     Attack("climb-source", "reads", "protocol 3: the source ../../../abs", _climb_source),
     Attack("climb-link", "reads", "protocol 3: LINK s.h -> ../../../abs", _climb_link),
+    Attack("line-marker", "reads", '# 1 "/abs" and a warning (protocol 1)', _line_marker_v1),
+    Attack(
+        "line-macro", "reads", 'protocol 3: #line 1 MACRO ("/abs") and a warning', _line_macro_v3
+    ),
 )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ccfarm.compiler.job_paths import (
     climbs_out,
     is_system_link,
+    message_paths,
     names_module_cache,
     prerequisites,
     read_allowed,
@@ -153,5 +154,38 @@ def test_workspace_links(tmp_path: Path) -> None:
                 ws.add_link(name, target)
         with pytest.raises(RemoteProtocolError):
             ws.add_file(b"/home/u/gcm.cache/m.gcm", b"")
+    finally:
+        ws.remove()
+
+
+def test_message_paths() -> None:
+    text = (
+        b"In file included from a.c:1:\n"
+        b"                 from b.h:2,\n"
+        b"/x/sec.txt:1:5: error: expected\n"
+        b"    1 | root:x:secret\n"
+        b"a:1:/../../etc/shadow:3:1: warning: x\n"
+    )
+    names = message_paths(text)
+    for name in ("a.c", "b.h", "/x/sec.txt", "a", "a:1:/../../etc/shadow"):
+        assert name in names
+    assert message_paths(b"") == [] and message_paths(b"no location here\n") == []
+
+
+def test_workspace_messages_name_outside(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    (tmp_path / "jobs").mkdir()
+    ws = Workspace(str(tmp_path / "jobs"))
+    try:
+        cwd = ws.client_dir(b"/home/u")
+        ws.add_file(b"/home/u/x.c", b"")
+        assert ws.messages_name_outside(b"x.c:1:2: warning: w\n", cwd) is None
+        assert ws.messages_name_outside(b"/usr/include/stdio.h:1:2: warning: w\n", cwd) is None
+        assert ws.messages_name_outside(f"{secret}:1:2: warning: w\n".encode(), cwd) == str(secret)
+        # a directory of the mirror whose name holds ':1:' does not hide the climb
+        os.mkdir(os.path.join(cwd, "a:1:"))
+        climb = "a:1:/" + "../" * 30 + str(secret).lstrip("/")
+        assert ws.messages_name_outside(f"{climb}:3:1: warning: w\n".encode(), cwd) == climb
     finally:
         ws.remove()

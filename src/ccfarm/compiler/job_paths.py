@@ -111,3 +111,31 @@ def prerequisites(deps: bytes, target: str) -> list[str] | None:
 def read_allowed(resolved: str, root: str, system_dirs: tuple[str, ...]) -> bool:
     """May the compile have read `resolved` (a realpath)?"""
     return under(resolved, (root,)) or under(resolved, system_dirs)
+
+
+def message_paths(messages: bytes) -> list[str]:
+    """Every name a compiler message may give as a location (`FILE:LINE:`).
+
+    gcc shows the source line under a message by reading the file the
+    location names, and a line marker (`# 1 "/etc/shadow"`, `#line`, also
+    built by macros) can name any file, so the daemon checks those names
+    too. A name may itself hold `:12:`, so every prefix before a `:LINE:`
+    counts: the daemon refuses if any of them is a file outside the job.
+    """
+    names: list[str] = []
+    text = messages.decode("utf-8", "surrogateescape")
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        for lead in ("In file included from ", "from "):
+            if stripped.startswith(lead):
+                stripped = stripped[len(lead) :]
+                break
+        start = 0
+        while (colon := stripped.find(":", start)) != -1:
+            end = colon + 1
+            while end < len(stripped) and stripped[end].isdigit():
+                end += 1
+            if end > colon + 1 and end < len(stripped) and stripped[end] in ":,":
+                names.append(stripped[:colon])
+            start = colon + 1
+    return [n for n in dict.fromkeys(names) if n]

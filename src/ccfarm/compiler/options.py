@@ -236,7 +236,13 @@ _ROWS: tuple[tuple[str, str, str, str, str], ...] = (
     ("-fcompare-debug", JOINED, LOCAL, "", "compiles twice, writes files"),
     ("-frepo", FLAG, LOCAL, "", "writes .rpo files"),
     ("-fuse-ld=", JOINED, LOCAL, "", "link option"),
-    ("-fdiagnostics-format=", JOINED, REMOTE, "", "text, json, json-stderr or sarif-stderr"),
+    (
+        "-fdiagnostics-format=",
+        JOINED,
+        REMOTE,
+        "",
+        "text, json or json-stderr (the others write files or quote sources)",
+    ),
     ("-d", JOINED, LOCAL, "", "dumps (-dA, -dp and -dP are remote)"),
     ("-dA", FLAG, REMOTE, "", "annotates the assembler output"),
     ("-dp", FLAG, REMOTE, "", "annotates the assembler output"),
@@ -351,7 +357,7 @@ _ASSEMBLER_VALUES = {
     "-momit-lock-prefix=": ("yes", "no"),
     "-mfence-as-lock-add=": ("yes", "no"),
 }
-_DIAGNOSTICS_FORMATS = ("text", "json", "json-stderr", "sarif-stderr")
+_DIAGNOSTICS_FORMATS = ("text", "json", "json-stderr")
 #: -f options that take a value glued on without `=` (gcc's `-fcall-saved-REG`, ...)
 _F_JOINED = tuple(sorted(n for n in GCC_F_NAMES if n.endswith("-")))
 _G_NAMES = _words(

@@ -127,16 +127,22 @@ def deps_reply(plan: CompilePlan, raw: bytes) -> bytes:
     )
 
 
-def check_reads(plan: CompilePlan, ws: Workspace) -> None:
-    """Protocol 3+: refuse the result if the compile read a file outside the
-    job's mirror and the host's system headers (an absolute `#include`, a
-    path that climbs out, a link), or if the daemon cannot tell: the reply
-    would carry that file in a message or the object."""
-    if plan.root is None:
-        return
-    outside = ws.reads_outside(plan.cwd)
-    if outside:
-        raise RemoteProtocolError(f"refused result: the compile read {outside!r}")
+def check_reads(plan: CompilePlan, ws: Workspace, messages: bytes) -> None:
+    """Refuse the result if the compile read a file outside the job and the
+    host's system headers: the reply would carry it in a message or the
+    object. Protocol 3+: every file of its `-MD` list (an absolute
+    `#include`, a path that climbs out, a link), and a list that is missing
+    or unclear. Every protocol: files the messages' locations name (a line
+    marker can name any file, and gcc shows the line under a warning).
+    """
+    if plan.root is not None:
+        outside = ws.reads_outside(plan.cwd)
+        if outside:
+            raise RemoteProtocolError(f"refused result: the compile read {outside!r}")
+    if messages:
+        named = ws.messages_name_outside(messages, plan.cwd)
+        if named:
+            raise RemoteProtocolError(f"refused result: a message shows a line of {named!r}")
 
 
 def wait_status(returncode: int) -> int:

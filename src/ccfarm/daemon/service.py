@@ -274,7 +274,7 @@ class DaemonService:
             if not run.done():
                 proc.kill()
         stdout, stderr = run.result()
-        check_reads(plan, ws)  # protocol 3+: nothing read from outside the job
+        check_reads(plan, ws, stderr + stdout)  # nothing read from outside the job
         assert proc.returncode is not None
         status = wait_status(proc.returncode)
         obj = deps = b""

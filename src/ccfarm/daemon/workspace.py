@@ -19,6 +19,7 @@ from ccfarm.compiler.job_paths import (
     SYSTEM_HEADER_DIRS,
     climbs_out,
     is_system_link,
+    message_paths,
     names_module_cache,
     prerequisites,
     read_allowed,
@@ -103,6 +104,17 @@ class Workspace:
             os.symlink(text, os.path.join(parent, leaf))
         except FileExistsError:
             raise RemoteProtocolError(f"duplicate file {name!r}") from None
+
+    def messages_name_outside(self, messages: bytes, cwd: str) -> str | None:
+        """A file outside the job and the system header directories that a
+        message's location names (the compiler read it to show its line)."""
+        inside = os.path.realpath(self.path)
+        system = tuple(os.path.realpath(d) for d in SYSTEM_HEADER_DIRS)
+        for name in message_paths(messages):
+            resolved = os.path.realpath(os.path.join(cwd, name))
+            if os.path.isfile(resolved) and not read_allowed(resolved, inside, system):
+                return name.replace(self.root, "")
+        return None
 
     def reads_outside(self, cwd: str) -> str | None:
         """After a protocol-3 compile: the first file it read outside the
