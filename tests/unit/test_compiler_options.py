@@ -356,7 +356,7 @@ def test_preprocessed_job_runs_no_client_path() -> None:
     job = check_request_args(argv, version=1)
     assert isinstance(job, DaemonJob)
     ran = daemon_argv_preprocessed(job, "/w/in.i", "/w/out.o")
-    assert ran == ["gcc", "-O2", "-c", "/w/in.i", "-o", "/w/out.o"]
+    assert ran == ["gcc", "-O2", "-c", "/w/in.i", "-o", "/w/out.o", "-fno-diagnostics-show-caret"]
 
 
 def test_docs_table_is_the_code() -> None:

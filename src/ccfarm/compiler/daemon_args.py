@@ -21,6 +21,8 @@ from ccfarm.protocol.events import sends_files
 
 #: roles whose operand is a path the preprocessor opens
 _PATH_ROLES = (options.INCLUDE_DIR, options.INCLUDE_FILE)
+#: the daemon's last word on a preprocessed job's command line
+NO_SOURCE_LINES = "-fno-diagnostics-show-caret"
 #: what a preprocessed source (protocols 1/2) has no use for: dropped
 _PREPROCESSOR_ROLES = (
     options.INCLUDE_DIR,
@@ -145,7 +147,9 @@ def daemon_argv_preprocessed(job: DaemonJob, input_path: str, output_path: str) 
     for item in options.classify(argv):
         if item.role not in _PREPROCESSOR_ROLES:
             kept += argv[item.index : item.index + item.width]
-    argv = kept
+    # gcc would read the file a line marker names to show a line under a
+    # message (`# 1 "/etc/shadow"`); the client's files are not here anyway
+    argv = [*kept, NO_SOURCE_LINES]
     # an explicit `-x c` would make gcc preprocess the .i again
     for i, arg in enumerate(argv[:-1]):
         if arg == "-x" and argv[i + 1] in _PREPROCESSED_LANGUAGE:

@@ -236,6 +236,7 @@ _ROWS: tuple[tuple[str, str, str, str, str], ...] = (
     ("-fcompare-debug", JOINED, LOCAL, "", "compiles twice, writes files"),
     ("-frepo", FLAG, LOCAL, "", "writes .rpo files"),
     ("-fuse-ld=", JOINED, LOCAL, "", "link option"),
+    ("-fdiagnostics-generate-patch", FLAG, LOCAL, "", "quotes the source files it patches"),
     (
         "-fdiagnostics-format=",
         JOINED,

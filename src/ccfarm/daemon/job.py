@@ -132,13 +132,16 @@ def check_reads(plan: CompilePlan, ws: Workspace, messages: bytes) -> None:
     host's system headers: the reply would carry it in a message or the
     object. Protocol 3+: every file of its `-MD` list (an absolute
     `#include`, a path that climbs out, a link), and a list that is missing
-    or unclear. Every protocol: files the messages' locations name (a line
-    marker can name any file, and gcc shows the line under a warning).
+    or unclear, and the files the messages' locations name (a line marker
+    can name any file, and gcc shows the line under a warning; protocols 1
+    and 2 compile with `-fno-diagnostics-show-caret` instead, as the
+    client's files are not here and the host's may be anything).
     """
-    if plan.root is not None:
-        outside = ws.reads_outside(plan.cwd)
-        if outside:
-            raise RemoteProtocolError(f"refused result: the compile read {outside!r}")
+    if plan.root is None:
+        return
+    outside = ws.reads_outside(plan.cwd)
+    if outside:
+        raise RemoteProtocolError(f"refused result: the compile read {outside!r}")
     if messages:
         named = ws.messages_name_outside(messages, plan.cwd)
         if named:
