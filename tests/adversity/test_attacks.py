@@ -19,6 +19,9 @@ from tests.conftest import wait_for
 #: `.incbin` reads through the assembler, which no argument check sees: the
 #: per-job sandbox stops it (bench/attacks.py still sends it)
 SANDBOX_ONLY = {"incbin"}
+#: compiled, but so that the attack shows nothing (protocols 1/2 run with
+#: -fno-diagnostics-show-caret: gcc reads no file a line marker names)
+DEFUSED = {"line-marker"}
 
 
 @pytest.mark.parametrize(
@@ -32,7 +35,8 @@ def test_attack_refused_and_daemon_keeps_serving(attack, tmp_path: Path, ccfarmd
     request = attack.build(scratch)
     reply = exchange(daemon.address, daemon.port, request)
     assert outcome(attack, scratch, request, reply) == "refused"
-    assert not reply.startswith(b"DONE"), reply[:80]  # refused before anything ran
+    if attack.name not in DEFUSED:
+        assert not reply.startswith(b"DONE"), reply[:80]  # refused before anything ran
     assert list(scratch.marker(attack.name).iterdir()) == []
     good = exchange(daemon.address, daemon.port, GOOD)
     assert good.startswith(b"DONE00000001STAT00000000")
