@@ -40,6 +40,7 @@ class CompilePlan:
     version: int
     root: str | None  # set when the client's files were mirrored (version 3+)
     dep_target: str | None
+    job_dir: str = ""  # the job's directory: all the compiler may write (the sandbox's)
 
 
 class JobBuilder:
@@ -90,7 +91,14 @@ class JobBuilder:
                 raise RemoteProtocolError("no preprocessed source received")
             argv = daemon_argv_preprocessed(self.job, self._input, self.ws.output)
             return CompilePlan(
-                self.program, tuple(argv), self.ws.path, env, self.header.version, None, None
+                self.program,
+                tuple(argv),
+                self.ws.path,
+                env,
+                self.header.version,
+                None,
+                None,
+                self.ws.path,
             )
         assert self.header.cwd is not None
         cwd = self.ws.client_dir(self.header.cwd)
@@ -105,6 +113,7 @@ class JobBuilder:
             self.header.version,
             self.ws.root,
             rooted.dep_target,
+            self.ws.path,
         )
 
 

@@ -19,6 +19,7 @@ from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
 from ccfarm.daemon.job import CompilePlan, JobBuilder, deps_reply, unroot, wait_status
 from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
+from ccfarm.daemon.sandbox import refusal
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
@@ -58,6 +59,9 @@ class DaemonService:
     ) -> None:
         self.config = config
         self._spawn = spawn
+        #: False for a daemon whose compilers run unconfined without being told so:
+        #: it refuses jobs that ship files (see `sandbox.refusal`)
+        self.serves_files = True
         self.compilers = compilers
         self.access = AccessList.parse(config.allow)
         self.env = dict(os.environ if env is None else env)
@@ -80,6 +84,11 @@ class DaemonService:
         )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening on %s, %d job slots", addrs, self.config.jobs)
+
+    def run_compilers(self, spawn: Spawn, *, serves_files: bool) -> None:
+        """Start compilers through `spawn` from now on (the sandbox, once found)."""
+        self._spawn = spawn
+        self.serves_files = serves_files
 
     @property
     def port(self) -> int:
@@ -223,6 +232,8 @@ class DaemonService:
                     parser.receive_eof()
                 continue
             if isinstance(event, JobHeader):
+                if (why := refusal(event.version, serves_files=self.serves_files)) is not None:
+                    raise RemoteProtocolError(why)
                 made.append(Workspace(self.config.tmpdir or None))
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
