@@ -40,9 +40,7 @@ def test_no_fallback_reports_failure(tmp_path: Path, client_env) -> None:
     assert not (tmp_path / "a.o").exists()
 
 
-def test_daemon_killed_mid_job(
-    tmp_path: Path, daemon_dir: Path, ccfarmd, client_env
-) -> None:
+def test_daemon_killed_mid_job(tmp_path: Path, daemon_dir: Path, ccfarmd, client_env) -> None:
     jobs_dir = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     slow_source(tmp_path / "slow.c")
@@ -89,9 +87,7 @@ def test_daemon_stopped_mid_job_times_out(
     assert (tmp_path / "slow.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
 
 
-def test_sigterm_drains_running_job(
-    tmp_path: Path, daemon_dir: Path, ccfarmd, client_env
-) -> None:
+def test_sigterm_drains_running_job(tmp_path: Path, daemon_dir: Path, ccfarmd, client_env) -> None:
     jobs_dir = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     slow_source(tmp_path / "slow.c", functions=800)
