@@ -130,6 +130,24 @@ def _remove_pid_file(config: DaemonConfig) -> None:
             os.unlink(config.pid_file)
 
 
+#: imported when first used, after root is given up, when a Python whose library
+#: only root may read (one under root's home) can no longer import them
+_USED_LATER = ("concurrent.futures.thread",)  # asyncio's default executor
+_AGENT_MODULES = (
+    "ccfarm.addresses",
+    "ccfarm.daemon.activity",
+    "ccfarm.daemon.agent",
+    "ccfarm.daemon.probe",
+)
+
+
+def _import_before_giving_up_root(config: DaemonConfig) -> None:
+    import importlib
+
+    for name in (*_USED_LATER, *(_AGENT_MODULES if config.scheduler else ())):
+        importlib.import_module(name)
+
+
 def _confine(config: DaemonConfig, service: DaemonService) -> int:
     """Give up root, find the job sandbox and run compilers in it; an exit status
     if the daemon cannot start, else 0."""
@@ -139,6 +157,8 @@ def _confine(config: DaemonConfig, service: DaemonService) -> int:
 
     log = logging.getLogger("ccfarmd")
     started_as_root = os.geteuid() == 0
+    if started_as_root:
+        _import_before_giving_up_root(config)
     try:
         user = drop_root(config.user)
     except (ConfigError, OSError) as exc:
