@@ -29,9 +29,13 @@ def free_port(address: str) -> int:
 
 @contextmanager
 def ccfarmd(
-    address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()
+    address: str,
+    jobs: int,
+    log_dir: str,
+    wrapper: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (),
 ) -> Iterator[LocalDaemon]:
-    daemon = start_daemon(address, free_port(address), jobs, log_dir, wrapper=wrapper)
+    daemon = start_daemon(address, free_port(address), jobs, log_dir, extra=extra, wrapper=wrapper)
     try:
         yield daemon
     finally:

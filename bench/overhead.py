@@ -2,10 +2,12 @@
 
     python bench/overhead.py [-n 200]
 
-local gcc vs ccfarm -> ccfarmd vs distcc -> distccd (both daemons on their
-own 127.0.1.N address). Prints medians and the ratio of time added per job
-over local gcc, ccfarm/distcc (target <= 1.5). Rounds are interleaved so
-that machine noise hits all three alike.
+local gcc vs ccfarm -> ccfarmd vs distcc -> distccd (each daemon on its
+own 127.0.1.N address), and the same ccfarm jobs on a second ccfarmd with
+its job sandbox off (--sandbox=off): the sandbox's cost per job. Prints
+medians and the ratio of time added per job over local gcc, ccfarm/distcc
+(target <= 1.5). Rounds are interleaved so that machine noise hits all
+alike.
 """
 
 from __future__ import annotations
@@ -47,12 +49,23 @@ def main() -> int:
         "ccfarm-v2": [],
         "distcc": [],
         "distcc-ccfarmd": [],
+        "ccfarm-nosandbox": [],
+        "ccfarm-exact-nosandbox": [],
     }
-    with ccfarmd("127.0.1.1", 2, work) as cf, distccd("127.0.1.2", 2, work) as (dhost, dport):
+    with (
+        ccfarmd("127.0.1.1", 2, work) as cf,
+        distccd("127.0.1.2", 2, work) as (dhost, dport),
+        ccfarmd("127.0.1.3", 2, work, extra=("--sandbox=off",)) as off,
+    ):
         envs = {
             "local": base,
             "ccfarm": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
-            "ccfarm-exact": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_MODE": "exact"},
+            "ccfarm-exact": {
+                **base,
+                "CCFARM_HOSTS": cf.spec,
+                "CCFARM_MODE": "exact",
+                "CCFARM_FALLBACK": "0",
+            },
             # the wrapper started as Python (the console script without the native launcher)
             "ccfarm-python": {**base, "CCFARM_HOSTS": cf.spec, "CCFARM_FALLBACK": "0"},
             # every job in its own Python process (no fork server)
@@ -62,6 +75,14 @@ def main() -> int:
             "distcc": {**base, "DISTCC_HOSTS": f"{dhost}:{dport}", "DISTCC_FALLBACK": "0"},
             # the real distcc client against our daemon: isolates the daemon's cost
             "distcc-ccfarmd": {**base, "DISTCC_HOSTS": cf.spec, "DISTCC_FALLBACK": "0"},
+            # the same jobs on a daemon whose compilers run unconfined
+            "ccfarm-nosandbox": {**base, "CCFARM_HOSTS": off.spec, "CCFARM_FALLBACK": "0"},
+            "ccfarm-exact-nosandbox": {
+                **base,
+                "CCFARM_HOSTS": off.spec,
+                "CCFARM_MODE": "exact",
+                "CCFARM_FALLBACK": "0",
+            },
         }
         cmds = {
             "local": ["gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
@@ -72,6 +93,8 @@ def main() -> int:
             "ccfarm-v2": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "distcc-ccfarmd": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-nosandbox": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-exact-nosandbox": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
         }
         for name in times:  # warm-up (caches, page cache)
             timed(cmds[name], work, envs[name])
@@ -92,6 +115,8 @@ def main() -> int:
         "ccfarm-v2": "ccfarm -> ccfarmd (protocol 2)",
         "distcc": "distcc -> distccd",
         "distcc-ccfarmd": "distcc -> ccfarmd (protocol 1)",
+        "ccfarm-nosandbox": "ccfarm -> ccfarmd, --sandbox=off",
+        "ccfarm-exact-nosandbox": "ccfarm -> ccfarmd, exact, --sandbox=off",
     }
     for name, label in labels.items():
         print(f"  {label:<38} median {med[name]:7.2f} ms  (+{med[name] - med['local']:.2f})")
@@ -99,6 +124,11 @@ def main() -> int:
     print(f"  ratio ccfarm/distcc (added time): {added_cf / added_dc:.2f}  (target <= 1.5)")
     added_v2 = med["ccfarm-v2"] - med["local"]
     print(f"  ratio ccfarm protocol 2/distcc (added time): {added_v2 / added_dc:.2f}")
+    cost = med["ccfarm"] - med["ccfarm-nosandbox"]
+    cost_exact = med["ccfarm-exact"] - med["ccfarm-exact-nosandbox"]
+    print(f"  the job sandbox per job: {cost:.2f} ms (preprocessed), {cost_exact:.2f} ms (exact)")
+    unconfined = med["ccfarm-nosandbox"] - med["local"]
+    print(f"  ratio ccfarm --sandbox=off/distcc (added time): {unconfined / added_dc:.2f}")
     return 0
 
 

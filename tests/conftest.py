@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +39,35 @@ def next_address() -> str:
     return f"127.0.1.{_next_host[0] % 250 + 2}"
 
 
+def daemon_account() -> tuple[int, int] | None:
+    """(uid, gid) a ccfarmd started by these tests runs as; None: as the tests' user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    from ccfarm.daemon.user import choose_account
+
+    account = choose_account("", pwd.getpwnam)
+    return account.pw_uid, account.pw_gid
+
+
+@pytest.fixture
+def daemon_dir() -> Iterator[Path]:
+    """A directory a test's ccfarmd may use (its --tmpdir, a --compiler-path) also
+    after giving up root, which pytest's `tmp_path` (private to the tests' user)
+    is not."""
+    path = Path(tempfile.mkdtemp(prefix="ccfarm-test-"))
+    account = daemon_account()
+    if account is not None:
+        os.chown(path, *account)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def ccfarmd(tmp_path: Path) -> Iterator[object]:
-    """Factory: start a real ccfarmd on its own 127.0.1.N address."""
+    """Factory: start a real ccfarmd on its own 127.0.1.N address (started as
+    root, it gives up root: see `daemon_dir`)."""
     started: list[LocalDaemon] = []
 
     def start(

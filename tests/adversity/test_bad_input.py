@@ -58,9 +58,8 @@ BAD_REQUESTS = {
 
 
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
-def test_refused_and_daemon_keeps_serving(name: str, tmp_path: Path, ccfarmd) -> None:
-    work = tmp_path / "jobs"
-    work.mkdir()
+def test_refused_and_daemon_keeps_serving(name: str, daemon_dir: Path, ccfarmd) -> None:
+    work = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(work), "--io-timeout", "3"))
     reply = _exchange(daemon.address, daemon.port, BAD_REQUESTS[name], eof=True)
     assert reply in (b"", b"<reset>"), reply[:80]
@@ -71,9 +70,8 @@ def test_refused_and_daemon_keeps_serving(name: str, tmp_path: Path, ccfarmd) ->
     assert "Traceback" not in log and "internal error" not in log
 
 
-def test_silent_client_times_out(tmp_path: Path, ccfarmd) -> None:
-    work = tmp_path / "jobs"
-    work.mkdir()
+def test_silent_client_times_out(daemon_dir: Path, ccfarmd) -> None:
+    work = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(work), "--io-timeout", "1"))
     with socket.create_connection((daemon.address, daemon.port), timeout=20) as sock:
         sock.sendall(GOOD[:20])

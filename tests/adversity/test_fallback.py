@@ -40,9 +40,8 @@ def test_no_fallback_reports_failure(tmp_path: Path, client_env) -> None:
     assert not (tmp_path / "a.o").exists()
 
 
-def test_daemon_killed_mid_job(tmp_path: Path, ccfarmd, client_env) -> None:
-    jobs_dir = tmp_path / "jobs"
-    jobs_dir.mkdir()
+def test_daemon_killed_mid_job(tmp_path: Path, daemon_dir: Path, ccfarmd, client_env) -> None:
+    jobs_dir = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     slow_source(tmp_path / "slow.c")
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_FALLBACK": "1"}
@@ -63,10 +62,11 @@ def test_daemon_killed_mid_job(tmp_path: Path, ccfarmd, client_env) -> None:
     assert _leftovers(tmp_path) == []
 
 
-def test_daemon_stopped_mid_job_times_out(tmp_path: Path, ccfarmd, client_env) -> None:
+def test_daemon_stopped_mid_job_times_out(
+    tmp_path: Path, daemon_dir: Path, ccfarmd, client_env
+) -> None:
     """SIGSTOP: the host hangs; the I/O timeout sends the job home."""
-    jobs_dir = tmp_path / "jobs"
-    jobs_dir.mkdir()
+    jobs_dir = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     slow_source(tmp_path / "slow.c", functions=600)
     env = {
@@ -87,9 +87,8 @@ def test_daemon_stopped_mid_job_times_out(tmp_path: Path, ccfarmd, client_env) -
     assert (tmp_path / "slow.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
 
 
-def test_sigterm_drains_running_job(tmp_path: Path, ccfarmd, client_env) -> None:
-    jobs_dir = tmp_path / "jobs"
-    jobs_dir.mkdir()
+def test_sigterm_drains_running_job(tmp_path: Path, daemon_dir: Path, ccfarmd, client_env) -> None:
+    jobs_dir = daemon_dir
     daemon = ccfarmd(extra=("--tmpdir", str(jobs_dir)))
     slow_source(tmp_path / "slow.c", functions=800)
     env = {**client_env, "CCFARM_HOSTS": daemon.spec, "CCFARM_VERBOSE": "1"}

@@ -22,22 +22,22 @@ def _recording_compiler(bindir: Path, log: Path, delay: float) -> None:
     bindir.mkdir(parents=True, exist_ok=True)
     real = shutil.which("gcc")
     script = bindir / "gcc"
+    # a shell script: a daemon that gave up root may not run this tree's Python
     script.write_text(
-        f"#!{sys.executable}\n"
-        "import os, sys, time\n"
-        f"log = {str(log)!r}\n"
-        "start = time.time()\n"
-        f"time.sleep({delay})\n"
-        f"code = os.spawnv(os.P_WAIT, {real!r}, ['gcc', *sys.argv[1:]])\n"
-        "with open(log, 'a') as f:\n"
-        "    f.write(f'{start} {time.time()}\\n')\n"
-        "sys.exit(code)\n"
+        "#!/bin/sh\n"
+        "start=$(date +%s.%N)\n"
+        f"sleep {delay}\n"
+        f'{real} "$@"\n'
+        "code=$?\n"
+        f'echo "$start $(date +%s.%N)" >> {str(log)!r}\n'
+        "exit $code\n"
     )
     script.chmod(0o755)
     (bindir / "x86_64-linux-gnu-gcc").symlink_to(script)  # distcc's cross name for gcc
 
 
-FAKE = ("--compiler", "gcc", "--compiler", "x86_64-linux-gnu-gcc")
+#: a recording compiler writes its log outside its job: no job sandbox
+FAKE = ("--compiler", "gcc", "--compiler", "x86_64-linux-gnu-gcc", "--sandbox=off")
 
 
 def _max_overlap(log: Path) -> int:
@@ -110,11 +110,18 @@ def test_cmake_compiler_launcher(tmp_path: Path, ccfarmd, client_env) -> None:
 
 
 def _concurrent_jobs(
-    tmp_path: Path, ccfarmd, client_env, *, daemon_jobs: int, host_slots: int, jobs: int
+    tmp_path: Path,
+    daemon_dir: Path,
+    ccfarmd,
+    client_env,
+    *,
+    daemon_jobs: int,
+    host_slots: int,
+    jobs: int,
 ) -> int:
     """Run `jobs` wrappers at once through a recording compiler; the most that overlapped."""
-    log = tmp_path / "spans.log"
-    bindir = tmp_path / "fakebin"
+    log = daemon_dir / "spans.log"
+    bindir = daemon_dir / "fakebin"
     _recording_compiler(bindir, log, delay=0.3)
     daemon = ccfarmd(jobs=daemon_jobs, extra=("--compiler-path", str(bindir), *FAKE))
     env = {
@@ -137,17 +144,27 @@ def _concurrent_jobs(
     return _max_overlap(log)
 
 
-def test_slot_limit_holds_across_wrapper_processes(tmp_path: Path, ccfarmd, client_env) -> None:
+def test_slot_limit_holds_across_wrapper_processes(
+    tmp_path: Path, daemon_dir: Path, ccfarmd, client_env
+) -> None:
     # the host list says 2 slots; the daemon would take 4
-    assert _concurrent_jobs(tmp_path, ccfarmd, client_env, daemon_jobs=4, host_slots=2, jobs=6) == 2
+    found = _concurrent_jobs(
+        tmp_path, daemon_dir, ccfarmd, client_env, daemon_jobs=4, host_slots=2, jobs=6
+    )
+    assert found == 2
 
 
-def test_daemon_runs_at_most_jobs_compilers(tmp_path: Path, ccfarmd, client_env) -> None:
+def test_daemon_runs_at_most_jobs_compilers(
+    tmp_path: Path, daemon_dir: Path, ccfarmd, client_env
+) -> None:
     # the client would send 4 at once; --jobs 1 makes the others wait
-    assert _concurrent_jobs(tmp_path, ccfarmd, client_env, daemon_jobs=1, host_slots=4, jobs=4) == 1
+    found = _concurrent_jobs(
+        tmp_path, daemon_dir, ccfarmd, client_env, daemon_jobs=1, host_slots=4, jobs=4
+    )
+    assert found == 1
 
 
-def test_config_file_pid_file_and_detach(tmp_path: Path, client_env) -> None:
+def test_config_file_pid_file_and_detach(tmp_path: Path, daemon_dir: Path, client_env) -> None:
     from tests.conftest import free_port, next_address
 
     address = next_address()
@@ -157,7 +174,8 @@ def test_config_file_pid_file_and_detach(tmp_path: Path, client_env) -> None:
         f'[ccfarmd]\nlisten = "{address}"\nport = {port}\njobs = 1\n'
         f'allow = ["127.0.0.0/8"]\nlog_file = "{tmp_path / "d.log"}"\n'
     )
-    pid_file = tmp_path / "d.pid"
+    # in a directory of the daemon's user, which removes it at exit (after giving up root)
+    pid_file = daemon_dir / "d.pid"
     started = subprocess.run(
         [
             sys.executable,

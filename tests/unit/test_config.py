@@ -39,6 +39,11 @@ OLD_SCHEDULER_FLAGS = {
 }
 #: settings that were TOML-only gained a flag; booleans gained their other half
 NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
+#: the job sandbox and the daemon's user
+NEW_DAEMON_FLAGS |= {
+    "--user", "--sandbox", "--sandbox-path", "--limit-cpu", "--limit-memory",
+    "--limit-file-size", "--limit-processes",
+}
 NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
 
 DAEMON_ARGV = [

@@ -10,6 +10,7 @@ from ccfarm.addresses import DAEMON_PORT
 from ccfarm.config import setting
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
+SANDBOX_MODES = ("auto", "require", "off")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class DaemonConfig:
     )
     nice: int = setting(0, "niceness increment for compilers", flags=("-N", "--nice"))
     job_lifetime: float = setting(
-        0.0, "kill compiles older than S seconds", metavar="S", shown="0 = unlimited"
+        300.0, "kill compiles older than S seconds (0 = unlimited)", metavar="S"
     )
     io_timeout: float = setting(300.0, "longest network wait, in seconds", metavar="S")
     drain_timeout: float = setting(
@@ -88,6 +89,33 @@ class DaemonConfig:
         "write the daemon's pid to FILE while it runs",
         flags=("-P", "--pid-file"),
         metavar="FILE",
+    )
+
+    user: str = setting(
+        "",
+        "started as root, run as this user",
+        metavar="NAME",
+        shown="ccfarmd, else distcc, else nobody",
+    )
+    sandbox: str = setting(
+        "auto",
+        "run each compiler in a bubblewrap sandbox: auto (if it works here; else"
+        " refuse protocol-3 and exact-mode jobs), require (refuse to start without"
+        " it), off (compilers unconfined, every job served)",
+        choices=SANDBOX_MODES,
+    )
+    sandbox_path: tuple[str, ...] = setting(
+        (), "a directory the sandboxed compilers may read, besides /usr", metavar="DIR"
+    )
+    limit_cpu: int = setting(300, "CPU seconds of each compiler process (0 = unlimited)")
+    limit_memory: int = setting(
+        4096, "address space of each compiler process, MiB (0 = unlimited)", metavar="MIB"
+    )
+    limit_file_size: int = setting(
+        1024, "largest file a compiler may write, MiB (0 = unlimited)", metavar="MIB"
+    )
+    limit_processes: int = setting(
+        256, "processes of the daemon's user at once, for a compiler to fork (0 = unlimited)"
     )
 
     @property

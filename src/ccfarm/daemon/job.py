@@ -41,6 +41,7 @@ class CompilePlan:
     root: str | None  # set when the client's files were mirrored (version 3+)
     dep_target: str | None
     system_deps: bool = True  # the client's .d lists system headers (-MD, not -MMD)
+    job_dir: str = ""  # the job's directory: all the compiler may write (the sandbox's)
 
 
 class JobBuilder:
@@ -92,7 +93,14 @@ class JobBuilder:
                 raise RemoteProtocolError("no preprocessed source received")
             argv = daemon_argv_preprocessed(self.job, self._input, self.ws.output)
             return CompilePlan(
-                self.program, tuple(argv), self.ws.path, env, self.header.version, None, None
+                self.program,
+                tuple(argv),
+                self.ws.path,
+                env,
+                self.header.version,
+                None,
+                None,
+                self.ws.path,
             )
         assert self.header.cwd is not None
         cwd = self.ws.client_dir(self.header.cwd)
@@ -108,6 +116,7 @@ class JobBuilder:
             self.ws.root,
             rooted.dep_target,
             rooted.system_deps,
+            self.ws.path,
         )
 
 

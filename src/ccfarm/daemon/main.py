@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_BIND_FAILED = 102
+EXIT_SETUID_FAILED = 112  # distccd's code when it could not become its user
+EXIT_NO_SANDBOX = 100  # --sandbox=require, and no sandbox works here
 #: seconds the host agents get to say BYEE, and then to close their connections, at exit
 AGENT_GOODBYE = 2.0
 
@@ -93,13 +95,18 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
             "cannot listen on %s:%d: %s", config.listen, config.port, exc
         )
         return EXIT_BIND_FAILED
-    agent, runs = await _agent_tasks(config, compilers, service)
-    agents = [asyncio.ensure_future(run) for run in runs]
     if config.pid_file:
         tmp = f"{config.pid_file}.{os.getpid()}"
         with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
             f.write(f"{os.getpid()}\n")
         os.replace(tmp, config.pid_file)
+    # no job is served before this returns: nothing here awaits
+    status = _confine(config, service)
+    if status:
+        _remove_pid_file(config)
+        return status
+    agent, runs = await _agent_tasks(config, compilers, service)
+    agents = [asyncio.ensure_future(run) for run in runs]
     try:
         await service.serve_until_drained()
     finally:
@@ -112,9 +119,94 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
             task.cancel()
         if agents:
             await asyncio.wait(agents, timeout=AGENT_GOODBYE)
-        if config.pid_file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(config.pid_file)
+        _remove_pid_file(config)
+    return 0
+
+
+def _remove_pid_file(config: DaemonConfig) -> None:
+    if config.pid_file:
+        # (a daemon that gave up root may not remove it from a root-owned directory)
+        with contextlib.suppress(OSError):
+            os.unlink(config.pid_file)
+
+
+#: imported when first used, after root is given up, when a Python whose library
+#: only root may read (one under root's home) can no longer import them
+_USED_LATER = ("concurrent.futures.thread",)  # asyncio's default executor
+_AGENT_MODULES = (
+    "ccfarm.addresses",
+    "ccfarm.daemon.activity",
+    "ccfarm.daemon.agent",
+    "ccfarm.daemon.probe",
+)
+
+
+def _import_before_giving_up_root(config: DaemonConfig) -> None:
+    import importlib
+
+    for name in (*_USED_LATER, *(_AGENT_MODULES if config.scheduler else ())):
+        importlib.import_module(name)
+
+
+def _confine(config: DaemonConfig, service: DaemonService) -> int:
+    """Give up root, find the job sandbox and run compilers in it; an exit status
+    if the daemon cannot start, else 0."""
+    from ccfarm.daemon.process import Confined, find_sandbox, job_directories_usable
+    from ccfarm.daemon.sandbox import JobLimits
+    from ccfarm.daemon.user import drop_root
+
+    log = logging.getLogger("ccfarmd")
+    started_as_root = os.geteuid() == 0
+    if started_as_root:
+        _import_before_giving_up_root(config)
+    try:
+        user = drop_root(config.user)
+    except (ConfigError, OSError) as exc:
+        log.error("cannot run as an unprivileged user: %s", exc)
+        return EXIT_SETUID_FAILED
+    if config.user and not started_as_root and config.user != user:
+        log.warning("--user %s ignored: not started as root, running as %s", config.user, user)
+    if not job_directories_usable(config.tmpdir):
+        where = config.tmpdir or "the temporary directory"
+        log.error("user %s cannot make job directories in %s", user, where)
+        return EXIT_SETUID_FAILED
+    limits = JobLimits(
+        cpu_seconds=config.limit_cpu,
+        memory_mib=config.limit_memory,
+        file_size_mib=config.limit_file_size,
+        processes=config.limit_processes,
+    )
+    if config.sandbox == "off":
+        log.warning(
+            "job sandbox off (--sandbox=off): compilers run unconfined as %s,"
+            " and a client can make them read any file %s can",
+            user,
+            user,
+        )
+        service.run_compilers(Confined(limits, None), serves_files=True)
+        return 0
+    try:
+        found = find_sandbox(config.sandbox_path)
+    except OSError as exc:  # not even its own directory could be made
+        found = f"no directory for the check: {exc}"
+    if isinstance(found, str):
+        fix = (
+            "install bubblewrap and allow unprivileged user namespaces"
+            " (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone=1)"
+        )
+        if config.sandbox == "require":
+            log.error("no job sandbox (%s), and --sandbox=require: %s", found, fix)
+            return EXIT_NO_SANDBOX
+        log.warning(
+            "NO JOB SANDBOX (%s): compilers run unconfined and protocol-3 and exact-mode"
+            " jobs are refused; to fix, %s (or --sandbox=off to serve every job unconfined)",
+            found,
+            fix,
+        )
+        service.run_compilers(Confined(limits, None), serves_files=False)
+        return 0
+    log.info("running as %s; each compiler in a bubblewrap sandbox", user)
+    service.run_compilers(Confined(limits, found), serves_files=True)
     return 0
 
 

@@ -26,6 +26,7 @@ from ccfarm.daemon.job import (
     wait_status,
 )
 from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
+from ccfarm.daemon.sandbox import refusal
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
@@ -65,6 +66,9 @@ class DaemonService:
     ) -> None:
         self.config = config
         self._spawn = spawn
+        #: False for a daemon whose compilers run unconfined without being told so:
+        #: it refuses jobs that ship files (see `sandbox.refusal`)
+        self.serves_files = True
         self.compilers = compilers
         self.access = AccessList.parse(config.allow)
         self.env = dict(os.environ if env is None else env)
@@ -87,6 +91,11 @@ class DaemonService:
         )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening on %s, %d job slots", addrs, self.config.jobs)
+
+    def run_compilers(self, spawn: Spawn, *, serves_files: bool) -> None:
+        """Start compilers through `spawn` from now on (the sandbox, once found)."""
+        self._spawn = spawn
+        self.serves_files = serves_files
 
     @property
     def port(self) -> int:
@@ -230,6 +239,8 @@ class DaemonService:
                     parser.receive_eof()
                 continue
             if isinstance(event, JobHeader):
+                if (why := refusal(event.version, serves_files=self.serves_files)) is not None:
+                    raise RemoteProtocolError(why)
                 made.append(Workspace(self.config.tmpdir or None))
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
