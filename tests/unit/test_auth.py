@@ -271,7 +271,9 @@ def test_starts_handshake_tells_auth_from_distcc_and_control() -> None:
 @given(data=st.binary(max_size=300), cuts=st.lists(st.integers(0, 300), max_size=6))
 def test_a_server_fed_garbage_fails_cleanly_and_is_never_done(data: bytes, cuts: list[int]) -> None:
     server = Handshake(SERVER, SECRET, NONCE_S, CONTROL)
-    pieces = [data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)])]
+    pieces = [
+        data[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), len(data)], strict=True)
+    ]
     sent = b""
     try:
         for piece in pieces:

@@ -38,8 +38,15 @@ OLD_SCHEDULER_FLAGS = {
     "--express", "--express-min-cost", "--log-file", "--log-level",
 }
 #: settings that were TOML-only gained a flag; booleans gained their other half
-NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
-NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+NEW_DAEMON_FLAGS = {
+    "--drain-timeout",
+    "--detach",
+    "--no-log-stderr",
+    "--secret-file",
+    "--distcc-clients",
+    "--no-distcc-clients",
+}
+NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express", "--secret-file"}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",
