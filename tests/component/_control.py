@@ -26,8 +26,8 @@ from typing import Any
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, MessageParser, encode, hello
 from ccfarm.errors import RemoteProtocolError
-from ccfarm.protocol import auth
 from ccfarm.model import CompilerIdentity, HostReport, LeaseRequest
+from ccfarm.protocol import auth
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.hostsinfo import HostInfo
 from ccfarm.scheduler.policy import Policy
