@@ -346,3 +346,35 @@ def test_bad_secret_files_are_refused_with_a_reason(tmp_path: Path) -> None:
         read_secret(str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="not a regular file"):
         read_secret(str(tmp_path))
+
+
+_EXPECTED = {"server hello": b"AUTH", "client challenge": b"ACHL", "server proof": b"APRF"}
+
+
+@pytest.mark.parametrize(
+    ("where", "token"),
+    [
+        (where, token)
+        for where in _EXPECTED
+        for token in (b"AUTH", b"ACHL", b"APRF", b"DIST", b"CCFC", b"LREQ")
+        if token != _EXPECTED[where]
+    ],
+)
+def test_each_state_takes_only_its_own_token(where: str, token: bytes) -> None:
+    client, server = pair()
+    hello = client.start()
+    if where == "server proof":
+        server.receive_data(hello)
+    side = client if where == "client challenge" else server
+    size = {b"AUTH": 32, b"ACHL": 64, b"APRF": 32}.get(token, 4)
+    with pytest.raises(RemoteProtocolError, match=f"expected {_EXPECTED[where].decode()}"):
+        side.receive_data(encode_token(token, size))
+    assert not side.done
+
+
+def test_a_done_handshake_takes_no_more_data() -> None:
+    client, server = pair()
+    exchange(client, server)
+    for side in (client, server):
+        with pytest.raises(LocalProtocolError, match="done"):
+            side.receive_data(b"x")

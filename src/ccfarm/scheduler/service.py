@@ -50,6 +50,7 @@ class _Conn:
         self.requests: dict[int, int] = {}  # scheduler request id -> client's id
         self.leases: dict[int, int] = {}  # lease -> client's id
         self.hosts: set[str] = set()  # the hosts this connection reported (HOST)
+        self.refused: set[str] = set()  # the names it reported that are another's
         #: passed the farm secret's handshake (without a secret nobody does)
         self.authenticated = False
 
@@ -268,9 +269,11 @@ class SchedulerService:
                 # that connection closes or the host times out; only the same
                 # machine may take it over sooner (a restarted daemon whose old
                 # connection is not closed yet)
-                log.warning(
-                    "%s: HOST %s, which %s reports; ignored", conn.peer, report.host, owner.peer
-                )
+                if report.host not in conn.refused:  # (once: it may say it every heartbeat)
+                    conn.refused.add(report.host)
+                    log.warning(
+                        "%s: HOST %s, which %s reports; ignored", conn.peer, report.host, owner.peer
+                    )
                 return
             conn.hosts.add(report.host)
             self._by_host[report.host] = conn
