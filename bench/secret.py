@@ -5,7 +5,7 @@
 Two farms side by side on loopback, the same but for `--secret-file`: a
 ccfarmd listed in CCFARM_HOSTS, and a scheduler with a ccfarmd registered
 (CCFARM_SCHEDULER: one more handshake per job, for the lease). Rounds are
-interleaved so machine noise hits every way alike; prints medians, what
+interleaved, in a shuffled order, so machine noise hits every way alike; prints medians, what
 each adds over local gcc, and what the secret adds.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,10 @@ def main() -> int:
         times: dict[str, list[float]] = {name: [] for name in envs}
         for name in envs:  # warm-up (caches, the fork server)
             timed(cmds[name], work, envs[name])
-        for _ in range(args.n):
-            for name in envs:
+        order = list(envs)
+        for round_ in range(args.n):
+            random.Random(round_).shuffle(order)  # no way always follows the same one
+            for name in order:
                 times[name].append(timed(cmds[name], work, envs[name]))
         leases = _lease_times(plain_sched, keyed_sched, read_secret(secret), 3 * args.n)
     finally:
