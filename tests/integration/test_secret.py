@@ -194,3 +194,26 @@ def test_a_real_distcc_client_in_allow_still_uses_a_daemon_with_a_secret(
         else:
             assert proc.returncode != 0
             assert "--no-distcc-clients" in log
+
+
+def test_gethost_with_the_secret_hands_real_distcc_a_leased_host(
+    tmp_path: Path, scheduler, ccfarmd, client_env
+) -> None:
+    distcc = shutil.which("distcc")
+    gethost = shutil.which("ccfarm-gethost")
+    if distcc is None or gethost is None:
+        pytest.fail("distcc and ccfarm-gethost are needed (scripts/setup.sh --test)")
+    secret = _secret(tmp_path)
+    sched, (daemon,) = _farm(scheduler, ccfarmd, secret, count=1)
+    (tmp_path / "e.c").write_text(SOURCES["e.c"])
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "DISTCC_FALLBACK": "0"}
+    cmd = [gethost, "--secret-file", secret, distcc, "gcc", "-O2", "-c", "e.c"]
+    proc = run(cmd, tmp_path, env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert " v2 " in Path(daemon.log_path).read_text()  # leased, and run there
+    assert run(["gcc", "-O2", "-c", "e.c", "-o", "ref.o"], tmp_path).returncode == 0
+    assert (tmp_path / "e.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
+    # without the secret the scheduler gives it nothing: DISTCC_HOSTS stays empty
+    (tmp_path / "e.o").unlink()
+    proc = run([gethost, distcc, "gcc", "-O2", "-c", "e.c"], tmp_path, env)
+    assert Path(daemon.log_path).read_text().count(" v2 ") == 1
