@@ -34,6 +34,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import os
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -328,6 +329,32 @@ def _unknown(keys: list[str], known: list[str]) -> str:
     return f"unknown key{'s' if len(keys) > 1 else ''} " + ", ".join(named(k) for k in keys)
 
 
+# -- the farm secret, the same setting in every program -------------------------
+
+SECRET_FILE_HELP = (
+    "the farm secret, in a file others may not read: every control connection"
+    " and ccfarm compile connection must prove it (and this program checks its peers)"
+)
+
+
+def secret_file_setting() -> str:
+    """The `secret_file` field of a program's config class."""
+    return setting("", SECRET_FILE_HELP, metavar="FILE", shown="none: no authentication")
+
+
+def add_secret_file(parser: argparse.ArgumentParser) -> None:
+    """`--secret-file FILE` for the programs without a config class (ccfarm-ctl),
+    defaulting, as the wrapper does, to `$CCFARM_SECRET_FILE`."""
+    from ccfarm.secretfile import ENVIRONMENT
+
+    parser.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        default=os.environ.get(ENVIRONMENT, ""),
+        help=f"{SECRET_FILE_HELP} (default: ${ENVIRONMENT}, else none)",
+    )
+
+
 # -- a program's configuration -------------------------------------------------
 
 
@@ -341,8 +368,10 @@ def load(cls: type[C], parser: argparse.ArgumentParser, argv: Sequence[str] | No
 
 
 __all__ = [
+    "SECRET_FILE_HELP",
     "Option",
     "Setting",
+    "add_secret_file",
     "build",
     "command_line",
     "file_values",
@@ -351,5 +380,6 @@ __all__ = [
     "load",
     "options",
     "read_toml",
+    "secret_file_setting",
     "setting",
 ]

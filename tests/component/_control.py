@@ -8,18 +8,26 @@ Each peer reads in the background: `receive()` is the next message,
 `inbox_empty()` after `idle()` proves nothing was sent, `closed()` waits for
 the service to close the connection. Closing the rig closes every peer and
 fails the test if a connection handler died of an exception.
+
+`SchedulerRig(secret=S)` gives the scheduler a farm secret, and its peers
+prove it (another with `peer(secret=...)`, none with `secret=None`): a
+peer runs the handshake first and holds what the test sends until it is
+through; `auth_error` says why it failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import random
 from typing import Any
 
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, MessageParser, encode, hello
+from ccfarm.errors import RemoteProtocolError
 from ccfarm.model import CompilerIdentity, HostReport, LeaseRequest
+from ccfarm.protocol import auth
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.hostsinfo import HostInfo
 from ccfarm.scheduler.policy import Policy
@@ -57,17 +65,50 @@ def lease_request(
 
 
 class ControlPeer:
-    def __init__(self, rig: SchedulerRig, address: tuple[str, int]) -> None:
+    def __init__(
+        self, rig: SchedulerRig, address: tuple[str, int], secret: bytes | None = None
+    ) -> None:
         self.reader, self.writer, self.server = connect(
             rig.service.handle_connection, client=address
         )
         self.inbox: asyncio.Queue[Message | object] = asyncio.Queue()
         self.queued: list[int] = []  # LQUE ids (kept out of the inbox: "it waits", said at once)
         self.eof = False
+        self.auth_error = ""
+        self.handshake = (
+            None
+            if secret is None
+            else auth.Handshake(auth.CLIENT, secret, os.urandom(32), auth.CONTROL)
+        )
+        self._held: list[bytes] = []  # sent by the test before the handshake was through
         self._pump = asyncio.ensure_future(self._read())
+
+    async def _authenticate(self, parser: MessageParser) -> bool:
+        assert self.handshake is not None
+        held, self._held = self._held, []
+        self.writer.write(b"".join(held[:1]) + self.handshake.start())  # the hello first
+        try:
+            while not self.handshake.done:
+                data = await self.reader.read(65536)
+                if not data:
+                    self.handshake.receive_eof()
+                proof = self.handshake.receive_data(data)
+                if self.handshake.done:
+                    self.writer.write(proof + b"".join(held[1:] + self._held))
+        except RemoteProtocolError as exc:
+            self.auth_error = str(exc)
+            return False
+        parser.receive_data(self.handshake.rest)
+        return True
 
     async def _read(self) -> None:
         parser = MessageParser(expect_hello=False)
+        if self.handshake is not None and not await self._authenticate(parser):
+            self.writer.close()
+            self.inbox.put_nowait(_EOF)
+            return
+        for message in parser.messages():
+            self.inbox.put_nowait(message)
         while data := await self.reader.read(65536):
             parser.receive_data(data)
             for message in parser.messages():
@@ -81,7 +122,10 @@ class ControlPeer:
         self.inbox.put_nowait(_EOF)
 
     def send(self, *parts: bytes) -> None:
-        self.writer.write(b"".join(parts))
+        if self.handshake is not None and not self.handshake.done:
+            self._held.append(b"".join(parts))
+        else:
+            self.writer.write(b"".join(parts))
 
     async def receive(self, kind: str | None = None) -> Message:
         """The next message the service sent (of `kind`, if given)."""
@@ -114,8 +158,15 @@ class ControlPeer:
 
 
 class SchedulerRig:
-    def __init__(self, hosts_info: dict[str, HostInfo] | None = None, **config: Any) -> None:
-        """`config`: SchedulerConfig's fields and the Policy's, by name."""
+    def __init__(
+        self,
+        hosts_info: dict[str, HostInfo] | None = None,
+        secret: bytes | None = None,
+        **config: Any,
+    ) -> None:
+        """`config`: SchedulerConfig's fields and the Policy's, by name;
+        `secret`: the farm secret, the scheduler's and its peers'."""
+        self.secret = secret
         loop = asyncio.get_running_loop()
         knobs = {f.name for f in dataclasses.fields(Policy)}
         policy = Policy(**{k: v for k, v in config.items() if k in knobs})
@@ -125,6 +176,7 @@ class SchedulerRig:
             hosts_info,
             clock=loop.time,
             rng=random.Random(7),
+            secret=secret,
         )
         self._clock = self.service.start_clock()
         self.peers: list[ControlPeer] = []
@@ -147,9 +199,14 @@ class SchedulerRig:
         assert not self._clock.done(), "the clock loop died"
         self._clock.cancel()
 
-    def peer(self, *, greet: bool = True, address: str = "192.0.2.10") -> ControlPeer:
+    def peer(
+        self, *, greet: bool = True, address: str = "192.0.2.10", secret: object = "rig's"
+    ) -> ControlPeer:
+        """`secret`: the rig's by default, or another (bytes), or None."""
         self._next_port += 1
-        peer = ControlPeer(self, (address, self._next_port))
+        key = self.secret if secret == "rig's" else secret
+        assert key is None or isinstance(key, bytes)
+        peer = ControlPeer(self, (address, self._next_port), key)
         if greet:
             peer.send(hello())
         self.peers.append(peer)

@@ -178,7 +178,14 @@ class _Records(logging.Handler):
 
 
 class DaemonRig:
-    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        env: dict[str, str] | None = None,
+        secret: bytes | None = None,
+        **config: Any,
+    ) -> None:
+        """`config`: DaemonConfig's fields; `secret`: the farm secret."""
         bindir = tmp_path / "bin"
         bindir.mkdir()
         for name in ("gcc", "cc"):  # never run: the allow-list only checks they exist
@@ -195,6 +202,7 @@ class DaemonRig:
             compilers,
             env={"PATH": "/usr/bin:/bin", "LANG": "C"} if env is None else env,
             spawn=self.compiler,
+            secret=secret,
         )
         self.clients: list[JobClient] = []
         self._log = logging.getLogger("ccfarmd")

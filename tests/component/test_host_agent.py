@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+
+import pytest
 
 from ccfarm.control import messages as m
 from ccfarm.daemon.agent import HostAgent
@@ -63,3 +66,52 @@ async def test_an_agent_that_is_leaving_does_not_connect() -> None:
         leaving.set()
         await asyncio.wait_for(_agent(rig, leaving).run(("scheduler", 3634)), 1)
         assert rig.extra_tasks == []
+
+
+def _secret_agent(rig: SchedulerRig, secret: bytes) -> HostAgent:
+    agent = _agent(rig, asyncio.Event())
+    agent.secret = secret
+    return agent
+
+
+async def test_an_agent_with_the_farm_secret_registers_with_a_scheduler_that_has_it() -> None:
+    secret = b"the farm's own secret, 32 bytes."
+    async with SchedulerRig(secret=secret, load_high=1e9, load_low=1e9) as rig:
+        agent = asyncio.ensure_future(_secret_agent(rig, secret).run(("scheduler", 3634)))
+        await asyncio.sleep(0.1)
+        assert list(await rig.hosts()) == ["192.0.2.7:3632"]
+        agent.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent
+
+
+async def test_an_agent_does_not_report_to_a_scheduler_with_another_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with SchedulerRig(secret=b"the farm's own secret, 32 bytes.") as rig:
+        with caplog.at_level(logging.INFO, "ccfarmd.agent"):
+            agent = asyncio.ensure_future(
+                _secret_agent(rig, b"another farm's secret, 32 bytes.").run(("scheduler", 3634))
+            )
+            await asyncio.sleep(0.1)
+        assert await rig.hosts() == {}
+        assert "not authenticated: authentication failed: the server does not know" in caplog.text
+        agent.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent
+
+
+async def test_an_agent_with_a_secret_refuses_a_scheduler_without_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with SchedulerRig() as rig:
+        with caplog.at_level(logging.INFO, "ccfarmd.agent"):
+            agent = asyncio.ensure_future(
+                _secret_agent(rig, b"the farm's own secret, 32 bytes.").run(("scheduler", 3634))
+            )
+            await asyncio.sleep(0.1)
+        assert await rig.hosts() == {}
+        assert "this scheduler has no farm secret" in caplog.text
+        agent.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent

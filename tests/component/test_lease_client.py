@@ -379,3 +379,57 @@ async def test_a_waiting_wrapper_is_granted_the_slot_another_frees() -> None:
         assert lease.grant.host == "h1"
         lease.release()
         await asyncio.gather(*rig.extra_tasks)
+
+
+# -- the farm secret ---------------------------------------------------------------------
+
+SECRET = b"the farm's own secret, 32 bytes."
+
+
+def test_with_a_secret_a_scheduler_that_does_not_prove_it_gets_no_request(
+    scheduler: type[Scheduler],
+) -> None:
+    """A fake scheduler answers a grant at once: the client wanted its proof first."""
+    fake = scheduler(m.encode_granted(1, GRANT))
+    failed: list[tuple[str, int]] = []
+    with pytest.raises(NoLease, match="authentication required: expected ACHL, got 'LGNT'") as no:
+        request_lease(
+            [("fake", 3634)],
+            None,
+            connect=fake.connect,
+            secret=SECRET,
+            failed=lambda a, p: failed.append((a, p)),
+        )
+    assert not no.value.answered and failed == [("fake", 3634)]
+    fake.end.setblocking(False)
+    sent = fake.end.recv(65536)
+    assert sent[:16] == MAGIC + b"00000001AUTH" and len(sent) == 12 + 12 + 32  # no LREQ
+
+
+async def test_a_wrapper_with_the_secret_gets_a_lease_from_a_scheduler_with_it() -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig(secret=SECRET) as rig:
+        await rig.host(host_report("h1", slots=1))
+        _, asked = await _lease_in_thread(rig, client="alice/a", secret=SECRET)
+        lease = await asked
+        assert lease.grant.host == "h1"
+        assert [j["client"] for j in await rig.jobs()] == ["alice/a"]
+        lease.release()
+        await idle()
+        assert await rig.jobs() == []
+        await asyncio.gather(*rig.extra_tasks)
+
+
+@pytest.mark.parametrize("secret", [None, b"a guess at the farm's secret....."])
+async def test_a_wrapper_without_the_secret_gets_nothing(secret: bytes | None) -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig(secret=SECRET) as rig:
+        await rig.host(host_report("h1", slots=1))
+        _, asked = await _lease_in_thread(rig, client="mallory/m", secret=secret)
+        with pytest.raises(NoLease) as no:
+            await asked
+        assert not no.value.answered
+        expected = "authentication required" if secret is None else "server does not know"
+        assert expected in str(no.value)
+        assert await rig.jobs() == []
+        await asyncio.gather(*rig.extra_tasks)

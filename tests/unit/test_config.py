@@ -45,6 +45,9 @@ NEW_DAEMON_FLAGS |= {
     "--limit-file-size", "--limit-processes",
 }
 NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+#: the farm secret
+NEW_DAEMON_FLAGS |= {"--secret-file", "--distcc-clients", "--no-distcc-clients"}
+NEW_SCHEDULER_FLAGS |= {"--secret-file"}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

@@ -1,12 +1,19 @@
 """`ccfarm-gethost`: the classic `CC = gethost distcc gcc` style.
 
     make CC="ccfarm-gethost distcc gcc"
+    make CC="ccfarm-gethost --secret-file FILE distcc gcc"
 
 Gets a lease from the scheduler (CCFARM_SCHEDULER), runs the rest of its
 command line with DISTCC_HOSTS set to the granted host, releases the lease
 when the command exits and passes its exit status through. With no
 scheduler reachable the command runs with DISTCC_HOSTS as it was; when the
 scheduler has no host in time, with DISTCC_HOSTS=localhost (a local compile).
+
+With a farm secret (--secret-file FILE before the command, or
+CCFARM_SECRET_FILE) the scheduler must prove it knows it before a lease is
+asked for. The distcc client itself cannot authenticate: the host must take
+plain distcc requests from this machine's address (ccfarmd's --allow, and
+not --no-distcc-clients).
 """
 
 from __future__ import annotations
@@ -45,7 +52,27 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(__doc__ or "")
         return 0 if args else 101
     from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
+    from ccfarm.errors import ConfigError
+    from ccfarm.secretfile import ENVIRONMENT, secret_from
 
+    secret_file = os.environ.get(ENVIRONMENT, "")
+    while args and args[0].startswith("--secret-file"):
+        flag = args.pop(0)
+        if "=" in flag:
+            secret_file = flag.partition("=")[2]
+        elif args:
+            secret_file = args.pop(0)
+        else:
+            sys.stderr.write("ccfarm-gethost: --secret-file needs a FILE\n")
+            return 101
+    if not args:
+        sys.stderr.write("ccfarm-gethost: no command given\n")
+        return 101
+    try:
+        secret = secret_from(secret_file)
+    except ConfigError as exc:
+        sys.stderr.write(f"ccfarm-gethost: {exc}\n")
+        return 101
     env = dict(os.environ)
     lease = None
     text = env.get("CCFARM_SCHEDULER", "")
@@ -55,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 parse_schedulers(text),
                 _compiler_of(args),
                 wait=float(env.get("CCFARM_LEASE_WAIT", "60")),
+                secret=secret,
             )
         except NoLease as exc:
             if exc.answered:

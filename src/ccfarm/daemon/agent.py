@@ -24,8 +24,10 @@ from ccfarm.control.codec import hello
 from ccfarm.control.messages import HOST_LEAVING, encode_host_name, encode_host_report
 from ccfarm.daemon.cgroups import in_container, read_usage
 from ccfarm.daemon.probe import SpeedEstimate, machine_cpus, own_cgroup, tree_cpu
+from ccfarm.errors import RemoteProtocolError
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
+from ccfarm.protocol.auth import CLIENT, CONTROL, NONCE_SIZE, Handshake
 
 log = logging.getLogger("ccfarmd.agent")
 
@@ -172,13 +174,16 @@ class HostAgent:
         leaving: asyncio.Event | None = None,
         connect: Connect = asyncio.open_connection,
         external: Callable[[], float] | None = None,
+        secret: bytes | None = None,
     ) -> None:
         """`leaving` set (the daemon drains or stops): say BYEE to the
         scheduler (no new leases; the running jobs finish) and keep the
         connection until the daemon exits (its close: the host is gone);
         `connect` opens a connection to a scheduler;
         `external` measures the external load per CPU (default: from the
-        cgroup where the host is CPU-limited, else the load average)."""
+        cgroup where the host is CPU-limited, else the load average);
+        with the farm `secret`, each scheduler must prove it before the
+        agent reports (a fake scheduler learns nothing, hands out nothing)."""
         self.port = port
         self.listen = listen
         self.advertise = advertise
@@ -195,6 +200,7 @@ class HostAgent:
         self._all_said = asyncio.Event()
         self._all_said.set()
         self._connect = connect
+        self.secret = secret
         if external is None:
             what, external = availability(cpus, running)
             log.info("availability measured from the %s", what)
@@ -245,6 +251,12 @@ class HostAgent:
     async def _session(self, address: str, port: int) -> None:
         reader, writer = await asyncio.wait_for(self._connect(address, port), 5)
         local = writer.get_extra_info("sockname")[0]
+        if self.secret is not None:
+            try:
+                await asyncio.wait_for(_authenticate(reader, writer, self.secret), 10)
+            except RemoteProtocolError as exc:
+                writer.close()
+                raise OSError(f"not authenticated: {exc}") from None
         log.info("registered with scheduler %s:%d", address, port)
         owed = True  # this session's goodbye
         self._unsaid += 1
@@ -261,7 +273,8 @@ class HostAgent:
         closed = asyncio.ensure_future(reader.read())  # the scheduler sends nothing to hosts
         leaving = asyncio.ensure_future(self.leaving.wait())
         try:
-            writer.write(hello())
+            if self.secret is None:
+                writer.write(hello())
             said_goodbye = False
             while not closed.done():
                 report = self.report(local)
@@ -283,3 +296,19 @@ class HostAgent:
             closed.cancel()
             leaving.cancel()
             writer.close()
+
+
+async def _authenticate(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes
+) -> None:
+    """The hello and the farm secret's handshake (the scheduler proves itself
+    first); the agent's proof goes out ahead of its first report."""
+    handshake = Handshake(CLIENT, secret, os.urandom(NONCE_SIZE), CONTROL)
+    writer.write(hello() + handshake.start())
+    while not handshake.done:
+        data = await reader.read(4096)
+        if not data:
+            handshake.receive_eof()
+        writer.write(handshake.receive_data(data))
+    if handshake.rest:  # a scheduler sends hosts nothing
+        raise RemoteProtocolError("the scheduler spoke after its challenge")

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from ccfarm.addresses import DAEMON_PORT
-from ccfarm.config import setting
+from ccfarm.config import secret_file_setting, setting
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 SANDBOX_MODES = ("auto", "require", "off")
@@ -24,6 +24,12 @@ class DaemonConfig:
         "allowed client network; none given = nobody allowed",
         flags=("-a", "--allow"),
         metavar="CIDR",
+    )
+    secret_file: str = secret_file_setting()
+    distcc_clients: bool = setting(
+        True,
+        "with --secret-file: still take plain distcc requests (protocols 1-3, which cannot"
+        " authenticate) from --allow networks; --no-distcc-clients refuses them",
     )
     jobs: int = setting(
         os.cpu_count() or 1, "compilers run at once", flags=("-j", "--jobs"), shown="CPUs"

@@ -67,6 +67,9 @@ def _detach() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv)
+        from ccfarm.secretfile import secret_from
+
+        secret = secret_from(config.secret_file)
     except ConfigError as exc:
         print(f"ccfarmd: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
@@ -81,13 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(config)
     if not config.allow:
         logging.getLogger("ccfarmd").warning("no --allow given: every client will be refused")
-    return asyncio.run(_run(config, compilers))
+    if secret is not None and config.distcc_clients:
+        logging.getLogger("ccfarmd").warning(
+            "farm secret set, and plain distcc requests from --allow networks still run"
+            " unauthenticated (--no-distcc-clients refuses them)"
+        )
+    return asyncio.run(_run(config, compilers, secret))
 
 
-async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
+async def _run(
+    config: DaemonConfig, compilers: CompilerAllowList, secret: bytes | None = None
+) -> int:
     from ccfarm.daemon.service import DaemonService
 
-    service = DaemonService(config, compilers)
+    service = DaemonService(config, compilers, secret=secret)
     try:
         await service.start()
     except OSError as exc:
@@ -105,7 +115,7 @@ async def _run(config: DaemonConfig, compilers: CompilerAllowList) -> int:
     if status:
         _remove_pid_file(config)
         return status
-    agent, runs = await _agent_tasks(config, compilers, service)
+    agent, runs = await _agent_tasks(config, compilers, service, secret)
     agents = [asyncio.ensure_future(run) for run in runs]
     try:
         await service.serve_until_drained()
@@ -211,7 +221,10 @@ def _confine(config: DaemonConfig, service: DaemonService) -> int:
 
 
 async def _agent_tasks(
-    config: DaemonConfig, compilers: CompilerAllowList, service: DaemonService
+    config: DaemonConfig,
+    compilers: CompilerAllowList,
+    service: DaemonService,
+    secret: bytes | None = None,
 ) -> tuple[HostAgent | None, list[Coroutine[Any, Any, None]]]:
     """The host agent and one reporting task per --scheduler (after probing
     speed and compilers)."""
@@ -246,6 +259,7 @@ async def _agent_tasks(
         desktop=lambda: desktop_in_use(source, config.desktop_idle),
         heartbeat=config.heartbeat,
         leaving=service.draining,
+        secret=secret,
     )
     logging.getLogger("ccfarmd").info(
         "host agent: speed %.3g%s, %d compiler(s), schedulers %s",

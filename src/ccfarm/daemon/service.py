@@ -14,6 +14,7 @@ import os
 import signal
 from collections.abc import Mapping
 
+from ccfarm.daemon import admission
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
@@ -63,8 +64,11 @@ class DaemonService:
         compilers: CompilerAllowList,
         env: Mapping[str, str] | None = None,
         spawn: Spawn = spawn_compiler,
+        secret: bytes | None = None,
     ) -> None:
+        """`secret`: the farm secret (`--secret-file`, see `admission`)."""
         self.config = config
+        self.secret = secret
         self._spawn = spawn
         #: False for a daemon whose compilers run unconfined without being told so:
         #: it refuses jobs that ship files (see `sandbox.refusal`)
@@ -162,13 +166,15 @@ class DaemonService:
         clock = asyncio.get_running_loop().time  # time.monotonic on a real loop
         try:
             started = clock()
-            builder = await self._read_request(reader, made)
+            admitted = await admission.admit(reader, writer, self.secret, self.config.io_timeout)
+            builder = await self._read_request(reader, made, admitted)
             ws = builder.ws
             plan = builder.plan(self.env)
             received = clock()
             # an express job (the scheduler leased it beyond our slots) starts
             # at once, at most `jobs` of them; the running others go nicer
             express = builder.express and self._express < self.config.jobs
+            express = express and (self.secret is None or admitted.authenticated)
             if express:
                 self._express += 1
             else:
@@ -221,11 +227,12 @@ class DaemonService:
             proc.renice(target)
 
     async def _read_request(
-        self, reader: asyncio.StreamReader, made: list[Workspace]
+        self, reader: asyncio.StreamReader, made: list[Workspace], admitted: admission.Admitted
     ) -> JobBuilder:
         parser = RequestParser()
+        parser.receive_data(admitted.prefix)
         builder: JobBuilder | None = None
-        received = False
+        received = bool(admitted.prefix) or admitted.authenticated
         while True:
             event = parser.next_event()
             if event is NEED_DATA:
@@ -241,6 +248,14 @@ class DaemonService:
             if isinstance(event, JobHeader):
                 if (why := refusal(event.version, serves_files=self.serves_files)) is not None:
                     raise RemoteProtocolError(why)
+                refused = admission.refusal(
+                    event.version,
+                    secret=self.secret is not None,
+                    authenticated=admitted.authenticated,
+                    distcc_clients=self.config.distcc_clients,
+                )
+                if refused:
+                    raise RemoteProtocolError(f"refused: {refused}")
                 made.append(Workspace(self.config.tmpdir or None))
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):

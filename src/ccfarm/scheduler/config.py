@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccfarm.addresses import SCHEDULER_PORT
-from ccfarm.config import group, setting
+from ccfarm.config import group, secret_file_setting, setting
 from ccfarm.scheduler.policy import Policy
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -24,5 +24,6 @@ class SchedulerConfig:
     )
     policy: Policy = group(Policy, "scheduling policy")
     io_timeout: float = setting(60.0, "longest network wait, in seconds", metavar="S")
+    secret_file: str = secret_file_setting()
     log_file: str = setting("", "write the log to FILE", metavar="FILE", shown="stderr")
     log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)

@@ -26,6 +26,9 @@ def load_config(argv: Sequence[str] | None = None) -> SchedulerConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv)
+        from ccfarm.secretfile import secret_from
+
+        secret = secret_from(config.secret_file)
         hosts_info = {}
         if config.hosts_info:
             from ccfarm.scheduler.hostsinfo import parse_hosts_info
@@ -45,15 +48,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[handler],
         format="%(asctime)s ccfarm-scheduler %(levelname)s %(message)s",
     )
-    return asyncio.run(_run(config, hosts_info))
+    if secret is None:
+        logging.getLogger("ccfarm-scheduler").warning(
+            "no --secret-file: anyone who reaches this port can register hosts, take leases"
+            " and disable hosts (docs/security.md)"
+        )
+    return asyncio.run(_run(config, hosts_info, secret))
 
 
-async def _run(config: SchedulerConfig, hosts_info: dict) -> int:  # type: ignore[type-arg]
+async def _run(
+    config: SchedulerConfig,
+    hosts_info: dict,  # type: ignore[type-arg]
+    secret: bytes | None = None,
+) -> int:
     import signal
 
     from ccfarm.scheduler.service import SchedulerService
 
-    service = SchedulerService(config, hosts_info)
+    service = SchedulerService(config, hosts_info, secret=secret)
     try:
         await service.start()
     except OSError as exc:

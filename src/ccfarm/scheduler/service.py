@@ -4,6 +4,12 @@ The first bytes of a connection say what it is: `CCFC` a control connection
 (compile hosts, wrappers, operators), `DIST` a distcc job (the proxy, a later
 issue), an HTTP method (dashboard and metrics, a later issue). Decisions are
 made by `core.Farm`; this module moves messages and arms the clock.
+
+With a farm secret, a control connection must pass the handshake of
+`protocol.auth` right after its hello, before any message; one that does
+not is answered `FAIL` and closed. A host's name belongs to the connection
+that first reported it, until that connection closes or the host times out;
+a new connection from the same address may take it over (a restart).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -24,6 +31,8 @@ from ccfarm.model import (
     LeaseRefused,
     LeaseRevoked,
 )
+from ccfarm.protocol import auth
+from ccfarm.protocol.tokens import TOKEN_SIZE
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.core import Farm, Outcome
 from ccfarm.scheduler.hostsinfo import HostInfo
@@ -37,9 +46,13 @@ class _Conn:
     def __init__(self, writer: asyncio.StreamWriter, peer: str) -> None:
         self.writer = writer
         self.peer = peer
+        self.address = peer.rpartition(":")[0]  # the peer's IP address
         self.requests: dict[int, int] = {}  # scheduler request id -> client's id
         self.leases: dict[int, int] = {}  # lease -> client's id
         self.hosts: set[str] = set()  # the hosts this connection reported (HOST)
+        self.refused: set[str] = set()  # the names it reported that are another's
+        #: passed the farm secret's handshake (without a secret nobody does)
+        self.authenticated = False
 
     def send(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -53,8 +66,11 @@ class SchedulerService:
         hosts_info: dict[str, HostInfo] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        secret: bytes | None = None,
     ) -> None:
+        """`secret`: the farm secret (`--secret-file`); None accepts every peer."""
         self.config = config
+        self.secret = secret
         self.clock = clock
         self.hosts_info = hosts_info or {}
         self.farm = Farm(config.policy, rng or random.Random())
@@ -137,9 +153,19 @@ class SchedulerService:
     ) -> None:
         conn = _Conn(writer, name)
         parser = MessageParser(expect_hello=True)
-        parser.receive_data(first)
+        rest = TOKEN_SIZE - len(first)
+        hello = await asyncio.wait_for(reader.readexactly(rest), self.config.io_timeout)
+        parser.receive_data(first + hello)
+        for _ in parser.messages():  # the hello: checked, nothing more yet
+            pass
+        fresh = True  # nothing after the hello yet
+        if self.secret is not None:
+            parser.receive_data(await self._authenticate(reader, writer))
+            conn.authenticated, fresh = True, False
         # (asyncio's TCP transports set TCP_NODELAY themselves)
         try:
+            for message in parser.messages():  # what came with the handshake's last token
+                self._handle(conn, message)
             while True:
                 # between messages a connection may idle (a wrapper holding its
                 # lease, a host between heartbeats); inside one, the rest must
@@ -154,11 +180,38 @@ class SchedulerService:
                     for _ in parser.messages():
                         pass
                     return
+                if fresh and self.secret is None and auth.starts_handshake(data):
+                    # a peer with a secret: it must not trust us, and it is told why
+                    conn.send(encode(m.FAILED, {"reason": "this scheduler has no farm secret"}))
+                    raise RemoteProtocolError("asked to authenticate; no --secret-file is set here")
+                fresh = False
                 parser.receive_data(data)
                 for message in parser.messages():
                     self._handle(conn, message)
         finally:
             self._connection_closed(conn)
+
+    async def _authenticate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes:
+        """The farm secret's handshake, within `io_timeout` in all; the bytes
+        that came after it. A peer that fails is told why (`FAIL`), and the
+        RemoteProtocolError closes its connection."""
+        assert self.secret is not None
+        handshake = auth.Handshake(
+            auth.SERVER, self.secret, os.urandom(auth.NONCE_SIZE), auth.CONTROL
+        )
+        try:
+            async with asyncio.timeout(self.config.io_timeout):
+                while not handshake.done:
+                    data = await reader.read(4096)
+                    if not data:
+                        handshake.receive_eof()
+                    writer.write(handshake.receive_data(data))
+        except RemoteProtocolError as exc:
+            writer.write(encode(m.FAILED, {"reason": str(exc)}))
+            raise RemoteProtocolError(f"not authenticated: {exc}") from None
+        return handshake.rest
 
     def _connection_closed(self, conn: _Conn) -> None:
         for request in list(conn.requests):
@@ -205,6 +258,23 @@ class SchedulerService:
             self._dispatch(self.farm.host_failed(lease, now))
         elif kind == m.HOST_REPORT:
             report = self._pinned(m.decode_host_report(message))
+            owner = self._by_host.get(report.host)
+            if (
+                owner is not None
+                and owner is not conn
+                and owner.address != conn.address
+                and report.host in self.farm.hosts
+            ):
+                # a name belongs to the connection that reported it first, until
+                # that connection closes or the host times out; only the same
+                # machine may take it over sooner (a restarted daemon whose old
+                # connection is not closed yet)
+                if report.host not in conn.refused:  # (once: it may say it every heartbeat)
+                    conn.refused.add(report.host)
+                    log.warning(
+                        "%s: HOST %s, which %s reports; ignored", conn.peer, report.host, owner.peer
+                    )
+                return
             conn.hosts.add(report.host)
             self._by_host[report.host] = conn
             self._dispatch(self.farm.host_report(report, now))
@@ -225,6 +295,13 @@ class SchedulerService:
                 conn.send(encode(m.FAILED, {"reason": f"unknown host {host}"}))
                 return
             self._dispatch(self.farm.set_disabled(host, kind == m.DISABLE, now))
+            log.warning(
+                "%s: host %s %s (%s)",
+                conn.peer,
+                host,
+                "disabled" if kind == m.DISABLE else "enabled",
+                "authenticated" if conn.authenticated else "unauthenticated: no farm secret",
+            )
             conn.send(encode(m.OK, {"host": host}))
         else:
             raise RemoteProtocolError(f"unknown control message {kind}")

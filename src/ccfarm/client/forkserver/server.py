@@ -317,7 +317,9 @@ def _warm_imports() -> None:
     import ccfarm.client.job.transport
     import ccfarm.compiler.args
     import ccfarm.compiler.commands
-    import ccfarm.model  # noqa: F401
+    import ccfarm.model
+    import ccfarm.protocol.auth  # (hashlib, hmac: a job with CCFARM_SECRET_FILE)
+    import ccfarm.secretfile  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

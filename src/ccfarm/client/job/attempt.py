@@ -35,11 +35,14 @@ class Target:
         *,
         express: bool,
         lease: Lease | None = None,
+        secret: bytes | None = None,
     ) -> None:
         self.spec = spec
         self.release = release
         self.express = express  # a lease beyond the host's slots
         self.lease = lease  # the scheduler's lease on it, watched while the job runs
+        #: the farm secret, proven to and by a ccfarmd host (a distccd cannot)
+        self.secret = secret if spec.ccfarm else None
 
 
 def attempt(
@@ -103,6 +106,7 @@ def _send(
         connect_timeout=settings.connect_timeout,
         io_timeout=settings.io_timeout,
         lease=target.lease,
+        secret=target.secret,
     )
 
 

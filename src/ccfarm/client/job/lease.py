@@ -14,8 +14,8 @@ import _socket
 import contextlib
 import os
 
+from ccfarm.client.job.net import authenticate, read_message
 from ccfarm.client.job.net import connect as tcp_connect
-from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, hello
 from ccfarm.errors import CcfarmError, RemoteProtocolError
@@ -100,6 +100,7 @@ def request_lease(
     size: int = 0,
     connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
     failed: Callable[[str, int], None] | None = None,
+    secret: bytes | None = None,
 ) -> Lease:
     """A lease from the first scheduler that answers; NoLease otherwise.
 
@@ -109,6 +110,8 @@ def request_lease(
     `connect(address, port, timeout)` opens the connection (a TCP socket
     by default; tests pass a fake scheduler's end). `failed(address, port)`
     hears of each scheduler that failed (unreachable, silent, garbage).
+    With the farm `secret`, a scheduler must prove it knows it before the
+    request is sent (one round trip more); one that does not has failed.
     """
     last = "no scheduler configured"
     for address, port in schedulers:
@@ -121,9 +124,16 @@ def request_lease(
             continue
         try:
             req = LeaseRequest(1, client or client_name(), compiler, wait, size)
-            sock.sendall(hello() + m.encode_lease_request(req))
             sock.settimeout(connect_timeout)
             parser = MessageParser(expect_hello=False)
+            if secret is None:
+                sock.sendall(hello() + m.encode_lease_request(req))
+            else:
+                from ccfarm.protocol.auth import CONTROL
+
+                proof, rest = authenticate(sock, secret, CONTROL, hello())
+                sock.sendall(proof + m.encode_lease_request(req))
+                parser.receive_data(rest)
             reply = read_message(sock, parser)
             if reply.kind == m.LEASE_QUEUED:
                 m.decode_queued(reply)
@@ -131,6 +141,8 @@ def request_lease(
                 reply = read_message(sock, parser)
             if reply.kind == m.LEASE_GRANTED:
                 return Lease(sock, m.decode_granted(reply), parser)
+            if reply.kind == m.FAILED:
+                raise RemoteProtocolError(reply.first().get("reason") or "failed")
             if reply.kind != m.LEASE_REFUSED:
                 raise RemoteProtocolError(f"unexpected answer {reply.kind}")
             refused = m.decode_refused(reply)

@@ -1,5 +1,6 @@
-"""Blocking sockets for the wrapper: TCP connect, and reading one control
-message (lease client, gethost, ctl), on the C `_socket` module.
+"""Blocking sockets for the wrapper: TCP connect, the farm secret's
+handshake, and reading one control message (lease client, gethost, ctl),
+on the C `_socket` module.
 
 `import socket` costs the wrapper about 4 ms per job (it builds enums of
 every constant); the few calls a job needs exist on `_socket` directly.
@@ -32,6 +33,32 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
             sock.close()
             error = exc
     raise error
+
+
+def authenticate(
+    sock: _socket.socket, secret: bytes, context: bytes, first: bytes = b""
+) -> tuple[bytes, bytes]:
+    """The client's side of the farm secret's handshake on `sock` (its
+    timeout bounds each read), after sending `first` (a control hello).
+
+    Returns (the proof to send, ahead of the connection's first message:
+    one packet; any bytes that came after the server's challenge).
+    RemoteProtocolError if the server is not proven (wrong secret, none,
+    garbage, closed).
+    """
+    import os
+
+    from ccfarm.protocol.auth import CLIENT, NONCE_SIZE, Handshake
+
+    handshake = Handshake(CLIENT, secret, os.urandom(NONCE_SIZE), context)
+    sock.sendall(first + handshake.start())
+    answer = b""
+    while not handshake.done:
+        data = sock.recv(4096)
+        if not data:
+            handshake.receive_eof()
+        answer += handshake.receive_data(data)
+    return answer, handshake.rest
 
 
 def read_message(sock: _socket.socket, parser: MessageParser | None = None) -> Message:

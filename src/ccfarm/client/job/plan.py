@@ -77,6 +77,7 @@ class Settings:
     lease_wait: float  # for a free slot, once the scheduler said the request waits
     scheduler_timeout: float  # connect to a scheduler, and its first answer
     checked_preprocessed: bool  # ccfarmd hosts: the cheap way first, where it is exact
+    secret_file: str  # the farm secret's (CCFARM_SECRET_FILE; "": none)
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
@@ -90,6 +91,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         lease_wait=_number(env, "CCFARM_LEASE_WAIT", 60.0),
         scheduler_timeout=_number(env, "CCFARM_SCHEDULER_TIMEOUT", 2.0),
         checked_preprocessed=env.get("CCFARM_MODE", "auto") != "exact",
+        secret_file=env.get("CCFARM_SECRET_FILE", ""),
     )
 
 

@@ -64,6 +64,14 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings) -> Ending:
     if isinstance(plan, RunLocal):
         return plan
     job = _Job(env, plan)
+    if settings.secret_file:
+        from ccfarm.errors import ConfigError
+        from ccfarm.secretfile import read_secret
+
+        try:
+            job.secret = read_secret(settings.secret_file)
+        except ConfigError as exc:  # no talking to the farm unproven
+            return RunLocal(warning=f"CCFARM_SECRET_FILE: {exc}; compiling locally")
     if plan.schedulers:
         schedulers = _schedulers(job)
         leased: Target | RunLocal | UseHostLists
@@ -132,6 +140,7 @@ class _Job:
         self.child_env = {**env, SAFEGUARD: "1"}  # for the compilers started here
         self._info: CompilerInfo | None = None
         self._remote: RemotePlan | None = None
+        self.secret: bytes | None = None  # the farm's (CCFARM_SECRET_FILE)
 
     def info(self) -> CompilerInfo:
         """The compiler's identity and system include directories (cached per binary)."""
@@ -218,12 +227,19 @@ def _lease(
             wait=plan.settings.lease_wait,
             size=len(preprocessed[0]),
             failed=lambda address, port: slots.mark_scheduler_backoff(state, address, port),
+            secret=job.secret,
         )
     except NoLease as exc:
         return fallback.after_no_lease(exc.answered, str(exc))
     grant = lease.grant
     say(plan.settings, verbose=fallback.lease_note(plan.job, grant, time.monotonic() - asked))
-    return Target(fallback.leased_host(grant), lease.release, express=grant.express, lease=lease)
+    return Target(
+        fallback.leased_host(grant),
+        lease.release,
+        express=grant.express,
+        lease=lease,
+        secret=job.secret,
+    )
 
 
 class _Leased:
@@ -253,6 +269,7 @@ class _Listed:
         self.listing = route.listing
         self.tries = route.tries
         self.state = slots.state_dir(job.env)
+        self.secret = job.secret
 
     def hold(self, tried: list[hostlist.HostSpec]) -> Target | Ending:
         try:
@@ -273,7 +290,7 @@ class _Listed:
             return fallback.no_free_host(self.tries)
         if slot.spec.kind == "local":
             return slot  # a `localhost` entry: compile here, in its slot
-        return Target(slot.spec, slot.release, express=False)
+        return Target(slot.spec, slot.release, express=False, secret=self.secret)
 
     def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> None:
         """distcc's backoff marks, seen by every wrapper here (set while the slot is held)."""

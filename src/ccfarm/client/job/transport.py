@@ -46,13 +46,16 @@ def run_remote(
     connect_timeout: float,
     io_timeout: float,
     lease: Lease | None = None,
+    secret: bytes | None = None,
 ) -> JobResult:
     """Connect, send the whole request, read the whole reply.
 
     The sending side is never shut down before the reply is read: distccd
     (and ccfarmd) take EOF from the client as "client gone" and kill the job.
     With a `lease`, its connection is watched meanwhile: the scheduler
-    revoking it ends the attempt at once (LeaseLost).
+    revoking it ends the attempt at once (LeaseLost). With the farm
+    `secret` (ccfarmd hosts), the host must prove it knows it, within
+    `connect_timeout`, before anything of the job is sent.
     """
     from ccfarm.client.job.net import connect
 
@@ -61,6 +64,15 @@ def run_remote(
     except OSError as exc:
         raise HostFailure(f"cannot connect: {exc.strerror or exc}") from None
     try:
+        if secret is not None:
+            from ccfarm.client.job.net import authenticate
+            from ccfarm.protocol.auth import COMPILE
+
+            try:
+                proof, _ = authenticate(sock, secret, COMPILE)  # (a host says nothing more first)
+            except CcfarmError as exc:
+                raise HostFailure(str(exc)) from None
+            request = proof + request
         sock.settimeout(io_timeout)
         if lease is None:
             sock.sendall(request)
