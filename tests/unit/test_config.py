@@ -40,6 +40,11 @@ OLD_SCHEDULER_FLAGS = {
 #: settings that were TOML-only gained a flag; booleans gained their other half
 NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
 NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+#: the health and speed-evidence knobs, new settings
+NEW_SCHEDULER_FLAGS |= {
+    "--quarantine", "--quarantine-max", "--probation-slots",
+    "--speed-evidence", "--no-speed-evidence", "--speed-evidence-jobs", "--speed-tolerance",
+}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

@@ -61,6 +61,33 @@ class CostModel:
         self._xy = self._xy * keep + size * cost
         self.jobs += 1
 
+    @property
+    def warm(self) -> bool:
+        """Have enough jobs ended for `predicted` to mean something?"""
+        return self.jobs >= self.min_jobs
+
+    def predicted(self, size: int) -> float | None:
+        """What a job of `size` bytes costs (seconds x speed), from the fit or,
+        while it is not usable, in proportion to the observed jobs' sizes;
+        None before any job ended or for a job of unknown size."""
+        if size <= 0 or self._n <= 0:
+            return None
+        fit = self.fit()
+        if fit is not None:
+            a, b = fit
+            value = a + b * size
+        else:
+            value = self._y * size / max(self._x, 1e-9)
+        low, high = COST_RANGE
+        mean_cost = self._y / self._n
+        return min(high * mean_cost, max(low * mean_cost, value))
+
+    def scale(self, factor: float) -> None:
+        """Express every cost observed so far in units `factor` times
+        smaller or larger (cost x factor); relative costs do not change."""
+        self._y *= factor
+        self._xy *= factor
+
     def fit(self) -> tuple[float, float] | None:
         """(a, b) of cost = a + b * size, or None when not usable."""
         if self.jobs < self.min_jobs:
