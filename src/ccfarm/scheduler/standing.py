@@ -107,10 +107,10 @@ class HostStanding:
             return
         req = record.request
         seconds = now - record.granted
-        if self.evidence.ended(name, req.compiler, req.size, seconds, used):
-            host = self.slots.hosts.get(name)
+        for moved in self.evidence.ended(name, req.compiler, req.size, seconds, used):
+            host = self.slots.hosts.get(moved)
             if host is not None:
-                speed = self.evidence.speed(name, host.report.speed)
+                speed = self.evidence.speed(moved, host.report.speed)
                 if speed != host.speed:
                     self.offer(self.slots.join(host.report, host.last_seen, speed))
 
