@@ -120,7 +120,7 @@ class Farm:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
         cost = self.evidence.cost(key, req.size)
-        host = self.slots.pick(key)
+        host = self.standing.trial(key, req.size, cost) or self.slots.pick(key)
         waiting = self.queue.counts.get(key, 0)
         if host is not None and not waiting and self.decisions.worth(key, host, 0, cost):
             return [self._grant(req, host, now)]

@@ -29,14 +29,21 @@ claim before (geometrically, by the share of that count it has). Both ways:
 a host faster than it claims moves up as one slower moves down.
 
 A host must run jobs to show its speed, and one that claims less than the
-fastest gets few. So, once a compiler's cost model is warm, a host with
-fewer than TRIAL_JOBS samples is on trial: it takes jobs of at most average
-cost (`Decisions.need`) until it has them. A host's evidence is forgotten
-when it leaves.
+fastest gets few (one that claims more may get all, and with no other host
+working nothing would contradict it). So, once a compiler's cost model is
+warm, a host with fewer than TRIAL_JOBS samples is on trial: a job of at
+most average cost goes to it when it is free (`trials`), and a slower one
+on trial takes such jobs from the queue (`Decisions.need`), until it has
+them: a few small jobs per host in the scheduler's life. A host whose
+samples contradict its claim stays on trial until they are
+`speed_evidence_jobs`, so that it is re-tiered by its full evidence
+(an underclaiming host would otherwise stay in a slow tier, half-corrected). A host's evidence
+is forgotten when it leaves.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -54,18 +61,21 @@ WINDOW = 16
 TRIAL_JOBS = 3
 #: hosts with TRIAL_JOBS samples needed before any claim is corrected
 ANCHOR_HOSTS = 3
+#: hosts on trial a request looks at (the cost of a request stays bounded)
+_TRIAL_LOOKS = 8
 
 
 class HostEvidence:
     """One host's last jobs (compiler, size, seconds) and what they say."""
 
-    __slots__ = ("samples", "jobs", "level", "claim", "speed", "counted", "keys")
+    __slots__ = ("samples", "jobs", "level", "claimed", "claim", "speed", "counted", "keys")
 
     def __init__(self, claimed: float) -> None:
         self.samples: deque[tuple[Key, int, float]] = deque(maxlen=WINDOW)
         self.jobs = 0  # samples taken, also those gone from the window
         self.level = 0.0  # log of its observed speed in cost units (the samples' median)
-        self.claim = math.log(max(claimed, 1e-9))  # log of the speed it claims
+        self.claimed = claimed  # the speed it claims
+        self.claim = math.log(max(claimed, 1e-9))  # and its log
         self.speed = claimed  # the speed the farm uses for it
         self.counted = claimed  # the speed its jobs count at in the cost models (0: not)
         self.keys: set[Key] = set()  # the cost models its jobs count in
@@ -81,8 +91,12 @@ class SpeedEvidence:
         #: per key: what a job costs by its size, learnt from ended leases
         self.costs: dict[Key, CostModel] = {}
         self.hosts: dict[str, HostEvidence] = {}
-        #: hosts with TRIAL_JOBS samples or more
+        #: hosts with TRIAL_JOBS samples or more (those the anchor is taken over)
         self.tried: set[str] = set()
+        #: hosts on trial, in the order `trials` looks at them: those with
+        #: fewer than TRIAL_JOBS samples, and those whose samples contradict
+        #: their claim until they have `speed_evidence_jobs`
+        self.trying: dict[str, None] = {}
         #: log of the median tried host's observed over claimed speed (None:
         #: fewer than ANCHOR_HOSTS tried hosts yet, no claim is corrected)
         self.anchor: float | None = None
@@ -104,6 +118,8 @@ class SpeedEvidence:
         evidence = self.hosts.get(name)
         if evidence is None:
             evidence = self.hosts[name] = HostEvidence(claimed)
+            self.trying[name] = None
+        evidence.claimed = claimed
         evidence.claim = math.log(max(claimed, 1e-9))
         speed = claimed
         if self.anchor is not None and evidence.jobs >= TRIAL_JOBS:
@@ -111,6 +127,10 @@ class SpeedEvidence:
             if abs(off) > self.tolerance:
                 speed = claimed * math.exp(min(1.0, evidence.jobs / self.full) * off)
         evidence.speed = speed
+        if evidence.jobs >= TRIAL_JOBS and (speed == claimed or evidence.jobs >= self.full):
+            self.trying.pop(name, None)
+        elif name not in self.trying:
+            self.trying[name] = None
         # a host whose claim is not believed does not teach the costs: they
         # are learnt from the hosts whose claims hold, and it is judged by them
         counted = claimed if speed == claimed else 0.0
@@ -129,16 +149,32 @@ class SpeedEvidence:
 
     def on_trial(self, key: Key, name: str) -> bool:
         """Should host `name` be tried with a job of `key` (see the module's doc)?"""
-        evidence = self.hosts.get(name)
-        if evidence is None or evidence.jobs >= TRIAL_JOBS or not self.enabled:
+        if name not in self.trying or not self.enabled:
             return False
         model = self.costs.get(key)
         return model is not None and model.warm
+
+    def trials(self, key: Key, size: int, cost: float) -> list[str]:
+        """Hosts on trial that a job of `key`, `size` bytes and relative
+        `cost` could go to (a few, the longest unlooked-at first; each looked
+        at goes to the back of the line): a job of known size and at most
+        average cost, once the compiler's cost model is warm."""
+        if not self.trying or size <= 0 or cost > 1.0 or not self.enabled:
+            return []
+        model = self.costs.get(key)
+        if model is None or not model.warm:
+            return []
+        names = list(itertools.islice(self.trying, _TRIAL_LOOKS))
+        for name in names:  # to the back of the line
+            del self.trying[name]
+            self.trying[name] = None
+        return names
 
     def forget(self, name: str) -> None:
         """Host `name` left the farm."""
         evidence = self.hosts.pop(name, None)
         self.tried.discard(name)
+        self.trying.pop(name, None)
         if evidence is not None:
             for key in evidence.keys:
                 self.costs[key].forget(name)
@@ -208,6 +244,10 @@ class SpeedEvidence:
         and its indexes agree with it."""
         assert set(self.hosts) <= set(registered), "evidence of hosts gone"
         assert self.tried == {n for n, e in self.hosts.items() if e.jobs >= TRIAL_JOBS}, "tried"
+        for name, evidence in self.hosts.items():
+            contradicted = evidence.speed != evidence.claimed and evidence.jobs < self.full
+            trying = evidence.jobs < TRIAL_JOBS or contradicted
+            assert (name in self.trying) == trying, f"{name}: on trial or not"
         for name, evidence in self.hosts.items():
             assert len(evidence.samples) == min(evidence.jobs, WINDOW), f"{name}: samples"
             for key in evidence.keys:

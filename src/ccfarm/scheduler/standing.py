@@ -18,7 +18,7 @@ from ccfarm.scheduler.evidence import SpeedEvidence
 from ccfarm.scheduler.health import HostHealth
 from ccfarm.scheduler.ledger import Lease
 from ccfarm.scheduler.policy import Policy, tier_of
-from ccfarm.scheduler.slots import Host, SlotIndex
+from ccfarm.scheduler.slots import Host, Key, SlotIndex
 from ccfarm.scheduler.timers import QuarantineDeadline, Timers
 
 __all__ = ["HostStanding"]
@@ -84,6 +84,16 @@ class HostStanding:
         self.evidence.forget(name)
 
     # -- leases --------------------------------------------------------------------
+
+    def trial(self, key: Key, size: int, cost: float) -> Host | None:
+        """A free host on trial that this job should go to, if any (see
+        `SpeedEvidence.trials`)."""
+        hosts = self.slots.hosts
+        for name in self.evidence.trials(key, size, cost):
+            host = hosts.get(name)
+            if host is not None and host.free > 0 and key in host.keys:
+                return host
+        return None
 
     def granted(self, host: Host, lease: int) -> None:
         """A lease (not express) on `host`: on probation, it may be the probe."""
