@@ -19,7 +19,10 @@ from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, encode, hello
 
-HOST_COLUMNS = ("host", "tier", "speed", "used", "offered", "slots", "load", "desktop", "state")
+HOST_COLUMNS = (
+    "host", "tier", "speed", "claimed", "observed", "used", "offered", "slots", "load", "desktop",
+    "state",
+)  # fmt: skip
 JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
 
 
