@@ -20,7 +20,9 @@ def _seconds(size: int, speed: float) -> float:
     return (0.05 + 1e-5 * size) / speed
 
 
-async def _build(rig: SchedulerRig, sizes: list[int], true: dict[str, float]) -> collections.Counter[str]:
+async def _build(
+    rig: SchedulerRig, sizes: list[int], true: dict[str, float]
+) -> collections.Counter[str]:
     """`make -j8` of jobs of `sizes`: where each ran."""
     where: collections.Counter[str] = collections.Counter()
     gate = asyncio.Semaphore(8)

@@ -290,10 +290,15 @@ def test_check_finds_a_tier_that_is_not_its_speeds() -> None:
 def test_a_failed_job_says_nothing_of_its_host_speed() -> None:
     farm = Farm(Policy(host_timeout=1e9), random.Random(3))
     farm.host_report(report("a", 1.0, 2), 0)
+
+    def grant(ident: int, now: float) -> LeaseGranted:
+        out = farm.request(LeaseRequest(ident, "c/u", GCC, 30, 50_000), now)
+        (g,) = [o for o in out if isinstance(o, LeaseGranted)]
+        return g
+
     for i in range(10):
-        (g,) = [o for o in farm.request(LeaseRequest(i + 1, "c/u", GCC, 30, 50_000), i) if isinstance(o, LeaseGranted)]
-        farm.release(g.lease, i + 0.5)
-    (g,) = [o for o in farm.request(LeaseRequest(99, "c/u", GCC, 30, 50_000), 20) if isinstance(o, LeaseGranted)]
+        farm.release(grant(i + 1, i).lease, i + 0.5)
+    g = grant(99, 20)
     jobs = farm.evidence.hosts["a"].jobs
     farm.host_failed(g.lease, 21)
     farm.release(g.lease, 500)

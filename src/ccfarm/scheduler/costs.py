@@ -108,7 +108,9 @@ class CostModel:
         self.jobs += 1
         return 1.0 / self._g
 
-    def _count(self, part: tuple[float, float, float, float, float], speed: float, sign: float) -> None:
+    def _count(
+        self, part: tuple[float, float, float, float, float], speed: float, sign: float
+    ) -> None:
         n, x, xx, t, xt = part
         self._n = max(0.0, self._n + sign * n)
         self._x = max(0.0, self._x + sign * x)

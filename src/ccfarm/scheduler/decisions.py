@@ -71,7 +71,11 @@ class Decisions:
         if slots <= 0:
             return 0.0
         need = max(0.0, slots * (speed / max(host.speed, 1e-9) - 1))
-        if need > 1.0 and self.evidence is not None and self.evidence.on_trial(key, host.report.host):
+        if (
+            need > 1.0
+            and self.evidence is not None
+            and self.evidence.on_trial(key, host.report.host)
+        ):
             return 1.0
         return need
 
