@@ -147,17 +147,22 @@ class CostModel:
         """What a job of `size` bytes costs (seconds x speed), from the fit or,
         while it is not usable, in proportion to the observed jobs' sizes;
         None before any job ended or for a job of unknown size."""
-        if size <= 0 or self._empty:
+        line = self.line()
+        if size <= 0 or line is None:
             return None
-        fit = self.fit()
-        if fit is not None:
-            a, b = fit
-            value = a + b * size
-        else:
-            value = self._y * size / max(self._x, 1e-9)
-        low, high = COST_RANGE
+        a, b, low, high = line
+        return min(high, max(low, a + b * size))
+
+    def line(self) -> tuple[float, float, float, float] | None:
+        """(a, b, low, high) of `predicted` as it is now: cost = a + b x size,
+        kept within [low, high] (for many predictions at once); None before
+        any job counted."""
+        if self._empty:
+            return None
         mean_cost = self._y / self._n
-        return min(high * mean_cost, max(low * mean_cost, value))
+        fit = self.fit()
+        a, b = fit if fit is not None else (0.0, self._y / max(self._x, 1e-9))
+        return a, b, COST_RANGE[0] * mean_cost, COST_RANGE[1] * mean_cost
 
     def fit(self) -> tuple[float, float] | None:
         """(a, b) of cost = a + b * size, or None when not usable."""

@@ -71,7 +71,8 @@ class HostEvidence:
     __slots__ = ("samples", "jobs", "level", "claimed", "claim", "speed", "counted", "keys")
 
     def __init__(self, claimed: float) -> None:
-        self.samples: deque[tuple[Key, int, float]] = deque(maxlen=WINDOW)
+        #: (the compiler's cost model, size, seconds) of its last jobs
+        self.samples: deque[tuple[CostModel, int, float]] = deque(maxlen=WINDOW)
         self.jobs = 0  # samples taken, also those gone from the window
         self.level = 0.0  # log of its observed speed in cost units (the samples' median)
         self.claimed = claimed  # the speed it claims
@@ -195,7 +196,7 @@ class SpeedEvidence:
             return []
         sampled = seconds > 0 and size > 0 and model.warm
         if sampled:
-            evidence.samples.append((key, size, seconds))
+            evidence.samples.append((model, size, seconds))
             evidence.jobs += 1
             evidence.level = self._level(evidence)
             if evidence.jobs >= TRIAL_JOBS:
@@ -205,20 +206,34 @@ class SpeedEvidence:
         if not sampled:
             return []
         self._since += 1
-        # each sample in a small farm; in a large one every len/2 samples (it
-        # predicts each tried host's last jobs again)
-        if self._since < max(1, len(self.tried) // 2) or len(self.tried) < ANCHOR_HOSTS:
+        # each sample in a farm of up to 9 measured hosts; in a larger one
+        # every len - 8 samples: it predicts each tried host's last jobs
+        # again, O(hosts) (measured: every len/8 samples took the core's
+        # request + release from ~40 to ~300 us at 100 hosts)
+        if self._since < max(1, len(self.tried) - 8) or len(self.tried) < ANCHOR_HOSTS:
             return [name]
         self._anchor()
         return [name, *self.tried]
 
-    def _level(self, evidence: HostEvidence) -> float:
-        """The median of log(predicted cost / seconds) over the host's samples."""
+    def _level(
+        self,
+        evidence: HostEvidence,
+        lines: dict[CostModel, tuple[float, float, float, float] | None] | None = None,
+    ) -> float:
+        """The median of log(predicted cost / seconds) over the host's samples
+        (`lines`: the cost models' `line()`, when computed already)."""
+        lines = {} if lines is None else lines
         values = []
-        for key, size, seconds in evidence.samples:
-            predicted = self.costs[key].predicted(size)
-            if predicted is not None and predicted > 0:
-                values.append(math.log(predicted / seconds))
+        for model, size, seconds in evidence.samples:
+            if model in lines:
+                line = lines[model]
+            else:
+                line = lines[model] = model.line()
+            if line is not None:
+                a, b, low, high = line
+                predicted = min(high, max(low, a + b * size))
+                if predicted > 0:
+                    values.append(math.log(predicted / seconds))
         return median(values) if values else evidence.level
 
     def _anchor(self, rounds: int = 3) -> None:
@@ -229,10 +244,11 @@ class SpeedEvidence:
         self._since = 0
         hosts = self.hosts
         for _ in range(rounds):
+            lines: dict[CostModel, tuple[float, float, float, float] | None] = {}
             ratios = []
             for name in self.tried:
                 evidence = hosts[name]
-                evidence.level = self._level(evidence)
+                evidence.level = self._level(evidence, lines)
                 ratios.append(evidence.level - evidence.claim)
             self.anchor = median(ratios)
             for name in self.tried:
