@@ -10,12 +10,21 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from typing import ClassVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from ccfarm.model import CompilerIdentity, HostReport, LeaseGranted, LeaseRefused, LeaseRequest
+from ccfarm.model import (
+    CompilerIdentity,
+    HostReport,
+    LeaseGranted,
+    LeaseRefused,
+    LeaseRequest,
+    LeaseRevoked,
+)
 from ccfarm.scheduler.core import Farm
 from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.evidence import ANCHOR_HOSTS, TRIAL_JOBS, SpeedEvidence
@@ -373,3 +382,65 @@ def test_respeed_is_as_if_the_jobs_had_counted_at_that_speed(
         # exact but for rounding, which is relative to what was taken out
         assert math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-9 * max(before, theirs))
     assert model.jobs == fresh.jobs == len(jobs)
+
+
+class EvidenceMachine(RuleBasedStateMachine):
+    """Any interleaving of sized jobs released when their hosts (of true
+    speeds unlike some claims) would finish them, hosts leaving, rejoining
+    and changing their claims: the parts stay consistent and no lease is
+    lost, while evidence re-tiers hosts."""
+
+    TRUE: ClassVar[dict[str, float]] = {"a": 1.0, "b": 1.0, "c": 2.0, "d": 1.0}
+
+    def __init__(self) -> None:
+        super().__init__()
+        policy = Policy(host_timeout=1e9, lease_timeout=1e9, max_wait=1e9, speed_evidence_jobs=3)
+        self.farm = Farm(policy, random.Random(0))
+        self.now = 0.0
+        self.ends: dict[int, float] = {}  # lease -> when its job ends
+        self.sizes: dict[int, int] = {}
+        self._ids = iter(range(1, 10**9))
+        for name in self.TRUE:
+            self.farm.host_report(report(name, 1.0, 2), 0.0)
+
+    def _apply(self, outcomes: list[object]) -> None:
+        for o in outcomes:
+            if isinstance(o, LeaseGranted):
+                speed = self.TRUE[o.host]
+                self.ends[o.lease] = self.now + true_cost(self.sizes[o.request]) / speed
+            elif isinstance(o, LeaseRevoked):
+                assert self.ends.pop(o.lease, None) is not None
+
+    @rule(size=st.integers(10_000, 200_000), n=st.integers(1, 6))
+    def ask(self, size: int, n: int) -> None:
+        for _ in range(n):
+            req = LeaseRequest(next(self._ids), "c/u", GCC, 1e9, size)
+            self.sizes[req.request] = size
+            self._apply(self.farm.request(req, self.now))
+
+    @rule()
+    def finish_next(self) -> None:
+        if self.ends:
+            lease = min(self.ends, key=self.ends.__getitem__)
+            self.now = max(self.now, self.ends.pop(lease))
+            self._apply(self.farm.release(lease, self.now))
+
+    @rule(name=st.sampled_from("abcd"), claim=st.sampled_from([0.5, 1.0, 10.0, 100.0]))
+    def claim(self, name: str, claim: float) -> None:
+        self._apply(self.farm.host_report(report(name, claim, 2), self.now))
+
+    @rule(name=st.sampled_from("abcd"))
+    def leave(self, name: str) -> None:
+        self._apply(self.farm.host_gone(name, "host left", self.now))
+
+    @invariant()
+    def consistent(self) -> None:
+        self.farm.check(self.now)
+        assert set(self.farm.leases) == set(self.ends)
+        for name, host in self.farm.hosts.items():
+            assert host.tier == tier_of(host.speed, self.farm.policy)
+            assert host.speed > 0 and math.isfinite(host.speed), name
+
+
+TestEvidenceMachine = EvidenceMachine.TestCase
+TestEvidenceMachine.settings = settings(max_examples=60, stateful_step_count=80, deadline=None)
