@@ -18,8 +18,13 @@ median of observed over claimed speed is the factor between cost units and
 claimed units, and each host is judged by its own ratio over that median.
 One host, or any minority, cannot move the median: a liar among honest hosts
 is measured against them. And every job a host ran counts in the cost models
-at the speed the farm now believes it has (`CostModel.respeed`), so the costs
-a liar taught are corrected with its speed. With fewer than three such hosts
+at the speed the farm now believes it has (`CostModel.respeed`); the hosts
+furthest from the median beyond the tolerance, a minority of the measured
+ones, do not count at all (their past jobs included), so the costs a liar
+taught leave with its claim and it is judged by the others' costs (a
+liar's big jobs would otherwise teach that big jobs cost more, and keep it
+looking fast). Never more than a minority: excluding every host that looks
+off in a round could leave the models with no job at all. With fewer than three such hosts
 there is no majority to trust and every claim stands.
 
 A host's effective speed is its claim while its ratio is within
@@ -101,6 +106,9 @@ class SpeedEvidence:
         #: log of the median tried host's observed over claimed speed (None:
         #: fewer than ANCHOR_HOSTS tried hosts yet, no claim is corrected)
         self.anchor: float | None = None
+        #: the tried hosts furthest from the anchor beyond the tolerance, a
+        #: minority of them: their jobs do not count in the cost models
+        self.excluded: set[str] = set()
         self._since = 0  # samples since the anchor was last taken
 
     # -- costs ---------------------------------------------------------------------
@@ -132,9 +140,9 @@ class SpeedEvidence:
             self.trying.pop(name, None)
         elif name not in self.trying:
             self.trying[name] = None
-        # a host whose claim is not believed does not teach the costs: they
-        # are learnt from the hosts whose claims hold, and it is judged by them
-        counted = claimed if speed == claimed else 0.0
+        # its jobs count at the speed believed, not at all if it is one of the
+        # minority furthest off (see the module's doc)
+        counted = 0.0 if name in self.excluded else speed
         if counted != evidence.counted:
             evidence.counted = counted
             for key in evidence.keys:
@@ -176,6 +184,7 @@ class SpeedEvidence:
         evidence = self.hosts.pop(name, None)
         self.tried.discard(name)
         self.trying.pop(name, None)
+        self.excluded.discard(name)
         if evidence is not None:
             for key in evidence.keys:
                 self.costs[key].forget(name)
@@ -250,10 +259,15 @@ class SpeedEvidence:
                 evidence = hosts[name]
                 evidence.level = self._level(evidence, lines)
                 ratios.append(evidence.level - evidence.claim)
-            self.anchor = median(ratios)
+            self.anchor = anchor = median(ratios)
+            offs = sorted(
+                ((abs(hosts[n].level - hosts[n].claim - anchor), n) for n in self.tried),
+                reverse=True,
+            )
+            minority = (len(offs) - 1) // 2
+            self.excluded = {n for off, n in offs[:minority] if off > self.tolerance}
             for name in self.tried:
-                evidence = hosts[name]
-                self.speed(name, math.exp(evidence.claim))
+                self.speed(name, hosts[name].claimed)
 
     def check(self, registered: Iterable[str]) -> None:
         """Raise AssertionError unless the evidence is of `registered` hosts
