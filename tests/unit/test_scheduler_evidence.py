@@ -261,6 +261,25 @@ def test_within_the_tolerance_the_claim_holds() -> None:
     assert math.isclose(tight.speed("near", 1.0), 1.4, rel_tol=0.02)
 
 
+def test_a_client_releasing_leases_at_once_cannot_drag_a_host_with_a_minority() -> None:
+    """The attack: leases released a microsecond after the grant, as if the
+    host were a million times faster. Fewer than half of its last 16 jobs
+    move nothing; more than half do (the median), and then only that host."""
+    evidence = SpeedEvidence(Policy())
+    _warm(evidence, "h0", 1.0)
+    for name in ("h0", "h1", "h2", "h3"):
+        evidence.speed(name, 1.0)
+        _jobs(evidence, name, 1.0, 16)
+    for _ in range(7):  # 7 of the last 16
+        evidence.ended("h3", GCC, 50_000, 1e-6, 1e-6)
+        _jobs(evidence, "h3", 1.0, 1)
+    assert [evidence.speed(n, 1.0) for n in ("h0", "h1", "h2", "h3")] == [1.0] * 4
+    for _ in range(16):
+        evidence.ended("h3", GCC, 50_000, 1e-6, 1e-6)
+    assert evidence.speed("h3", 1.0) > 1000
+    assert [evidence.speed(n, 1.0) for n in ("h0", "h1", "h2")] == [1.0] * 3
+
+
 def test_a_host_that_leaves_is_forgotten() -> None:
     evidence = SpeedEvidence(Policy())
     _warm(evidence, "a", 1.0)
