@@ -53,7 +53,11 @@ def _build(tree: Path, dest: Path, env: dict[str, str], jobs: int = 4) -> subpro
 def test_two_builds_share_the_farm_fastest_first(
     tmp_path: Path, scheduler, ccfarmd, client_env, lua_tree: Path
 ) -> None:
-    sched, daemons = _farm(scheduler, ccfarmd, [4.0, 2.0, 1.0])
+    # the hosts are alike: their pinned speeds are fakes that the scheduler's
+    # evidence would correct (tests/integration/test_speed_evidence.py)
+    sched, daemons = _farm(
+        scheduler, ccfarmd, [4.0, 2.0, 1.0], scheduler_args=("--no-speed-evidence",)
+    )
     builds = []
     for name in ("alice-laptop/alice", "bob-desk/bob"):
         env = {

@@ -48,6 +48,11 @@ NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
 #: the farm secret
 NEW_DAEMON_FLAGS |= {"--secret-file", "--distcc-clients", "--no-distcc-clients"}
 NEW_SCHEDULER_FLAGS |= {"--secret-file"}
+#: the health and speed-evidence knobs, new settings
+NEW_SCHEDULER_FLAGS |= {
+    "--quarantine", "--quarantine-max", "--probation-slots",
+    "--speed-evidence", "--no-speed-evidence", "--speed-evidence-jobs", "--speed-tolerance",
+}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

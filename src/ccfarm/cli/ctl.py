@@ -26,7 +26,10 @@ from ccfarm.control.codec import Message, encode, hello
 from ccfarm.errors import ConfigError, RemoteProtocolError
 from ccfarm.secretfile import secret_from
 
-HOST_COLUMNS = ("host", "tier", "speed", "used", "offered", "slots", "load", "desktop", "state")
+HOST_COLUMNS = (
+    "host", "tier", "speed", "claimed", "observed", "used", "offered", "slots", "load", "desktop",
+    "state",
+)  # fmt: skip
 JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
 
 

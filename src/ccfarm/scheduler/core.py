@@ -6,8 +6,10 @@ given at construction, so tests replay exactly.
 
 `Farm` composes parts that each own one kind of state: the hosts and their
 free slots (`slots.SlotIndex`), the requests waiting (`queue.WaitQueue`), the
-leases and each client's use (`ledger.LeaseLedger`) and the deadlines
-(`timers.Timers`); the rules that choose between them are in
+leases and each client's use (`ledger.LeaseLedger`), the deadlines
+(`timers.Timers`), and what the farm learnt of each host: its health, its
+leaving and its speed from evidence, with the cost models
+(`standing.HostStanding`); the rules that choose between them are in
 `decisions.Decisions`. Hot-path costs do not grow with the farm: free slots
 are in pools with O(1) add, remove and weighted random choice, waiting
 clients in per-compiler rings, deadlines in a heap.
@@ -19,13 +21,12 @@ import random
 from collections.abc import Iterator
 
 from ccfarm.model import HostReport, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
-from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.decisions import Decisions, Turn
-from ccfarm.scheduler.health import HostHealth
 from ccfarm.scheduler.ledger import Lease, LeaseLedger
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.queue import WaitingRequest, WaitQueue
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
+from ccfarm.scheduler.standing import HostStanding
 from ccfarm.scheduler.timers import (
     HostDeadline,
     LeaseDeadline,
@@ -56,24 +57,27 @@ class Farm:
         self.queue = WaitQueue()
         self.ledger = LeaseLedger(self.policy.usage_half_life)
         self.timers = Timers()
-        self.health = HostHealth()
-        self.decisions = Decisions(self.policy, self.slots, self.queue, self.ledger, SCAN_CLIENTS)
+        self.standing = HostStanding(self.policy, self.slots, self.timers)
+        self.health = self.standing.health
+        self.evidence = self.standing.evidence
+        self.decisions = Decisions(
+            self.policy, self.slots, self.queue, self.ledger, SCAN_CLIENTS, self.evidence
+        )
         self.hosts: dict[str, Host] = self.slots.hosts
         self.leases: dict[int, Lease] = self.ledger.leases
-        #: per key: what a job costs by its size, learnt from ended leases
-        self.costs: dict[Key, CostModel] = {}
+        self.costs = self.evidence.costs  # per key: what a job costs by its size
 
     # -- hosts ---------------------------------------------------------------------
 
     def host_report(self, report: HostReport, now: float) -> list[Outcome]:
         """A registration or heartbeat: (re)compute what the host offers."""
-        host = self.slots.join(report, now)
+        host = self.standing.join(report, now)
         self.timers.set_host(now + self.policy.host_timeout, report.host)
         outcomes: list[Outcome] = []
         while len(host.leases) > report.slots:  # the daemon now runs fewer jobs
             newest = next(reversed(host.leases))
             outcomes.append(self._end_lease(newest, "host reduced its slots", now))
-        self.slots.set_limit(host, self.health.limit(report.host))
+        self.standing.offer(host)
         outcomes += self._serve_waiting(host, now)
         return outcomes + self._rebalance(host.keys, now)
 
@@ -85,33 +89,24 @@ class Farm:
         ending = [*host.leases, *([host.express] if host.express is not None else [])]
         outcomes: list[Outcome] = [self._end_lease(lease, reason, now) for lease in ending]
         self.slots.leave(host)
+        self.standing.gone(name, now)
         return outcomes + self._rebalance(host.keys, now)
 
     def host_failed(self, lease: int, now: float) -> list[Outcome]:
         """A client says the job on `lease` failed on its host (refused, reset,
-        timed out, garbage): the host goes into quarantine (`health`)."""
+        timed out, garbage): the host goes into quarantine (`standing`)."""
         record = self.leases.get(lease)
-        if record is None:
-            return []
-        until = self.health.failed(record.host, lease, now)
-        if until is None:
-            return []
-        self.timers.set_quarantine(until, record.host)
-        host = self.hosts.get(record.host)
-        if host is not None:
-            self.slots.set_limit(host, self.health.limit(record.host))
-            return self._rebalance(host.keys, now)  # slower hosts may be worth it now
-        return []
+        host = None if record is None else self.standing.failed(record, now)
+        # slower hosts may be worth it now
+        return [] if host is None else self._rebalance(host.keys, now)
 
     def host_leaving(self, name: str, now: float) -> list[Outcome]:
         """The host said it is going (its daemon drains): no new leases, its
         running jobs finish; it is gone when its connection closes (or its
         heartbeats stop), which ends what is still running then."""
-        host = self.hosts.get(name)
-        if host is None:
-            return []
-        self.slots.set_leaving(host)
-        return self._rebalance(host.keys, now)  # slower hosts may be worth it now
+        host = self.standing.leaving(name)
+        # slower hosts may be worth it now
+        return [] if host is None else self._rebalance(host.keys, now)
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
@@ -124,11 +119,8 @@ class Farm:
     def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
-        model = self.costs.get(key)
-        if model is None:
-            model = self.costs[key] = CostModel()
-        cost = model.relative(req.size)
-        host = self.slots.pick(key)
+        cost = self.evidence.cost(key, req.size)
+        host = self.standing.trial(key, req.size, cost) or self.slots.pick(key)
         waiting = self.queue.counts.get(key, 0)
         if host is not None and not waiting and self.decisions.worth(key, host, 0, cost):
             return [self._grant(req, host, now)]
@@ -154,8 +146,13 @@ class Farm:
         record = self.leases.get(lease)
         if record is None:
             return []
+        before = self.hosts.get(record.host)
         self._end_lease(lease, "released", now)
-        return self._serve_freed(record, now)
+        outcomes = self._serve_freed(record, now)
+        host = self.hosts.get(record.host)
+        if host is not None and before is not None and host.tier != before.tier:
+            outcomes += self._rebalance(host.keys, now)  # its evidence moved it
+        return outcomes
 
     def cancel(self, request: int) -> None:
         """A waiting request's client went away."""
@@ -218,12 +215,10 @@ class Farm:
                 *((h.last_seen + host_timeout, HostDeadline(n)) for n, h in self.hosts.items()),
                 *((r.expires, LeaseDeadline(r.lease)) for r in self.leases.values()),
                 *((w.deadline, WaitDeadline(w.request.request)) for w in self.queue),
-                *((t, QuarantineDeadline(n)) for n, t in self.health.quarantined()),
+                *self.standing.deadlines(),
             ]
         )
-        self.health.check()
-        for name, host in self.hosts.items():
-            assert host.limit == self.health.limit(name), f"{name}: limit not its standing"
+        self.standing.check(self.leases)
 
     # -- grants ----------------------------------------------------------------------
 
@@ -233,12 +228,12 @@ class Farm:
         """A lease for `req` on `host`, in every part that keeps leases."""
         r = host.report
         expires = now + self.policy.lease_timeout
-        lease = self.ledger.open(req, r.host, r.speed, now, expires, express).lease
+        lease = self.ledger.open(req, r.host, host.speed, now, expires, express).lease
         if express:
             self.slots.take_lane(host, lease)
         else:
             self.slots.take_slot(host, lease)
-            self.health.granted(r.host, lease)
+            self.standing.granted(host, lease)
         self.timers.set_lease(expires, lease)
         self.queue.served(req.client)
         return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
@@ -253,18 +248,10 @@ class Farm:
 
     def _end_lease(self, lease: int, reason: str, now: float) -> LeaseRevoked:
         """The lease ends: its client is charged, its slot or lane is free
-        again, and a released one teaches the cost model (a revoked one says
-        nothing about the job's cost)."""
+        again, and a released one is evidence of its host's health, its speed
+        and the job's cost (`standing`; a revoked one says nothing)."""
         record, used = self.ledger.close(lease, now)
-        model = self.costs.get(record.request.compiler)
-        if model is not None and reason == "released" and not record.express:
-            model.observe(record.request.size, used)
-        if reason == "released" and self.health.released(record.host, lease):
-            host = self.hosts.get(record.host)
-            if host is not None:  # the probe came back well: a healthy host again
-                self.slots.set_limit(host, None)
-        else:
-            self.health.ended(record.host, lease)
+        self.standing.ended(record, used, reason == "released", now)
         host = self.hosts.get(record.host)
         if host is not None and record.express:
             self.slots.free_lane(host)
@@ -308,13 +295,10 @@ class Farm:
         return outcomes
 
     def _end_quarantine(self, name: str, now: float) -> list[Outcome]:
-        """A quarantine's deadline: the host goes on probation (one lease)."""
-        if not self.health.quarantine_over(name, now):
-            return []
-        host = self.hosts.get(name)
+        """A quarantine's deadline: the host goes on probation."""
+        host = self.standing.quarantine_over(name, now)
         if host is None:
             return []
-        self.slots.set_limit(host, self.health.limit(name))
         return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 
     def _lose_patience(self, request: int, now: float) -> list[Outcome]:

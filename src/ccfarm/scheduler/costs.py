@@ -26,8 +26,14 @@ class CostModel:
         self.min_jobs = min_jobs
         self.jobs = 0  # jobs observed
         self.mean_size = 0.0  # moving average of the sizes asked for
-        # decayed sums for the fit: count, x, y, x*x, x*y
+        # decayed sums for the fit (count, x, y, x*x, x*y), each kept divided
+        # by `_g`, the product of the decays so far: a host's share of them
+        # can then be weighed again in O(1) when its speed is corrected
+        self._g = 1.0
         self._n = self._x = self._y = self._xx = self._xy = 0.0
+        #: per host: [the speed its jobs count at (0: they do not count),
+        #: count, size, size^2, seconds, size x seconds] (the sums over _g)
+        self._hosts: dict[str, list[float]] = {}
 
     def relative(self, size: int) -> float:
         """The cost of a job of `size` bytes over the average job's; the size
@@ -53,17 +59,114 @@ class CostModel:
         """A job of `size` bytes ended, having cost `cost` (seconds x speed)."""
         if size <= 0 or cost <= 0:
             return
-        keep = 1.0 - self.weight
-        self._n = self._n * keep + 1.0
-        self._x = self._x * keep + size
-        self._y = self._y * keep + cost
-        self._xx = self._xx * keep + float(size) * size
-        self._xy = self._xy * keep + size * cost
+        inv = self._decay()
+        self._n += inv
+        self._x += size * inv
+        self._y += cost * inv
+        self._xx += float(size) * size * inv
+        self._xy += size * cost * inv
+        self._keep_bounded()
+
+    def observe_on(self, host: str, size: int, seconds: float, speed: float) -> None:
+        """A job of `size` bytes ended after `seconds` on `host`: its cost is
+        seconds x `speed`, the host's speed as the farm now believes it (0:
+        not believed, its jobs do not count), until `respeed`."""
+        if size <= 0 or seconds <= 0 or speed < 0:
+            return
+        share = self._hosts.get(host)
+        if share is None:
+            share = self._hosts[host] = [speed, 0.0, 0.0, 0.0, 0.0, 0.0]
+        elif share[0] != speed:
+            self.respeed(host, speed)
+        inv = self._decay()
+        part = (inv, size * inv, float(size) * size * inv, seconds * inv, size * seconds * inv)
+        for i, value in enumerate(part, 1):
+            share[i] += value
+        if speed > 0:
+            self._count(part, speed, 1.0)
+        self._keep_bounded()
+
+    def respeed(self, host: str, speed: float) -> None:
+        """`host`'s jobs, past ones included, count at `speed` from now on (0: not at all)."""
+        share = self._hosts.get(host)
+        if share is None or share[0] == speed:
+            return
+        part = (share[1], share[2], share[3], share[4], share[5])
+        if share[0] > 0:
+            self._count(part, share[0], -1.0)
+        if speed > 0:
+            self._count(part, speed, 1.0)
+        share[0] = speed
+
+    def forget(self, host: str) -> None:
+        """`host` left: its jobs stay in the sums as they count now."""
+        self._hosts.pop(host, None)
+
+    def _decay(self) -> float:
+        """One more job: every earlier one weighs `weight` less; its own weight (over _g)."""
+        self._g *= 1.0 - self.weight
         self.jobs += 1
+        return 1.0 / self._g
+
+    def _count(
+        self, part: tuple[float, float, float, float, float], speed: float, sign: float
+    ) -> None:
+        n, x, xx, t, xt = part
+        self._n = max(0.0, self._n + sign * n)
+        self._x = max(0.0, self._x + sign * x)
+        self._xx = max(0.0, self._xx + sign * xx)
+        self._y = max(0.0, self._y + sign * speed * t)
+        self._xy = max(0.0, self._xy + sign * speed * xt)
+
+    def _keep_bounded(self) -> None:
+        """Bring the sums back to plain values before 1/_g overflows."""
+        g = self._g
+        if g >= 1e-100:
+            return
+        self._n *= g
+        self._x *= g
+        self._y *= g
+        self._xx *= g
+        self._xy *= g
+        for share in self._hosts.values():
+            for i in range(1, 6):
+                share[i] *= g
+        self._g = 1.0
+
+    @property
+    def _empty(self) -> bool:
+        """Do no jobs count (all of them on hosts whose speed is not believed)?"""
+        return self._n * self._g < 0.5
+
+    @property
+    def warm(self) -> bool:
+        """Have enough jobs ended for `predicted` to mean something?"""
+        return self.jobs >= self.min_jobs
+
+    def predicted(self, size: int) -> float | None:
+        """What a job of `size` bytes costs (seconds x speed), from the fit or,
+        while it is not usable, in proportion to the observed jobs' sizes;
+        None before any job ended or for a job of unknown size."""
+        line = self.line()
+        if size <= 0 or line is None:
+            return None
+        a, b, low, high = line
+        return min(high, max(low, a + b * size))
+
+    def line(self) -> tuple[float, float, float, float] | None:
+        """(a, b, low, high) of `predicted` as it is now: cost = a + b x size,
+        kept within [low, high] (for many predictions at once); None before
+        any job counted."""
+        if self._empty:
+            return None
+        mean_cost = self._y / self._n
+        fit = self.fit()
+        a, b = fit if fit is not None else (0.0, self._y / max(self._x, 1e-9))
+        return a, b, COST_RANGE[0] * mean_cost, COST_RANGE[1] * mean_cost
 
     def fit(self) -> tuple[float, float] | None:
         """(a, b) of cost = a + b * size, or None when not usable."""
-        if self.jobs < self.min_jobs:
+        if self.jobs < self.min_jobs or self._empty:
             return None
         n = self._n
         mean_x = self._x / n

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ccfarm.scheduler.evidence import SpeedEvidence
 from ccfarm.scheduler.ledger import LeaseLedger
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.queue import WaitQueue
@@ -35,8 +36,11 @@ class Decisions:
         queue: WaitQueue,
         ledger: LeaseLedger,
         scan_clients: int,
+        evidence: SpeedEvidence | None = None,
     ) -> None:
         self.policy = policy
+        #: hosts on trial (`SpeedEvidence.on_trial`) take average jobs as if fast enough
+        self.evidence = evidence
         self.slots = slots
         self.queue = queue
         self.ledger = ledger
@@ -58,13 +62,22 @@ class Decisions:
         return ahead + 1 >= cost * self.need(key, host)
 
     def need(self, key: Key, host: Host) -> float:
-        """F * (s_f / s_h - 1) of `worth`: 0 with nothing faster to wait for."""
+        """F * (s_f / s_h - 1) of `worth`: 0 with nothing faster to wait for;
+        at most 1 for a host on trial (it takes jobs of average cost or less
+        until its speed is known)."""
         if not self.policy.prefer_fast:
             return 0.0
         slots, speed = self.slots.capacity.faster(key, host.tier)
         if slots <= 0:
             return 0.0
-        return max(0.0, slots * (speed / max(host.report.speed, 1e-9) - 1))
+        need = max(0.0, slots * (speed / max(host.speed, 1e-9) - 1))
+        if (
+            need > 1.0
+            and self.evidence is not None
+            and self.evidence.on_trial(key, host.report.host)
+        ):
+            return 1.0
+        return need
 
     # -- fairness ------------------------------------------------------------------
 

@@ -2,19 +2,23 @@
 
 A wrapper whose job failed on a host for the host's sake (refused, reset,
 timed out, garbage) reports the lease (`HFAL`). The host then offers no
-slot for a backoff period (`QUARANTINE_FIRST` seconds, doubling with each
-consecutive failure, at most `QUARANTINE_MAX`); after it, the host is on
-probation: one lease at a time, the probe. The probe released normally
-proves the host healthy and forgets its failures; the probe failing sends
-it back to quarantine for twice as long.
+slot for a backoff period (the policy's `quarantine` seconds, 10, doubling
+with each consecutive failure, at most `quarantine_max`, 300); after it,
+the host is on probation: `probation_slots` (1) at a time, the first lease
+the probe. The probe released normally proves the host healthy and forgets
+its failures; the probe failing sends it back to quarantine for twice as
+long.
 
 Only failures that say something new count: those of a healthy host's
 leases and of the probe. Reports about leases granted before the host went
 into quarantine, and repeated reports about one lease, change nothing.
 
 Only hosts that are not healthy have an entry: the state of a farm of
-healthy hosts is empty. An entry outlives the host's registration (a host
-that restarts with the same fault is still on trial).
+healthy hosts is empty. An entry outlives the host's registration while
+its quarantine lasts (a host that restarts with the same fault is still in
+quarantine); a host that is gone and whose quarantine is over is
+forgotten, so the entries are bounded by the hosts registered and those
+quarantined lately.
 """
 
 from __future__ import annotations
@@ -22,11 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import Enum
 
-__all__ = ["QUARANTINE_FIRST", "QUARANTINE_MAX", "HostHealth", "Standing", "Trial"]
+from ccfarm.scheduler.policy import Policy
 
-#: seconds of the first quarantine; each consecutive failure doubles it
-QUARANTINE_FIRST = 10.0
-QUARANTINE_MAX = 300.0
+__all__ = ["HostHealth", "Standing", "Trial"]
 
 
 class Standing(Enum):
@@ -45,23 +47,27 @@ class Trial:
         self.until = 0.0  # end of the quarantine
         self.probe: int | None = None  # the lease on probation
 
-    @property
-    def backoff(self) -> float:
-        return min(QUARANTINE_MAX, QUARANTINE_FIRST * 2.0 ** (self.failures - 1))
-
 
 class HostHealth:
     """The hosts on trial, by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
+        policy = policy or Policy()
+        self.first = policy.quarantine
+        self.longest = policy.quarantine_max
+        self.probation_slots = max(1, policy.probation_slots)
         self.trials: dict[str, Trial] = {}
+
+    def backoff(self, failures: int) -> float:
+        """The quarantine after `failures` consecutive failures, in seconds."""
+        return min(self.longest, self.first * 2.0 ** min(failures - 1, 64))
 
     def limit(self, host: str) -> int | None:
         """The most slots `host` may offer now (None: no limit)."""
         trial = self.trials.get(host)
         if trial is None:
             return None
-        return 0 if trial.standing is Standing.QUARANTINED else 1
+        return 0 if trial.standing is Standing.QUARANTINED else self.probation_slots
 
     def standing(self, host: str) -> Standing | None:
         trial = self.trials.get(host)
@@ -78,16 +84,27 @@ class HostHealth:
         trial.standing = Standing.QUARANTINED
         trial.probe = None
         trial.failures += 1
-        trial.until = now + trial.backoff
+        trial.until = now + self.backoff(trial.failures)
         return trial.until
 
-    def quarantine_over(self, host: str, now: float) -> bool:
-        """The quarantine's deadline came: True if `host` is now on probation."""
+    def quarantine_over(self, host: str, now: float, *, present: bool = True) -> bool:
+        """The quarantine's deadline came: True if `host` is now on probation
+        (a host that is not `present` is forgotten instead)."""
         trial = self.trials.get(host)
         if trial is None or trial.standing is not Standing.QUARANTINED or trial.until > now:
             return False
+        if not present:
+            del self.trials[host]
+            return False
         trial.standing = Standing.PROBATION
         return True
+
+    def gone(self, host: str, now: float) -> None:
+        """`host` left the farm: forgotten unless its quarantine still runs
+        (then its deadline forgets it, `quarantine_over`)."""
+        trial = self.trials.get(host)
+        if trial is not None and (trial.standing is not Standing.QUARANTINED or trial.until <= now):
+            del self.trials[host]
 
     def granted(self, host: str, lease: int) -> None:
         """A lease on `host`: on probation, it is the probe."""

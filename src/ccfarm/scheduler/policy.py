@@ -67,6 +67,37 @@ class Policy:
     express_min_cost: float = setting(
         1.0, "express leases only for jobs this costly relative to the average", metavar="RATIO"
     )
+    #: a host whose job failed for the host's sake (`HFAL`) offers nothing
+    #: for `quarantine` seconds, doubled per consecutive failure up to
+    #: `quarantine_max`; then it is on probation (see `health.HostHealth`)
+    quarantine: float = setting(
+        10.0,
+        "seconds a host that failed a job offers no slot (doubled per consecutive failure)",
+        metavar="S",
+    )
+    quarantine_max: float = setting(300.0, "longest quarantine, in seconds", metavar="S")
+    probation_slots: int = setting(
+        1,
+        "slots a host offers after its quarantine, until its first job there ends well",
+        metavar="N",
+    )
+    #: a host's claimed (or probed) speed is corrected by its jobs' times
+    #: (see `evidence.SpeedEvidence`)
+    speed_evidence: bool = setting(
+        True,
+        "correct hosts' claimed speeds by how long their jobs take"
+        " (--no-speed-evidence: trust every claim)",
+    )
+    speed_evidence_jobs: int = setting(
+        8,
+        "jobs after which a host's observed speed replaces its claim (blended before)",
+        metavar="N",
+    )
+    speed_tolerance: float = setting(
+        1.5,
+        "an observed speed within this factor of the claim leaves the claim in force",
+        metavar="FACTOR",
+    )
 
 
 def tier_of(speed: float, policy: Policy) -> int:

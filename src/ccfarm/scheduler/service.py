@@ -364,11 +364,15 @@ class SchedulerService:
                 state = standing.value  # quarantined, probation
             else:
                 state = "up" if host.offered else "busy"
+            observed = self.farm.evidence.observed(name)
             records.append(
                 {
                     "host": name,
                     "tier": host.tier,
-                    "speed": f"{r.speed:.3g}",
+                    # the speed the farm uses; the host's claim; what its jobs showed
+                    "speed": f"{host.speed:.3g}",
+                    "claimed": f"{r.speed:.3g}",
+                    "observed": "-" if observed is None else f"{observed:.3g}",
                     "slots": r.slots,
                     "offered": host.offered,
                     "used": len(host.leases) + (host.express is not None),

@@ -146,6 +146,7 @@ class Host:
     # one per host, thousands of them: compact (measured fewer cache misses)
     __slots__ = (
         "report",
+        "speed",
         "tier",
         "disabled",
         "leaving",
@@ -157,9 +158,14 @@ class Host:
         "keys",
     )
 
-    def __init__(self, report: HostReport, policy: Policy, now: float) -> None:
+    def __init__(
+        self, report: HostReport, policy: Policy, now: float, speed: float | None = None
+    ) -> None:
         self.report = report
-        self.tier = tier_of(report.speed, policy)
+        #: the speed the farm uses: the claimed one (`report.speed`) unless
+        #: its jobs said otherwise (`evidence.SpeedEvidence`)
+        self.speed = report.speed if speed is None else speed
+        self.tier = tier_of(self.speed, policy)
         self.disabled = False
         self.leaving = False  # said BYEE: finishing its jobs, taking no new ones
         self.limit: int | None = None  # at most this many slots (quarantine, probation)
@@ -200,24 +206,26 @@ class SlotIndex:
 
     # -- hosts ---------------------------------------------------------------------
 
-    def join(self, report: HostReport, now: float) -> Host:
-        """The host of a registration or heartbeat, with `report` and seen `now`.
+    def join(self, report: HostReport, now: float, speed: float | None = None) -> Host:
+        """The host of a registration or heartbeat, with `report` and seen
+        `now`, at `speed` (default: the report's).
 
         A host whose compilers or tier changed is made anew (its keys and
         pools change with them), offering nothing until `offer`; it keeps
         its leases, whether it is drained and whether it is leaving.
         """
+        speed = report.speed if speed is None else speed
         host = self.hosts.get(report.host)
         if (
             host is None
             or host.report.compilers != report.compilers
-            or host.tier != tier_of(report.speed, self.policy)
+            or host.tier != tier_of(speed, self.policy)
         ):
             old = host
             if old is not None:
                 self.set_offered(old, 0)
                 self._count_keys(old, -1)
-            host = Host(report, self.policy, now)
+            host = Host(report, self.policy, now, speed)
             if old is not None:
                 host.disabled = old.disabled
                 host.leaving = old.leaving
@@ -227,6 +235,7 @@ class SlotIndex:
             self.hosts[report.host] = host
             self._count_keys(host, +1)
         host.report = report
+        host.speed = speed
         host.last_seen = now
         return host
 
@@ -274,7 +283,7 @@ class SlotIndex:
             self._toggle_lane(host)
         for key in host.keys:
             if delta:
-                self.capacity.add(key, host.tier, delta, host.report.speed)
+                self.capacity.add(key, host.tier, delta, host.speed)
             pool = self._free.pool(key, host.tier)
             for n in range(after, before):
                 pool.remove((name, n))
