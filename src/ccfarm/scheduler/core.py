@@ -22,6 +22,7 @@ from ccfarm.model import HostReport, LeaseGranted, LeaseRefused, LeaseRequest, L
 from ccfarm.scheduler.costs import CostModel
 from ccfarm.scheduler.decisions import Decisions, Turn
 from ccfarm.scheduler.health import HostHealth
+from ccfarm.scheduler.journal import Journal, News
 from ccfarm.scheduler.ledger import Lease, LeaseLedger
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.queue import WaitingRequest, WaitQueue
@@ -62,11 +63,16 @@ class Farm:
         self.leases: dict[int, Lease] = self.ledger.leases
         #: per key: what a job costs by its size, learnt from ended leases
         self.costs: dict[Key, CostModel] = {}
+        #: hosts joining, leaving, drained, quarantined: for the operator's log
+        self.journal = Journal()
 
     # -- hosts ---------------------------------------------------------------------
 
     def host_report(self, report: HostReport, now: float) -> list[Outcome]:
         """A registration or heartbeat: (re)compute what the host offers."""
+        if report.host not in self.hosts:
+            detail = f"{report.slots} slots, speed {report.speed:.3g}, {report.cpus} CPUs"
+            self.journal.note(report.host, News.JOINED, detail)
         host = self.slots.join(report, now)
         self.timers.set_host(now + self.policy.host_timeout, report.host)
         outcomes: list[Outcome] = []
@@ -85,6 +91,7 @@ class Farm:
         ending = [*host.leases, *([host.express] if host.express is not None else [])]
         outcomes: list[Outcome] = [self._end_lease(lease, reason, now) for lease in ending]
         self.slots.leave(host)
+        self.journal.note(name, News.LEFT, reason)
         return outcomes + self._rebalance(host.keys, now)
 
     def host_failed(self, lease: int, now: float) -> list[Outcome]:
@@ -97,6 +104,7 @@ class Farm:
         if until is None:
             return []
         self.timers.set_quarantine(until, record.host)
+        self.journal.note(record.host, News.QUARANTINED, f"for {until - now:g} s")
         host = self.hosts.get(record.host)
         if host is not None:
             self.slots.set_limit(host, self.health.limit(record.host))
@@ -111,11 +119,14 @@ class Farm:
         if host is None:
             return []
         self.slots.set_leaving(host)
+        self.journal.note(name, News.LEAVING, f"{len(host.leases)} jobs still running")
         return self._rebalance(host.keys, now)  # slower hosts may be worth it now
 
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
         host = self.hosts[name]
+        if disabled != host.disabled:
+            self.journal.note(name, News.DISABLED if disabled else News.ENABLED)
         self.slots.set_disabled(host, disabled)
         return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 
@@ -263,6 +274,7 @@ class Farm:
             host = self.hosts.get(record.host)
             if host is not None:  # the probe came back well: a healthy host again
                 self.slots.set_limit(host, None)
+            self.journal.note(record.host, News.HEALTHY)
         else:
             self.health.ended(record.host, lease)
         host = self.hosts.get(record.host)
@@ -311,6 +323,7 @@ class Farm:
         """A quarantine's deadline: the host goes on probation (one lease)."""
         if not self.health.quarantine_over(name, now):
             return []
+        self.journal.note(name, News.PROBATION, "one job at a time")
         host = self.hosts.get(name)
         if host is None:
             return []

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 
 from ccfarm.config import command_line, load
+from ccfarm.daemonize import (
+    EXIT_STARTUP_FAILED,
+    Launch,
+    StartupError,
+    listening_socket,
+    reopen_logs,
+    setup_logging,
+)
 from ccfarm.errors import ConfigError
 from ccfarm.scheduler.config import SchedulerConfig
+from ccfarm.scheduler.hostsinfo import HostInfo
+
+EXIT_BAD_ARGUMENTS = 101
+log = logging.getLogger("ccfarm-scheduler")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,39 +48,67 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with open(config.hosts_info) as f:
                 hosts_info = parse_hosts_info(f.read())
-    except (ConfigError, OSError) as exc:
+    except ConfigError as exc:
         print(f"ccfarm-scheduler: {exc}", file=sys.stderr)
-        return 101
-    handler: logging.Handler = (
-        logging.FileHandler(config.log_file)
-        if config.log_file
-        else logging.StreamHandler(sys.stderr)
-    )
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        handlers=[handler],
-        format="%(asctime)s ccfarm-scheduler %(levelname)s %(message)s",
-    )
-    return asyncio.run(_run(config, hosts_info))
+        return EXIT_BAD_ARGUMENTS
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        print(f"ccfarm-scheduler: cannot read {config.hosts_info}: {reason}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    launch = Launch("ccfarm-scheduler")
+    try:  # everything that can fail is done before detaching, in the operator's sight
+        sock = listening_socket(config.listen, config.port, 4096)
+        setup_logging(
+            "ccfarm-scheduler",
+            config.log_level.upper(),
+            log_file=config.log_file,
+            detached=config.detach,
+        )
+    except StartupError as exc:
+        print(f"ccfarm-scheduler: {exc}", file=sys.stderr)
+        return exc.status
+    if config.detach:
+        launch.detach()
+    return asyncio.run(_run(config, hosts_info, sock, launch))
 
 
-async def _run(config: SchedulerConfig, hosts_info: dict) -> int:  # type: ignore[type-arg]
-    import signal
-
+async def _run(
+    config: SchedulerConfig, hosts_info: dict[str, HostInfo], sock: socket.socket, launch: Launch
+) -> int:
     from ccfarm.scheduler.service import SchedulerService
 
     service = SchedulerService(config, hosts_info)
-    try:
-        await service.start()
-    except OSError as exc:
-        logging.getLogger("ccfarm-scheduler").error("cannot listen: %s", exc)
-        return 102
+    await service.start(sock=sock)
+    if config.pid_file:
+        try:
+            _write_pid(config.pid_file)
+        except OSError as exc:
+            message = f"cannot write pid file {config.pid_file}: {exc.strerror}"
+            log.error("%s", message)
+            launch.failed(message, EXIT_STARTUP_FAILED)
+            await service.stop()
+            return EXIT_STARTUP_FAILED
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reopen_logs)
+    launch.ready(f"listening on port {service.port}")
     await stop.wait()
+    launch.stopping()
+    log.info("stopping (signal)")
+    await service.stop()
+    if config.pid_file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config.pid_file)
     return 0
+
+
+def _write_pid(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
