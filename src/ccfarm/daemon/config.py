@@ -71,7 +71,8 @@ class DaemonConfig:
         "",
         "colon-separated directories searched for compilers",
         metavar="DIRS",
-        shown="$DISTCCD_PATH or $PATH",
+        shown="$PATH",
+        env="DISTCCD_PATH",
     )
     tmpdir: str = setting("", "where job directories are made", shown="$TMPDIR")
     scheduler: tuple[str, ...] = setting(
