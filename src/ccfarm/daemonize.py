@@ -40,6 +40,8 @@ class StartupError(Exception):
 def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     """A non-blocking TCP socket bound to `host`:`port` and listening."""
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if not 0 <= port <= 65535:  # getaddrinfo would take it modulo 65536
+        raise StartupError(f"cannot listen on {shown}: no such port", EXIT_BIND_FAILED)
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

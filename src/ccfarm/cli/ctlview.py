@@ -80,11 +80,13 @@ def table(rows: Sequence[dict[str, Value]], columns: Sequence[str]) -> str:
 
 
 def match_host(given: str, hosts: Sequence[str]) -> str:
-    """The host `given` names: itself, or the only host whose name starts
-    with it (`build1` for `build1:3632`)."""
+    """The host `given` names: itself; else the only host of that name on
+    some port (`build1` for `build1:3632`, though `build10:3632` exists);
+    else the only host whose name starts with it (`build2` for `build2.lan:3632`)."""
     if given in hosts:
         return given
-    found = [h for h in hosts if h.startswith(given)]
+    named = [h for h in hosts if h.rpartition(":")[0] == given]
+    found = named if named else [h for h in hosts if h.startswith(given)]
     if len(found) == 1:
         return found[0]
     if not found:

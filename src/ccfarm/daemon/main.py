@@ -128,12 +128,7 @@ async def _run(
 ) -> int:
     from ccfarm.daemon.service import DaemonService
 
-    service = DaemonService(config, compilers)
-    await service.start(sock=sockets[0])
-    stats = await _stats_server(service, sockets[1]) if len(sockets) > 1 else None
-    agent, runs = await _agent_tasks(config, compilers, service)
-    agents = [asyncio.ensure_future(run) for run in runs]
-    if config.pid_file:
+    if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         tmp = f"{config.pid_file}.{os.getpid()}"
         try:
             with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
@@ -142,11 +137,18 @@ async def _run(
         except OSError as exc:
             message = f"cannot write pid file {config.pid_file}: {exc.strerror}"
             logging.getLogger("ccfarmd").error("%s", message)
+            for sock in sockets:
+                sock.close()
             launch.failed(message, EXIT_STARTUP_FAILED)
             return EXIT_STARTUP_FAILED
+    service = DaemonService(config, compilers)
+    await service.start(sock=sockets[0])
+    stats = await _stats_server(service, sockets[1]) if len(sockets) > 1 else None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, reopen_logs)
-    launch.ready(f"{config.jobs} job slots")
+    launch.ready(f"{config.jobs} job slots")  # it serves jobs; the agents join as they can
+    agent, runs = await _agent_tasks(config, compilers, service)
+    agents = [asyncio.ensure_future(run) for run in runs]
     try:
         await service.serve_until_drained(on_drain=launch.stopping)
     finally:

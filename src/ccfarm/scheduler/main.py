@@ -77,17 +77,17 @@ async def _run(
 ) -> int:
     from ccfarm.scheduler.service import SchedulerService
 
-    service = SchedulerService(config, hosts_info)
-    await service.start(sock=sock)
-    if config.pid_file:
+    if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         try:
             _write_pid(config.pid_file)
         except OSError as exc:
             message = f"cannot write pid file {config.pid_file}: {exc.strerror}"
             log.error("%s", message)
+            sock.close()
             launch.failed(message, EXIT_STARTUP_FAILED)
-            await service.stop()
             return EXIT_STARTUP_FAILED
+    service = SchedulerService(config, hosts_info)
+    await service.start(sock=sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
