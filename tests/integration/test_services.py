@@ -136,7 +136,8 @@ def test_sighup_reopens_the_log_file(tmp_path: Path) -> None:
         stderr=subprocess.PIPE, text=True,
     ) as proc:  # fmt: skip
         try:
-            wait_for(lambda: _listening(address, port), timeout=NO_STALL)
+            # its log says it listens: it is ready (the port listens a little earlier)
+            wait_for(lambda: log.exists() and "listening on" in log.read_text(), timeout=NO_STALL)
             log.rename(tmp_path / "d.log.1")  # as logrotate does
             proc.send_signal(signal.SIGHUP)
             wait_for(lambda: log.exists() and "log reopened" in log.read_text(), timeout=NO_STALL)

@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         only=config.compilers or None,
     )
     launch = Launch("ccfarmd")
+    # listening starts before the event loop's handler: a SIGHUP meanwhile
+    # (logrotate) must not end the daemon
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     level = {"notice": "INFO"}.get(config.log_level, config.log_level.upper())
     try:  # everything that can fail is done before detaching, in the operator's sight
         sockets = [listening_socket(config.listen, config.port, 1024)]
@@ -128,6 +131,7 @@ async def _run(
 ) -> int:
     from ccfarm.daemon.service import DaemonService
 
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
     if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         tmp = f"{config.pid_file}.{os.getpid()}"
         try:
@@ -144,8 +148,8 @@ async def _run(
     service = DaemonService(config, compilers)
     await service.start(sock=sockets[0])
     stats = await _stats_server(service, sockets[1]) if len(sockets) > 1 else None
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, reopen_logs)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from the moment it says ready
+        asyncio.get_running_loop().add_signal_handler(sig, service.drain)
     launch.ready(f"{config.jobs} job slots")  # it serves jobs; the agents join as they can
     agent, runs = await _agent_tasks(config, compilers, service)
     agents = [asyncio.ensure_future(run) for run in runs]

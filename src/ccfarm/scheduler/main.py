@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ccfarm-scheduler: cannot read {config.hosts_info}: {reason}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     launch = Launch("ccfarm-scheduler")
+    # listening starts before the event loop's handler: a SIGHUP meanwhile
+    # (logrotate) must not end the daemon
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:  # everything that can fail is done before detaching, in the operator's sight
         sock = listening_socket(config.listen, config.port, 4096)
         setup_logging(
@@ -77,6 +80,7 @@ async def _run(
 ) -> int:
     from ccfarm.scheduler.service import SchedulerService
 
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
     if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         try:
             _write_pid(config.pid_file)
@@ -92,7 +96,6 @@ async def _run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reopen_logs)
     launch.ready(f"listening on port {service.port}")
     await stop.wait()
     launch.stopping()
