@@ -102,7 +102,7 @@ class DaemonConfig:
     log_stderr: bool = setting(False, "log to stderr as well as to --log-file")
     log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)
     stats: bool = setting(False, "serve a read-only status page (distccd's) on --stats-port")
-    stats_port: int = setting(STATS_PORT, "TCP port of the --stats page")
+    stats_port: int = setting(STATS_PORT, "TCP port of the --stats page", metavar="PORT")
     pid_file: str = setting(
         "",
         "write the daemon's pid to FILE while it runs",
