@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -104,10 +105,8 @@ class Launch:
     def _tell_parent(self, what: bytes) -> None:
         if self._pipe is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # the terminal's process gone: nobody to tell
             os.write(self._pipe, what)
-        except OSError:
-            pass  # the terminal's process is gone: nobody to tell
         os.close(self._pipe)
         self._pipe = None
 

@@ -95,8 +95,10 @@ def _daemon() -> tuple[str, str, str]:
         " It binds its port before going into the background, and the command exits"
         " only when the daemon is ready (status 0) or failed (a message, non-zero)."
     )
-    return p.description or "", _usage(p), f".SH DESCRIPTION\n{_roff(text)}\n.SH OPTIONS\n" + (
-        _options(p)
+    return (
+        p.description or "",
+        _usage(p),
+        f".SH DESCRIPTION\n{_roff(text)}\n.SH OPTIONS\n" + (_options(p)),
     )
 
 
@@ -109,8 +111,10 @@ def _scheduler() -> tuple[str, str, str]:
         " compile job of a build asks it for a lease on the fastest free compatible host."
         " It logs hosts joining, leaving, drained and quarantined at info level."
     )
-    return p.description or "", _usage(p), f".SH DESCRIPTION\n{_roff(text)}\n.SH OPTIONS\n" + (
-        _options(p)
+    return (
+        p.description or "",
+        _usage(p),
+        f".SH DESCRIPTION\n{_roff(text)}\n.SH OPTIONS\n" + (_options(p)),
     )
 
 

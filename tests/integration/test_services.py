@@ -3,6 +3,7 @@ runs them: start-up errors in the terminal, readiness, logs, signals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,10 +29,8 @@ def pids() -> Iterator[list[int]]:
     started: list[int] = []
     yield started
     for pid in started:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _listening(address: str, port: int) -> bool:
@@ -84,9 +83,8 @@ def test_a_taken_port_is_an_error_before_detaching(program: str, cmd: list[str])
 def test_other_start_up_errors_are_one_line(args: list[str], says: str, status: int) -> None:
     address = next_address()
     where = ["--listen", address, "--port", str(free_port(address))]  # the case's own win
-    done = subprocess.run(
-        [*DAEMON, "-a", "127.0.0.1", *where, *args], capture_output=True, text=True, timeout=NO_STALL
-    )
+    cmd = [*DAEMON, "-a", "127.0.0.1", *where, *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=NO_STALL)
     assert done.returncode == status and says in _one_line(done.stderr, "ccfarmd")
 
 
@@ -158,10 +156,13 @@ def test_sd_notify_readiness_and_stopping(tmp_path: Path, program: str) -> None:
     address = next_address()
     port = free_port(address)
     cmd = DAEMON + ["--no-detach", "-a", "127.0.0.1"] if program == "ccfarmd" else SCHEDULER
-    with notify, subprocess.Popen(
-        [*cmd, "--listen", address, "--port", str(port), "--log-file", str(tmp_path / "log")],
-        env={**os.environ, "NOTIFY_SOCKET": path},
-    ) as proc:
+    with (
+        notify,
+        subprocess.Popen(
+            [*cmd, "--listen", address, "--port", str(port), "--log-file", str(tmp_path / "log")],
+            env={**os.environ, "NOTIFY_SOCKET": path},
+        ) as proc,
+    ):
         try:
             ready = notify.recv(4096).decode().split("\n")
             assert ready[:2] == ["READY=1", f"MAINPID={proc.pid}"]

@@ -16,7 +16,13 @@ GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
 
 def report(name: str, slots: int = 2) -> HostReport:
     return HostReport(
-        host=name, address=name, port=3632, slots=slots, cpus=slots, speed=1.5, load=0.0,
+        host=name,
+        address=name,
+        port=3632,
+        slots=slots,
+        cpus=slots,
+        speed=1.5,
+        load=0.0,
         compilers=(GCC,),
     )
 

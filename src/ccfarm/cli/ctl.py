@@ -18,7 +18,15 @@ import sys
 
 from ccfarm import __version__
 from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
-from ccfarm.cli.ctlview import HOST_COLUMNS, JOB_COLUMNS, HostNameError, match_host, table, typed_row
+from ccfarm.cli.ctlview import (
+    HOST_COLUMNS,
+    JOB_COLUMNS,
+    HostNameError,
+    Value,
+    match_host,
+    table,
+    typed_row,
+)
 from ccfarm.client.job.net import read_message
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, encode, hello
@@ -52,7 +60,9 @@ def _ask(address: tuple[str, int], request: bytes) -> Message:
     except ConnectionRefusedError:
         raise CtlError(f"no scheduler listening on {where}", EXIT_NO_SCHEDULER) from None
     except TimeoutError:
-        raise CtlError(f"scheduler {where} did not answer in {TIMEOUT:g} s", EXIT_NO_SCHEDULER)
+        raise CtlError(
+            f"scheduler {where} did not answer in {TIMEOUT:g} s", EXIT_NO_SCHEDULER
+        ) from None
     except RemoteProtocolError as exc:
         raise CtlError(f"scheduler {where}: bad answer: {exc}", EXIT_BAD_ANSWER) from None
     except OSError as exc:
@@ -111,11 +121,11 @@ def _run(args: argparse.Namespace, address: tuple[str, int]) -> str:
     return json.dumps(rows, indent=2) if args.json else table(rows, columns)
 
 
-def _rows(address: tuple[str, int], query: str, lists: bool) -> list[dict[str, object]]:
+def _rows(address: tuple[str, int], query: str, lists: bool) -> list[dict[str, Value]]:
     reply = _ask(address, encode(query))
     if reply.kind == m.FAILED:
         raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
-    return [dict(typed_row(record, lists=lists)) for record in reply.records]
+    return [typed_row(record, lists=lists) for record in reply.records]
 
 
 def _fail(message: str, status: int) -> int:

@@ -16,6 +16,7 @@ __all__ = [
     "HOST_COLUMNS",
     "JOB_COLUMNS",
     "HostNameError",
+    "Value",
     "match_host",
     "table",
     "typed_row",

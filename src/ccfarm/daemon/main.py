@@ -118,9 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _logs_to_stderr() -> bool:
-    return any(
-        getattr(h, "stream", None) is sys.stderr for h in logging.getLogger().handlers
-    )
+    return any(getattr(h, "stream", None) is sys.stderr for h in logging.getLogger().handlers)
 
 
 async def _run(

@@ -12,6 +12,7 @@ names. Clients outside `--allow` get no page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -66,10 +67,8 @@ def stats_handler(
                 return
             # the request itself says nothing we use; reading it first spares
             # the peer a reset for unread bytes
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reader.read(4096), REQUEST_WAIT)
-            except TimeoutError:
-                pass
             writer.write(stats_page(figures()))
             await asyncio.wait_for(writer.drain(), REQUEST_WAIT * 10)
         except (ConnectionError, TimeoutError):
