@@ -52,10 +52,11 @@ def test_the_version_is_written_once() -> None:
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ccfarm.__version__"}
     assert importlib.metadata.version("ccfarm") == __version__
+    quoted = (f'"{__version__}"', f"'{__version__}'")
     hits = [
         str(p.relative_to(REPO))
         for p in (REPO / "src").rglob("*.py")
-        if re.search(r"""["']\d+\.\d+\.\d+["']""", p.read_text()) and "version" in p.read_text()
+        if any(q in p.read_text() for q in quoted)
     ]
     assert hits == ["src/ccfarm/__init__.py"]
 
