@@ -155,3 +155,19 @@ def test_jobs_out_of_range_and_bad_variables_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="--jobs must be between 1 and 1000"):
         daemon_main.load_config(["-j", "0"])
     assert env_values(SchedulerConfig, {"DISTCCD_PATH": "/x"}) == {}  # not the scheduler's
+
+
+def test_debians_init_script_command_line_is_accepted() -> None:
+    # what /etc/init.d/distcc passes (ZEROCONF off), the binary swapped
+    argv = [
+        "--pid-file=/var/run/distcc.pid", "--log-file=/var/log/distccd.log", "--daemon",
+        "--allow", "10.0.0.0/8", "--allow", "127.0.0.1", "--listen", "127.0.0.1",
+        "--nice", "10", "--jobs", "4",
+    ]  # fmt: skip
+    got = daemon_main.load_config(argv)
+    assert (got.pid_file, got.log_file, got.allow) == (
+        "/var/run/distcc.pid",
+        "/var/log/distccd.log",
+        ("10.0.0.0/8", "127.0.0.1"),
+    )
+    assert (got.listen, got.nice, got.jobs, got.detach) == ("127.0.0.1", 10, 4, True)
