@@ -18,9 +18,12 @@ A field made with `group()` holds a dataclass of further settings (the
 scheduler's `Policy`): its fields become flags and keys of their own names,
 listed under the group's heading in `--help`.
 
-Precedence: command-line flag > TOML file (`--config FILE`) > default. A
-mistake in a file is a `ConfigError` naming the key on one line; a bad flag
-is argparse's usage error.
+Precedence: command-line flag > environment variable (a setting declared
+with `env=`) > TOML file > default. The file is `--config FILE`, else
+`/etc/ccfarm/PROGRAM.toml` and then `$XDG_CONFIG_HOME/ccfarm/PROGRAM.toml`
+(`~/.config/...`), each where it exists, the second over the first. A
+mistake in a file or a variable is a `ConfigError` naming the key on one
+line; a bad flag is argparse's usage error.
 
 So a new knob is one field, `name: T = setting(default, "help")`, in the
 program's config class (or in `scheduler.policy.Policy`); its flag, key and
@@ -71,6 +74,8 @@ class Setting:
     #: the default as `--help` shows it, when the value alone does not say
     #: what it means ("CPUs", "0 = unlimited")
     shown: str = ""
+    #: an environment variable that sets it (under the flag, over the file)
+    env: str = ""
 
 
 def setting(
@@ -81,9 +86,10 @@ def setting(
     metavar: str = "",
     choices: Sequence[str] = (),
     shown: str = "",
+    env: str = "",
 ) -> V:
     """A config field: its default, and how flags, files and `--help` show it."""
-    spec = Setting(help, tuple(flags), metavar, tuple(choices), shown)
+    spec = Setting(help, tuple(flags), metavar, tuple(choices), shown, env)
     return dataclasses.field(default=default, metadata={_SETTING: spec})
 
 
@@ -148,7 +154,8 @@ class Option:
 
     def help_text(self) -> str:
         text = self.spec.help + ("; repeatable" if self.repeatable else "")
-        return f"{text} (default: {self.shown_default()})"
+        env = f"; env {self.spec.env}" if self.spec.env else ""
+        return f"{text} (default: {self.shown_default()}{env})"
 
 
 # -- the settings of a config class ----------------------------------------
@@ -212,7 +219,9 @@ def command_line(
         "--config",
         metavar="FILE",
         help=f"TOML file: a [{prog}] table, or top-level keys named like the flags;"
-        " flags override it",
+        " environment variables and flags override it"
+        f" (default: {SYSTEM_CONFIG_DIR}/{prog}.toml, then ~/.config/ccfarm/{prog}.toml,"
+        " where they exist)",
     )
     titles = dict.fromkeys(o.group for o in options(cls) if o.group)
     headings = {title: parser.add_argument_group(title) for title in titles}
@@ -355,14 +364,72 @@ def add_secret_file(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -- the environment ---------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def env_values(cls: type[DataclassInstance], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given by environment variables (`setting(env=...)`), by `Option.dest`."""
+    values: dict[str, Any] = {}
+    for option in options(cls):
+        name = option.spec.env
+        if name and name in environ:
+            values[option.dest] = _from_text(option, environ[name], name)
+    return values
+
+
+def _from_text(option: Option, text: str, name: str) -> Any:
+    """A variable's text as the setting's type (a list: comma- or space-separated)."""
+    if option.item is bool:
+        if text.lower() not in _TRUE + _FALSE:
+            raise ConfigError(f"{name} must be 1 or 0, not {text!r}")
+        return text.lower() in _TRUE
+    items = text.replace(",", " ").split() if option.repeatable else [text]
+    try:
+        converted = [option.item(item) for item in items]
+    except ValueError:
+        raise ConfigError(f"{name} must be {_NOUNS[option.item][0]}, not {text!r}") from None
+    return _checked(option, name, converted if option.repeatable else converted[0], "")
+
+
 # -- a program's configuration -------------------------------------------------
 
+#: where each program's file is looked for, without --config
+SYSTEM_CONFIG_DIR = "/etc/ccfarm"
 
-def load(cls: type[C], parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> C:
-    """The program's config: flags over the `--config` file (its table is
-    named after the program) over the defaults."""
+
+def default_files(prog: str, environ: Mapping[str, str]) -> list[str]:
+    """The files read without `--config`: the system's, then the user's."""
+    home = environ.get("HOME", "")
+    user = environ.get("XDG_CONFIG_HOME") or (f"{home}/.config" if home else "")
+    found = [f"{SYSTEM_CONFIG_DIR}/{prog}.toml"]
+    if user:
+        found.append(f"{user}/ccfarm/{prog}.toml")
+    return found
+
+
+def load(
+    cls: type[C],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    environ: Mapping[str, str] | None = None,
+) -> C:
+    """The program's config: flags over environment variables over the
+    config file(s) (the table named after the program) over the defaults."""
+    import os
+
+    environ = os.environ if environ is None else environ
     args = parser.parse_args(argv)
-    values = read_toml(cls, args.config, parser.prog) if args.config else {}
+    if args.config:
+        values = read_toml(cls, args.config, parser.prog)
+    else:
+        values = {}
+        for path in default_files(parser.prog, environ):
+            if os.path.exists(path):
+                values.update(read_toml(cls, path, parser.prog))
+    values.update(env_values(cls, environ))
     values.update(flag_values(cls, args))
     return build(cls, values)
 
@@ -374,6 +441,8 @@ __all__ = [
     "add_secret_file",
     "build",
     "command_line",
+    "default_files",
+    "env_values",
     "file_values",
     "flag_values",
     "group",

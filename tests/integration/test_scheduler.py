@@ -96,7 +96,7 @@ def test_ctl_hosts_jobs_disable_enable(tmp_path: Path, scheduler, ccfarmd, clien
     assert hosts[fast]["state"] == "up" and int(hosts[fast]["tier"]) > int(
         hosts[f"{daemons[1].address}:{daemons[1].port}"]["tier"]
     )
-    assert hosts[fast]["compiler"].startswith("gcc ")
+    assert hosts[fast]["compiler"][0].startswith("gcc ")
     assert ctl(sched, "disable", fast) == {"host": fast, "disabled": True}
     assert {h["host"]: h["state"] for h in ctl(sched, "hosts")}[fast] == "disabled"
     (tmp_path / "a.c").write_text("int a(void) { return 1; }\n")
@@ -185,7 +185,7 @@ def test_dmucs_hosts_info_pins_speed_and_cpus(tmp_path: Path, scheduler, ccfarmd
     )
     wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=20)
     (row,) = ctl(sched, "hosts")
-    assert (row["speed"], row["cpus"]) == ("3", "6")
+    assert (row["speed"], row["cpus"]) == (3.0, 6)
 
 
 def test_a_stopped_host_costs_a_job_the_revocation_not_the_io_timeout(

@@ -53,6 +53,13 @@ NEW_SCHEDULER_FLAGS |= {
     "--quarantine", "--quarantine-max", "--probation-slots",
     "--speed-evidence", "--no-speed-evidence", "--speed-evidence-jobs", "--speed-tolerance",
 }
+#: distccd's flags, accepted (or refused with distccd's status) since
+DISTCCD_FLAGS = {
+    "--allow-private", "--no-allow-private", "--stats", "--no-stats", "--stats-port",
+    "--zeroconf", "--inetd",
+}
+#: the scheduler as a service
+SCHEDULER_SERVICE_FLAGS = {"--detach", "--no-detach", "--pid-file"}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",
@@ -89,8 +96,8 @@ def _toml(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize(
     ("parser", "old", "new"),
     [
-        (daemon_main.parser, OLD_DAEMON_FLAGS, NEW_DAEMON_FLAGS),
-        (scheduler_main.parser, OLD_SCHEDULER_FLAGS, NEW_SCHEDULER_FLAGS),
+        (daemon_main.parser, OLD_DAEMON_FLAGS, NEW_DAEMON_FLAGS | DISTCCD_FLAGS),
+        (scheduler_main.parser, OLD_SCHEDULER_FLAGS, NEW_SCHEDULER_FLAGS | SCHEDULER_SERVICE_FLAGS),
     ],
 )
 def test_every_old_flag_is_still_accepted(
@@ -178,7 +185,8 @@ def test_every_setting_has_a_flag_a_key_and_its_default_in_the_help(config: type
         action = by_dest[option.dest]
         assert action.option_strings[: len(option.flags)] == list(option.flags)
         assert option.name in option.keys
-        assert f"(default: {option.shown_default()})" in (action.help or "")
+        env = f"; env {option.spec.env}" if option.spec.env else ""
+        assert f"(default: {option.shown_default()}{env})" in (action.help or "")
     text = parser.format_help()
     assert all(flag in text for option in options(config) for flag in option.flags)
 

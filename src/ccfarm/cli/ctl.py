@@ -5,6 +5,8 @@ ccfarm-ctl --scheduler HOST[:PORT] jobs [--json]
 ccfarm-ctl --scheduler HOST[:PORT] disable HOST     (drain: no new jobs)
 ccfarm-ctl --scheduler HOST[:PORT] enable HOST
 
+HOST may be any unique prefix of a host's name (build1 for build1:3632).
+
 With a farm secret (--secret-file, or $CCFARM_SECRET_FILE) the scheduler
 must prove it knows it, and so must ccfarm-ctl; a scheduler that has one
 answers nothing without it.
@@ -18,7 +20,17 @@ import os
 import socket
 import sys
 
+from ccfarm import __version__
 from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
+from ccfarm.cli.ctlview import (
+    HOST_COLUMNS,
+    JOB_COLUMNS,
+    HostNameError,
+    Value,
+    match_host,
+    table,
+    typed_row,
+)
 from ccfarm.client.job.net import read_message
 from ccfarm.config import add_secret_file
 from ccfarm.control import messages as m
@@ -26,82 +38,143 @@ from ccfarm.control.codec import Message, encode, hello
 from ccfarm.errors import ConfigError, RemoteProtocolError
 from ccfarm.secretfile import secret_from
 
-HOST_COLUMNS = (
-    "host", "tier", "speed", "claimed", "observed", "used", "offered", "slots", "load", "desktop",
-    "state",
-)  # fmt: skip
-JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
+#: exit statuses, one per way of failing (2 is argparse's usage error)
+EXIT_REFUSED = 1  # the scheduler answered FAIL
+EXIT_USAGE = 2
+EXIT_BAD_ADDRESS = 3  # --scheduler cannot be parsed or resolved
+EXIT_NO_SCHEDULER = 4  # nothing listening, unreachable, or no answer in time
+EXIT_BAD_ANSWER = 5  # the answer was not a control message
+EXIT_NO_SUCH_HOST = 6  # no host, or several, match the name given
+EXIT_BROKEN_PIPE = 141  # the reader went away (`| head`), as a shell reports SIGPIPE
+TIMEOUT = 10.0
 
 
-def _ask(address: tuple[str, int], request: bytes, secret: bytes | None = None) -> Message:
-    with socket.create_connection(address, timeout=10) as sock:
-        if secret is None:
-            sock.sendall(hello() + request)
-            return read_message(sock)
-        from ccfarm.client.job.net import authenticate
-        from ccfarm.control.codec import MessageParser
-        from ccfarm.protocol.auth import CONTROL
-
-        try:
-            proof, rest = authenticate(sock, secret, CONTROL, hello())
-        except RemoteProtocolError as exc:  # (one line, not a traceback)
-            raise SystemExit(f"ccfarm-ctl: {address[0]}:{address[1]}: {exc}") from None
-        sock.sendall(proof + request)
-        parser = MessageParser(expect_hello=False)
-        parser.receive_data(rest)
-        return read_message(sock, parser)
+class CtlError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def _table(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
-    widths = {c: max([len(c), *(len(r.get(c, "")) for r in rows)]) for c in columns}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(r.get(c, "").ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
+def _ask(address: tuple[str, int], request: bytes, secret: bytes | None) -> Message:
+    where = f"{address[0]}:{address[1]}"
+    try:
+        with socket.create_connection(address, timeout=TIMEOUT) as sock:
+            if secret is None:
+                sock.sendall(hello() + request)
+                return read_message(sock)
+            return _ask_proven(sock, request, secret, where)
+    except socket.gaierror as exc:
+        raise CtlError(f"cannot resolve {address[0]}: {exc.strerror}", EXIT_BAD_ADDRESS) from None
+    except ConnectionRefusedError:
+        raise CtlError(f"no scheduler listening on {where}", EXIT_NO_SCHEDULER) from None
+    except TimeoutError:
+        raise CtlError(
+            f"scheduler {where} did not answer in {TIMEOUT:g} s", EXIT_NO_SCHEDULER
+        ) from None
+    except RemoteProtocolError as exc:
+        raise CtlError(f"scheduler {where}: bad answer: {exc}", EXIT_BAD_ANSWER) from None
+    except OSError as exc:
+        raise CtlError(f"cannot reach {where}: {exc.strerror or exc}", EXIT_NO_SCHEDULER) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _ask_proven(sock: socket.socket, request: bytes, secret: bytes, where: str) -> Message:
+    """The farm secret's handshake first (the scheduler proves it too), then the request."""
+    from ccfarm.client.job.net import authenticate
+    from ccfarm.control.codec import MessageParser
+    from ccfarm.protocol.auth import CONTROL
+
+    try:
+        proof, rest = authenticate(sock, secret, CONTROL, hello())
+    except RemoteProtocolError as exc:
+        raise CtlError(f"scheduler {where}: {exc}", EXIT_REFUSED) from None
+    sock.sendall(proof + request)
+    parser = MessageParser(expect_hello=False)
+    parser.receive_data(rest)
+    return read_message(sock, parser)
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ccfarm-ctl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--scheduler", default=os.environ.get("CCFARM_SCHEDULER", "localhost"))
+    p.add_argument("--version", action="version", version=f"ccfarm-ctl {__version__}")
+    p.add_argument(
+        "--scheduler",
+        default=os.environ.get("CCFARM_SCHEDULER", "localhost"),
+        metavar="HOST[:PORT]",
+        help="the scheduler to ask; of a list, the first (default: $CCFARM_SCHEDULER, else"
+        f" localhost; port {SCHEDULER_PORT})",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("command", choices=["hosts", "jobs", "disable", "enable"])
-    p.add_argument("host", nargs="?")
+    p.add_argument("host", nargs="?", help="for disable and enable: a host's name or its prefix")
     add_secret_file(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
+    if args.command in ("disable", "enable") and not args.host:
+        p.error(f"{args.command} needs a HOST")
     try:
         secret = secret_from(args.secret_file)
     except ConfigError as exc:
-        print(f"ccfarm-ctl: {exc}", file=sys.stderr)
-        return 101
-    (address,) = parse_addresses([args.scheduler.split(",")[0]], SCHEDULER_PORT)
+        return _fail(str(exc), 101)
+    try:
+        found = parse_addresses([args.scheduler], SCHEDULER_PORT)
+        if not found:
+            raise ConfigError("no scheduler given")
+        text = _run(args, found[0], secret)
+    except ConfigError as exc:
+        return _fail(f"--scheduler: {exc}", EXIT_BAD_ADDRESS)
+    except (CtlError, HostNameError) as exc:
+        return _fail(str(exc), getattr(exc, "status", EXIT_NO_SUCH_HOST))
+    return _print(text)
+
+
+def _run(args: argparse.Namespace, address: tuple[str, int], secret: bytes | None) -> str:
     if args.command in ("disable", "enable"):
-        if not args.host:
-            p.error(f"{args.command} needs a HOST")
+        hosts = [str(row["host"]) for row in _rows(address, m.QUERY_HOSTS, True, secret)]
+        host = match_host(args.host, hosts)
         kind = m.DISABLE if args.command == "disable" else m.ENABLE
-        reply = _ask(address, m.encode_host_name(kind, args.host), secret)
+        reply = _ask(address, m.encode_host_name(kind, host), secret)
         if reply.kind != m.OK:
-            print(f"ccfarm-ctl: {reply.first().get('reason', 'failed')}", file=sys.stderr)
-            return 1
-        print(
-            json.dumps({"host": args.host, "disabled": kind == m.DISABLE})
-            if args.json
-            else f"{args.host}: {args.command}d"
-        )
-        return 0
-    query, columns = (
-        (m.QUERY_HOSTS, HOST_COLUMNS) if args.command == "hosts" else (m.QUERY_JOBS, JOB_COLUMNS)
-    )
+            raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
+        if args.json:
+            return json.dumps({"host": host, "disabled": kind == m.DISABLE})
+        return f"{host}: {args.command}d"
+    hosts = args.command == "hosts"
+    query, columns = (m.QUERY_HOSTS, HOST_COLUMNS) if hosts else (m.QUERY_JOBS, JOB_COLUMNS)
+    rows = _rows(address, query, hosts, secret)
+    return json.dumps(rows, indent=2) if args.json else table(rows, columns)
+
+
+def _rows(
+    address: tuple[str, int], query: str, lists: bool, secret: bytes | None
+) -> list[dict[str, Value]]:
     reply = _ask(address, encode(query), secret)
-    rows = [dict(r) for r in reply.records]
-    for row, record in zip(rows, reply.records, strict=True):
-        compilers = [v for k, v in record if k == "compiler"]
-        if compilers and args.command == "hosts":
-            row["compiler"] = "; ".join(compilers)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(_table(rows, columns))
+    if reply.kind == m.FAILED:
+        raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
+    return [typed_row(record, lists=lists) for record in reply.records]
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(f"ccfarm-ctl: {message}\n")
+    return status
+
+
+def _print(text: str) -> int:
+    """Write the answer; a reader that went away (`| head`) is no error to report."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the interpreter's own flush at exit would fail again: point stdout at nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     return 0
 
 

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(__doc__ or "")
         return 0 if args else 101
+    if args == ["--version"]:
+        from ccfarm import __version__
+
+        sys.stdout.write(f"ccfarm-gethost {__version__}\n")
+        return 0
     from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
     from ccfarm.errors import ConfigError
     from ccfarm.secretfile import ENVIRONMENT, secret_from

@@ -3,14 +3,25 @@ with distccd's spellings where it has one (see `ccfarm.config`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ccfarm.addresses import DAEMON_PORT
+from ccfarm.addresses import DAEMON_PORT, STATS_PORT
 from ccfarm.config import secret_file_setting, setting
+from ccfarm.daemon.probe import default_jobs
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 SANDBOX_MODES = ("auto", "require", "off")
+#: distccd's --allow-private: the private IPv4 networks, loopback, and
+#: IPv6 loopback, unique local and link-local addresses
+PRIVATE_NETWORKS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,14 @@ class DaemonConfig:
         "with --secret-file: still take plain distcc requests (protocols 1-3, which cannot"
         " authenticate) from --allow networks; --no-distcc-clients refuses them",
     )
+    allow_private: bool = setting(
+        False, "allow the private networks too (10/8, 172.16/12, 192.168/16, 127/8, IPv6 ones)"
+    )
     jobs: int = setting(
-        os.cpu_count() or 1, "compilers run at once", flags=("-j", "--jobs"), shown="CPUs"
+        default_jobs(),
+        "compilers run at once",
+        flags=("-j", "--jobs"),
+        shown="this host's CPUs: its affinity mask, capped by a cgroup CPU quota, rounded up",
     )
     queue: int = setting(
         0,
@@ -61,7 +78,8 @@ class DaemonConfig:
         "",
         "colon-separated directories searched for compilers",
         metavar="DIRS",
-        shown="$DISTCCD_PATH or $PATH",
+        shown="$PATH",
+        env="DISTCCD_PATH",
     )
     tmpdir: str = setting("", "where job directories are made", shown="$TMPDIR")
     scheduler: tuple[str, ...] = setting(
@@ -90,6 +108,8 @@ class DaemonConfig:
     log_file: str = setting("", "write the log to FILE", metavar="FILE", shown="stderr")
     log_stderr: bool = setting(False, "log to stderr as well as to --log-file")
     log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)
+    stats: bool = setting(False, "serve a read-only status page (distccd's) on --stats-port")
+    stats_port: int = setting(STATS_PORT, "TCP port of the --stats page", metavar="PORT")
     pid_file: str = setting(
         "",
         "write the daemon's pid to FILE while it runs",

@@ -100,7 +100,7 @@ class JobBuilder:
                 self.header.version,
                 None,
                 None,
-                self.ws.path,
+                job_dir=self.ws.path,
             )
         assert self.header.cwd is not None
         cwd = self.ws.client_dir(self.header.cwd)

@@ -5,15 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ccfarm.config import command_line, load
 from ccfarm.daemon.compilers import CompilerAllowList
-from ccfarm.daemon.config import DaemonConfig
+from ccfarm.daemon.config import PRIVATE_NETWORKS, DaemonConfig
+from ccfarm.daemonize import (
+    EXIT_STARTUP_FAILED,
+    Launch,
+    StartupError,
+    listening_socket,
+    reopen_logs,
+    setup_logging,
+)
 from ccfarm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,47 +32,50 @@ if TYPE_CHECKING:
     from ccfarm.daemon.service import DaemonService
 
 EXIT_BAD_ARGUMENTS = 101
-EXIT_BIND_FAILED = 102
 EXIT_SETUID_FAILED = 112  # distccd's code when it could not become its user
 EXIT_NO_SANDBOX = 100  # --sandbox=require, and no sandbox works here
 #: seconds the host agents get to say BYEE, and then to close their connections, at exit
 AGENT_GOODBYE = 2.0
 
 
+class _Refused(argparse.Action):
+    """A distccd flag ccfarmd does not implement: one line, distccd's exit status."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parser.exit(EXIT_BAD_ARGUMENTS, f"{parser.prog}: {self.help}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     p = command_line(DaemonConfig, "ccfarmd", "ccfarm compile daemon (speaks the distcc protocol)")
     # distccd's choice between inetd and standalone; ccfarmd is always standalone
     p.add_argument("--daemon", action="store_true", help="run as a standalone daemon (always)")
+    for flag, why in REFUSED_FLAGS.items():
+        p.add_argument(flag, nargs=0, action=_Refused, help=why)
     return p
+
+
+#: distccd's flags ccfarmd refuses, and why (exit status 101, as distccd's
+#: own for an option it was built without)
+REFUSED_FLAGS = {
+    "--zeroconf": "--zeroconf is not supported: ccfarmd hosts join a ccfarm-scheduler"
+    " (--scheduler) instead of announcing themselves over mDNS",
+    "--inetd": "--inetd is not supported: ccfarmd runs only as a standalone daemon"
+    " (under systemd: --no-detach)",
+}
 
 
 def load_config(argv: Sequence[str] | None = None) -> DaemonConfig:
     config = load(DaemonConfig, parser(), argv)
     if not 1 <= config.jobs <= 1000:
         raise ConfigError("--jobs must be between 1 and 1000")
+    from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
+    from ccfarm.daemon.access import AccessList
+
+    parse_addresses(config.scheduler, SCHEDULER_PORT)  # a bad one is a ConfigError now
+    if config.allow_private:
+        config = dataclasses.replace(config, allow=config.allow + PRIVATE_NETWORKS)
+    AccessList.parse(config.allow)
     return config
-
-
-def _setup_logging(config: DaemonConfig) -> None:
-    level = {"notice": "INFO"}.get(config.log_level, config.log_level.upper())
-    handlers: list[logging.Handler] = []
-    if config.log_file:
-        handlers.append(logging.FileHandler(config.log_file))
-    if config.log_stderr or not handlers:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    fmt = "%(asctime)s ccfarmd[%(process)d] %(levelname)s %(message)s"
-    logging.basicConfig(level=level, handlers=handlers, format=fmt)
-
-
-def _detach() -> None:
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,48 +93,87 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra=config.allow_compiler,
         only=config.compilers or None,
     )
-    if config.detach:
-        _detach()
-    _setup_logging(config)
+    launch = Launch("ccfarmd")
+    # listening starts before the event loop's handler: a SIGHUP meanwhile
+    # (logrotate) must not end the daemon
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    level = {"notice": "INFO"}.get(config.log_level, config.log_level.upper())
+    try:  # everything that can fail is done before detaching, in the operator's sight
+        sockets = [listening_socket(config.listen, config.port, 1024)]
+        if config.stats:
+            sockets.append(listening_socket(config.listen, config.stats_port, 64))
+        setup_logging(
+            "ccfarmd",
+            level,
+            log_file=config.log_file,
+            also_stderr=config.log_stderr,
+            detached=config.detach,
+        )
+    except StartupError as exc:
+        print(f"ccfarmd: {exc}", file=sys.stderr)
+        return exc.status
     if not config.allow:
-        logging.getLogger("ccfarmd").warning("no --allow given: every client will be refused")
+        refused = "no --allow given: every client will be refused"
+        if not _logs_to_stderr():  # said where the operator looks, not only in the log
+            print(f"ccfarmd: warning: {refused}", file=sys.stderr)
+        logging.getLogger("ccfarmd").warning(refused)
     if secret is not None and config.distcc_clients:
         logging.getLogger("ccfarmd").warning(
             "farm secret set, and plain distcc requests from --allow networks still run"
             " unauthenticated (--no-distcc-clients refuses them)"
         )
-    return asyncio.run(_run(config, compilers, secret))
+    if config.detach:
+        launch.detach()
+    return asyncio.run(_run(config, compilers, sockets, launch, secret))
+
+
+def _logs_to_stderr() -> bool:
+    return any(getattr(h, "stream", None) is sys.stderr for h in logging.getLogger().handlers)
 
 
 async def _run(
-    config: DaemonConfig, compilers: CompilerAllowList, secret: bytes | None = None
+    config: DaemonConfig,
+    compilers: CompilerAllowList,
+    sockets: list[socket.socket],
+    launch: Launch,
+    secret: bytes | None = None,
 ) -> int:
     from ccfarm.daemon.service import DaemonService
 
-    service = DaemonService(config, compilers, secret=secret)
-    try:
-        await service.start()
-    except OSError as exc:
-        logging.getLogger("ccfarmd").error(
-            "cannot listen on %s:%d: %s", config.listen, config.port, exc
-        )
-        return EXIT_BIND_FAILED
-    if config.pid_file:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
+    if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         tmp = f"{config.pid_file}.{os.getpid()}"
-        with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, config.pid_file)
+        try:
+            with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
+                f.write(f"{os.getpid()}\n")
+            os.replace(tmp, config.pid_file)
+        except OSError as exc:
+            message = f"cannot write pid file {config.pid_file}: {exc.strerror}"
+            logging.getLogger("ccfarmd").error("%s", message)
+            for sock in sockets:
+                sock.close()
+            launch.failed(message, EXIT_STARTUP_FAILED)
+            return EXIT_STARTUP_FAILED
+    service = DaemonService(config, compilers, secret=secret)
+    await service.start(sock=sockets[0])
     # no job is served before this returns: nothing here awaits
     status = _confine(config, service)
     if status:
         _remove_pid_file(config)
+        launch.failed("could not start (see the log)", status)
         return status
+    stats = await _stats_server(service, sockets[1]) if len(sockets) > 1 else None
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from the moment it says ready
+        asyncio.get_running_loop().add_signal_handler(sig, service.drain)
+    launch.ready(f"{config.jobs} job slots")  # it serves jobs; the agents join as they can
     agent, runs = await _agent_tasks(config, compilers, service, secret)
     agents = [asyncio.ensure_future(run) for run in runs]
     try:
-        await service.serve_until_drained()
+        await service.serve_until_drained(on_drain=launch.stopping)
     finally:
         service.drain()  # (done already, unless something failed)
+        if stats is not None:
+            stats.close()
         # each agent says BYEE when the drain begins; its connection closing
         # now is the host leaving its scheduler
         if agent is not None:
@@ -218,6 +271,21 @@ def _confine(config: DaemonConfig, service: DaemonService) -> int:
     log.info("running as %s; each compiler in a bubblewrap sandbox", user)
     service.run_compilers(Confined(limits, found), serves_files=True)
     return 0
+
+
+async def _stats_server(service: DaemonService, sock: socket.socket) -> asyncio.Server:
+    """`--stats`: the status page on its own (already bound) socket."""
+    from ccfarm.daemon.stats import daemon_figures, stats_handler
+
+    def figures() -> dict[str, object]:
+        return daemon_figures(
+            service.config.jobs, service.running, service.jobs_done, service.draining.is_set()
+        )
+
+    handler = stats_handler(figures, service.access.allows)
+    server = await asyncio.start_server(handler, sock=sock)
+    logging.getLogger("ccfarmd").info("status page on %s", sock.getsockname())
+    return server
 
 
 async def _agent_tasks(

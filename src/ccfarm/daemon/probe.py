@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import subprocess
@@ -43,6 +44,11 @@ def effective_cpus(cgroup: CpuCgroup | None = None) -> float:
     if cgroup is not None and cgroup.limit is not None:
         cpus = min(cpus, cgroup.limit)
     return cpus
+
+
+def default_jobs(cgroup: CpuCgroup | None = None) -> int:
+    """ccfarmd's default --jobs: `effective_cpus`, a fraction rounded up."""
+    return max(1, math.ceil(effective_cpus(cgroup)))
 
 
 def tree_cpu(pid: int | None = None, proc: str = "/proc") -> float:

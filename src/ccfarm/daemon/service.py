@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 
 from ccfarm.daemon import admission
 from ccfarm.daemon.access import AccessList
@@ -89,10 +90,14 @@ class DaemonService:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self.handle_connection, self.config.listen, self.config.port, backlog=1024
-        )
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on `sock` (bound already, by the command) or on the config's port."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self.handle_connection, sock=sock)
+        else:
+            self._server = await asyncio.start_server(
+                self.handle_connection, self.config.listen, self.config.port, backlog=1024
+            )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening on %s, %d job slots", addrs, self.config.jobs)
 
@@ -120,11 +125,13 @@ class DaemonService:
         if self._server is not None:
             self._server.close()
 
-    async def serve_until_drained(self) -> None:
+    async def serve_until_drained(self, on_drain: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.drain)
         await self._draining.wait()
+        if on_drain is not None:
+            on_drain()
         if self._active:
             await asyncio.wait(set(self._active), timeout=self.config.drain_timeout)
         log.info("stopped after %d jobs", self.jobs_done)

@@ -25,5 +25,11 @@ class SchedulerConfig:
     policy: Policy = group(Policy, "scheduling policy")
     io_timeout: float = setting(60.0, "longest network wait, in seconds", metavar="S")
     secret_file: str = secret_file_setting()
-    log_file: str = setting("", "write the log to FILE", metavar="FILE", shown="stderr")
+    detach: bool = setting(
+        False, "run in the background, once listening (logs then go to syslog or --log-file)"
+    )
+    pid_file: str = setting("", "write the scheduler's pid to FILE while it runs", metavar="FILE")
+    log_file: str = setting(
+        "", "write the log to FILE (reopened on SIGHUP)", metavar="FILE", shown="stderr"
+    )
     log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)

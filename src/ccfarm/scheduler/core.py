@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 from ccfarm.model import HostReport, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
 from ccfarm.scheduler.decisions import Decisions, Turn
+from ccfarm.scheduler.journal import News
 from ccfarm.scheduler.ledger import Lease, LeaseLedger
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.queue import WaitingRequest, WaitQueue
@@ -66,6 +67,8 @@ class Farm:
         self.hosts: dict[str, Host] = self.slots.hosts
         self.leases: dict[int, Lease] = self.ledger.leases
         self.costs = self.evidence.costs  # per key: what a job costs by its size
+        #: hosts joining, leaving, drained, quarantined: for the operator's log
+        self.journal = self.standing.journal
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class Farm:
         ending = [*host.leases, *([host.express] if host.express is not None else [])]
         outcomes: list[Outcome] = [self._end_lease(lease, reason, now) for lease in ending]
         self.slots.leave(host)
-        self.standing.gone(name, now)
+        self.standing.gone(name, reason, now)
         return outcomes + self._rebalance(host.keys, now)
 
     def host_failed(self, lease: int, now: float) -> list[Outcome]:
@@ -111,6 +114,8 @@ class Farm:
     def set_disabled(self, name: str, disabled: bool, now: float) -> list[Outcome]:
         """Drain (no new leases; running ones finish) or return a host."""
         host = self.hosts[name]
+        if disabled != host.disabled:
+            self.journal.note(name, News.DISABLED if disabled else News.ENABLED)
         self.slots.set_disabled(host, disabled)
         return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 

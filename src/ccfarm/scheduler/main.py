@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
 import sys
 from collections.abc import Sequence
 
 from ccfarm.config import command_line, load
+from ccfarm.daemonize import (
+    EXIT_STARTUP_FAILED,
+    Launch,
+    StartupError,
+    listening_socket,
+    reopen_logs,
+    setup_logging,
+)
 from ccfarm.errors import ConfigError
 from ccfarm.scheduler.config import SchedulerConfig
+from ccfarm.scheduler.hostsinfo import HostInfo
+
+EXIT_BAD_ARGUMENTS = 101
+log = logging.getLogger("ccfarm-scheduler")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,48 +51,79 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with open(config.hosts_info) as f:
                 hosts_info = parse_hosts_info(f.read())
-    except (ConfigError, OSError) as exc:
+    except ConfigError as exc:
         print(f"ccfarm-scheduler: {exc}", file=sys.stderr)
-        return 101
-    handler: logging.Handler = (
-        logging.FileHandler(config.log_file)
-        if config.log_file
-        else logging.StreamHandler(sys.stderr)
-    )
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        handlers=[handler],
-        format="%(asctime)s ccfarm-scheduler %(levelname)s %(message)s",
-    )
+        return EXIT_BAD_ARGUMENTS
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        print(f"ccfarm-scheduler: cannot read {config.hosts_info}: {reason}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENTS
+    launch = Launch("ccfarm-scheduler")
+    # listening starts before the event loop's handler: a SIGHUP meanwhile
+    # (logrotate) must not end the daemon
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:  # everything that can fail is done before detaching, in the operator's sight
+        sock = listening_socket(config.listen, config.port, 4096)
+        setup_logging(
+            "ccfarm-scheduler",
+            config.log_level.upper(),
+            log_file=config.log_file,
+            detached=config.detach,
+        )
+    except StartupError as exc:
+        print(f"ccfarm-scheduler: {exc}", file=sys.stderr)
+        return exc.status
     if secret is None:
-        logging.getLogger("ccfarm-scheduler").warning(
+        log.warning(
             "no --secret-file: anyone who reaches this port can register hosts, take leases"
             " and disable hosts (docs/security.md)"
         )
-    return asyncio.run(_run(config, hosts_info, secret))
+    if config.detach:
+        launch.detach()
+    return asyncio.run(_run(config, hosts_info, sock, launch, secret))
 
 
 async def _run(
     config: SchedulerConfig,
-    hosts_info: dict,  # type: ignore[type-arg]
+    hosts_info: dict[str, HostInfo],
+    sock: socket.socket,
+    launch: Launch,
     secret: bytes | None = None,
 ) -> int:
-    import signal
-
     from ccfarm.scheduler.service import SchedulerService
 
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
+    if config.pid_file:  # before anything runs: a failure leaves nothing to undo
+        try:
+            _write_pid(config.pid_file)
+        except OSError as exc:
+            message = f"cannot write pid file {config.pid_file}: {exc.strerror}"
+            log.error("%s", message)
+            sock.close()
+            launch.failed(message, EXIT_STARTUP_FAILED)
+            return EXIT_STARTUP_FAILED
     service = SchedulerService(config, hosts_info, secret=secret)
-    try:
-        await service.start()
-    except OSError as exc:
-        logging.getLogger("ccfarm-scheduler").error("cannot listen: %s", exc)
-        return 102
+    await service.start(sock=sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    launch.ready(f"listening on port {service.port}")
     await stop.wait()
+    launch.stopping()
+    log.info("stopping (signal)")
+    await service.stop()
+    if config.pid_file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config.pid_file)
     return 0
+
+
+def _write_pid(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Callable
 
@@ -83,11 +84,18 @@ class SchedulerService:
         self._clock_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.stats = {"granted": 0, "refused": 0, "revoked": 0}
+        #: the connections' tasks and writers, for `stop`
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self.handle_connection, self.config.listen, self.config.port, backlog=4096
-        )
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on `sock` (bound already, by the command) or on the config's port."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self.handle_connection, sock=sock)
+        else:
+            self._server = await asyncio.start_server(
+                self.handle_connection, self.config.listen, self.config.port, backlog=4096
+            )
         self.start_clock()
         log.info("listening on %s", ", ".join(str(s.getsockname()) for s in self._server.sockets))
 
@@ -95,6 +103,23 @@ class SchedulerService:
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Stop listening and end every connection, which closes its leases
+        (SIGTERM): the connections' tasks return instead of being cancelled
+        when the loop closes (which logged a CancelledError for each)."""
+        if self._server is not None:
+            self._server.close()
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            await asyncio.wait([self._clock_task], timeout=timeout)
+        for task in self._tasks:
+            writer = self._writers.get(task)
+            if writer is not None:
+                writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        log.info("stopped: %d hosts, %d leases held", len(self.farm.hosts), len(self.farm.leases))
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -131,6 +156,10 @@ class SchedulerService:
         """Serve one accepted connection until it closes (the server's callback)."""
         peer = writer.get_extra_info("peername")
         name = f"{peer[0]}:{peer[1]}" if peer else "?"
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            self._writers[task] = writer
         try:
             first = await asyncio.wait_for(reader.readexactly(4), self.config.io_timeout)
             if first == MAGIC:
@@ -147,6 +176,9 @@ class SchedulerService:
             log.warning("%s: %s", name, exc)
         finally:
             writer.close()
+            if task is not None:
+                self._tasks.discard(task)
+                self._writers.pop(task, None)
 
     async def _control(
         self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str
@@ -316,6 +348,9 @@ class SchedulerService:
         return replace(report, speed=info.power, cpus=info.cpus)
 
     def _dispatch(self, outcomes: list[Outcome]) -> None:
+        if self.farm.journal:
+            for news in self.farm.journal.take():
+                log.info("%s", news.text())
         for outcome in outcomes:
             if isinstance(outcome, LeaseGranted):
                 conn = self._by_request.pop(outcome.request, None)

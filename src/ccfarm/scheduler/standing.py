@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from ccfarm.model import HostReport
 from ccfarm.scheduler.evidence import SpeedEvidence
 from ccfarm.scheduler.health import HostHealth
+from ccfarm.scheduler.journal import Journal, News
 from ccfarm.scheduler.ledger import Lease
 from ccfarm.scheduler.policy import Policy, tier_of
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
@@ -33,6 +34,8 @@ class HostStanding:
         self.timers = timers
         self.health = HostHealth(policy)
         self.evidence = SpeedEvidence(policy)
+        #: what changed, for the operator's log (`journal`)
+        self.journal = Journal()
         #: leases reported failed (`HFAL`) and not ended: their times say
         #: nothing of the host's speed or the job's cost
         self._failed: set[int] = set()
@@ -42,6 +45,9 @@ class HostStanding:
     def join(self, report: HostReport, now: float) -> Host:
         """The host of a registration or heartbeat, at the speed the farm
         believes (see `SpeedEvidence.speed`); it offers on `offer`."""
+        if report.host not in self.slots.hosts:
+            detail = f"{report.slots} slots, speed {report.speed:.3g}, {report.cpus} CPUs"
+            self.journal.note(report.host, News.JOINED, detail)
         return self.slots.join(report, now, self.evidence.speed(report.host, report.speed))
 
     def offer(self, host: Host) -> None:
@@ -56,6 +62,7 @@ class HostStanding:
         if until is None:
             return None
         self.timers.set_quarantine(until, record.host)
+        self.journal.note(record.host, News.QUARANTINED, f"for {until - now:g} s")
         host = self.slots.hosts.get(record.host)
         if host is not None:
             self.offer(host)
@@ -66,6 +73,7 @@ class HostStanding:
         host = self.slots.hosts.get(name)
         if host is not None:
             self.slots.set_leaving(host)
+            self.journal.note(name, News.LEAVING, f"{len(host.leases)} jobs still running")
         return host
 
     def quarantine_over(self, name: str, now: float) -> Host | None:
@@ -75,11 +83,13 @@ class HostStanding:
         if not self.health.quarantine_over(name, now, present=host is not None):
             return None
         if host is not None:
+            self.journal.note(name, News.PROBATION, "one job at a time")
             self.offer(host)
         return host
 
-    def gone(self, name: str, now: float) -> None:
-        """The host left the farm (its leases ended first)."""
+    def gone(self, name: str, reason: str, now: float) -> None:
+        """The host left the farm, for `reason` (its leases ended first)."""
+        self.journal.note(name, News.LEFT, reason)
         self.health.gone(name, now)
         self.evidence.forget(name)
 
@@ -111,6 +121,7 @@ class HostStanding:
             host = self.slots.hosts.get(name)
             if host is not None:  # the probe came back well: a healthy host again
                 self.offer(host)
+            self.journal.note(name, News.HEALTHY)
         else:
             self.health.ended(name, record.lease)
         if not released or failed or record.express:

@@ -9,19 +9,37 @@ from collections.abc import Mapping
 
 USAGE = """\
 usage: ccfarm [COMPILER] [COMPILER ARGS...]
+       ccfarm --help | --version
        (or as CC="ccfarm gcc", CMAKE_C_COMPILER_LAUNCHER=ccfarm, or a link named gcc/cc)
 
-Hosts come from CCFARM_SCHEDULER (scheduler leases), CCFARM_HOSTS (ccfarmd
-hosts) or DISTCC_HOSTS (distcc syntax). CCFARM_SCHEDULER_TIMEOUT bounds a
-scheduler's connect and first answer (2 s), CCFARM_LEASE_WAIT the wait for a
-free slot (60 s); a failed host or scheduler is skipped for
-CCFARM_BACKOFF_PERIOD (60 s). Local compiles after a fallback take one of
---localslots=N (host list; default: one per CPU).
-Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
-remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
-state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
-fork server process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
-default 600); CCFARM_HELPER=0 runs each job in its own process instead.
+Runs one compile job on a farm host (a scheduler's lease, else a host list),
+else here. The object, messages and exit status are the local compiler's.
+
+Environment (distcc's DISTCC_* names work where they are shown):
+  CCFARM_SCHEDULER=HOST[:PORT][,...]  schedulers to ask for a host first
+  CCFARM_HOSTS=LIST         ccfarmd hosts, distcc's syntax (host[:port][/slots])
+  DISTCC_HOSTS=LIST         distcc hosts (else ~/.distcc/hosts, /etc/distcc/hosts);
+                            localhost/N or --localslots=N: local compiles at once
+                            after a fallback (default: this machine's CPUs)
+  CCFARM_SCHEDULER_TIMEOUT=S  a scheduler's connect and first answer (2)
+  CCFARM_LEASE_WAIT=S       the wait in the scheduler's queue for a free slot (60)
+  CCFARM_CONNECT_TIMEOUT=S  connecting to a host (4)
+  CCFARM_IO_TIMEOUT=S       any other network wait (300; DISTCC_IO_TIMEOUT)
+  CCFARM_BACKOFF_PERIOD=S   a failed host or scheduler is skipped this long
+                            (60; DISTCC_BACKOFF_PERIOD)
+  DISTCC_PAUSE_TIME_MSEC=MS  between looks for a free slot when all are taken (1000)
+  CCFARM_FALLBACK=0         fail (exit 116) instead of compiling here after a
+                            remote failure (DISTCC_FALLBACK)
+  CCFARM_VERBOSE=1          say where each job ran (DISTCC_VERBOSE)
+  CCFARM_MODE=exact         always ship the sources and headers to ccfarmd hosts
+  CCFARM_SECRET_FILE=FILE   the farm secret (docs/security.md): prove it to the
+                            scheduler and to ccfarmd hosts, and check theirs
+  CCFARM_CLIENT_NAME=NAME   who this build is to the scheduler's fairness
+                            (default: machine/user)
+  CCFARM_DIR=DIR            state directory (default $DISTCC_DIR or ~/.distcc)
+  CCFARM_HELPER=0           run each job in its own process, not the fork server
+  CCFARM_HELPER_IDLE=S      the fork server's life without jobs (600)
+  CCFARM_LAUNCHER_DEBUG=1   the native launcher says which way each job went
 """
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import _socket
 import contextlib
 import os
+import sys
 
 from ccfarm.client.job.net import authenticate, read_message
 from ccfarm.client.job.net import connect as tcp_connect
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, hello
-from ccfarm.errors import CcfarmError, RemoteProtocolError
+from ccfarm.errors import CcfarmError, ConfigError, RemoteProtocolError
 from ccfarm.model import CompilerIdentity, LeaseGranted, LeaseRequest
 
 MYPY = False
@@ -35,9 +36,18 @@ class NoLease(CcfarmError):
 
 
 def parse_schedulers(text: str) -> list[tuple[str, int]]:
-    from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
+    """CCFARM_SCHEDULER's entries; a bad one is skipped with a warning line
+    (the build goes on, as with a scheduler that does not answer)."""
+    from ccfarm.addresses import SCHEDULER_PORT, parse_address
 
-    return parse_addresses([text], SCHEDULER_PORT)
+    found = []
+    for item in text.replace(" ", ",").split(","):
+        try:
+            if item:
+                found.append(parse_address(item, SCHEDULER_PORT))
+        except ConfigError as exc:
+            sys.stderr.write(f"ccfarm: CCFARM_SCHEDULER: {exc} (ignored)\n")
+    return found
 
 
 def client_name() -> str:
