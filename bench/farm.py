@@ -304,7 +304,8 @@ def icecream_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
 
     def daemon(name: str, group: str, n: int, port: int, *extra: str) -> list[str]:
         argv = [iceccd, "-b", os.path.join(ice, f"envs-{name}"), "-n", net, "-N", name]
-        argv += ["-m", str(n), "-p", str(port), "-l", os.path.join(ice, f"{name}.log"), *extra]
+        argv += ["-m", str(n), "-p", str(port), "-l", os.path.join(ice, f"{name}.log"), "-vv"]
+        argv += extra
         return in_group(group, argv)
 
     with ExitStack() as stack:
@@ -375,7 +376,7 @@ def host_jobs(logs: list[str], offsets: list[int], t0: float) -> list[Job]:
 
 def timeline(jobs: list[Job], makespan: float, files: int) -> list[str]:
     """Where each host was idle during a build that ended at `makespan`."""
-    lines = [f"    {files - len(jobs)} of {files} jobs not on a host (local)"]
+    lines = [f"    {len(jobs)} jobs ran on hosts, for {files} files"]
     for host, quota in enumerate(HOST_QUOTAS):
         mine = sorted((j for j in jobs if j.host == host), key=lambda j: j.start)
         if not mine:
