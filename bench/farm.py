@@ -49,7 +49,6 @@ import itertools
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import CGROOT, PERIOD, cgroup, in_group, set_quota, stop_group  # noqa: E402
+
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
 from ccfarm.demo.farm import (  # noqa: E402
     ccfarmd_command,
@@ -68,8 +70,6 @@ from ccfarm.demo.farm import (  # noqa: E402
     wait_listening,
 )
 
-CGROOT = "/sys/fs/cgroup/cpu"
-PERIOD = 100_000
 HOST_QUOTAS = (0.3, 0.3, 0.15, 0.15, 0.075, 0.075)
 SHAPES = {"tiers": (1, 1, 1, 1, 1, 1), "multi": (2, 2, 1, 1, 1, 1)}
 #: scenario -> (client quotas, trees each client builds, make -j)
@@ -83,49 +83,6 @@ PORT = 3632
 SCHED = ("127.0.2.1", 3634)
 ICE_SCHED_PORT = 8767
 VERBOSE = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
-
-
-@contextmanager
-def cgroup(name: str, cpus: float) -> Iterator[str]:
-    """A cgroup v1 CPU group with a quota of `cpus` CPUs; removed afterwards."""
-    path = os.path.join(CGROOT, f"ccfarm-bench-{name}")
-    os.makedirs(path, exist_ok=True)
-    set_quota(path, cpus)
-    try:
-        yield path
-    finally:
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:  # processes still leaving
-                time.sleep(0.1)
-
-
-def set_quota(group: str, cpus: float) -> None:
-    with open(os.path.join(group, "cpu.cfs_period_us"), "w") as f:
-        f.write(str(PERIOD))
-    with open(os.path.join(group, "cpu.cfs_quota_us"), "w") as f:
-        f.write(str(int(cpus * PERIOD)))
-
-
-def stop_group(group: str, timeout: float = 10.0) -> None:
-    """SIGTERM what is left in a client group (only our builds' helpers), wait for it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(os.path.join(group, "cgroup.procs")) as f:
-            pids = [int(x) for x in f.read().split()]
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        time.sleep(0.2)
-
-
-def in_group(group: str, argv: list[str]) -> list[str]:
-    """argv run inside cgroup `group` (the wrapper moves only itself)."""
-    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs; exec "$@"', "sh", *argv]
 
 
 @contextmanager
