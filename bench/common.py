@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -70,3 +72,55 @@ def timed(cmd: Sequence[str], cwd: str, env: dict[str, str]) -> float:
 
 def median_ms(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1000
+
+
+# Emulated hosts of different speeds: cgroup v1 CPU groups (root only).
+CGROOT = "/sys/fs/cgroup/cpu"
+PERIOD = 100_000
+
+
+def cgroups_available() -> bool:
+    return os.geteuid() == 0 and os.access(CGROOT, os.W_OK)
+
+
+@contextmanager
+def cgroup(name: str, cpus: float) -> Iterator[str]:
+    """A cgroup v1 CPU group with a quota of `cpus` CPUs; removed afterwards."""
+    path = os.path.join(CGROOT, f"ccfarm-bench-{name}")
+    os.makedirs(path, exist_ok=True)
+    set_quota(path, cpus)
+    try:
+        yield path
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:  # processes still leaving
+                time.sleep(0.1)
+
+
+def set_quota(group: str, cpus: float) -> None:
+    with open(os.path.join(group, "cpu.cfs_period_us"), "w") as f:
+        f.write(str(PERIOD))
+    with open(os.path.join(group, "cpu.cfs_quota_us"), "w") as f:
+        f.write(str(int(cpus * PERIOD)))
+
+
+def stop_group(group: str, timeout: float = 10.0) -> None:
+    """SIGTERM what is left in a client group (only our builds' helpers), wait for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(os.path.join(group, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        time.sleep(0.2)
+
+
+def in_group(group: str, argv: list[str]) -> list[str]:
+    """argv run inside cgroup `group` (the wrapper moves only itself)."""
+    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs; exec "$@"', "sh", *argv]

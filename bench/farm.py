@@ -1,28 +1,42 @@
-"""An emulated heterogeneous farm on one machine, several client machines.
+"""An emulated heterogeneous farm on one machine: ccfarm, distcc and icecream
+side by side, every one with its default settings.
 
-    sudo .venv/bin/python bench/farm.py [--repeat N] [--skip-fairness] [--skip-exact]
+    sudo .venv/bin/python bench/farm.py [--repeat N] [--shape S] [--scenario C]
 
-Six compile hosts on 127.0.1.1-6, each in its own cgroup v1 CPU group with a
-quota of 0.3, 0.3, 0.15, 0.15, 0.075, 0.075 CPU (three speed tiers), and three
-client machines, each its own cgroup (0.3 CPU), building a real code base
-each (Lua 5.4, 5.3 and 5.5 from PyPI's lupa sdist) at the same time:
+Six compile hosts, each in its own cgroup v1 CPU group with a quota of 0.3,
+0.3, 0.15, 0.15, 0.075, 0.075 CPU (three speed tiers). Farm shapes:
 
-  ccfarm:  ccfarmd hosts registered with ccfarm-scheduler (they measure their
-           own speed), clients with CCFARM_SCHEDULER
-  distcc:  distccd hosts, every client with the same static list, fastest first
-  local:   each client builds on its own CPU share only (first round only)
+  tiers   one job slot per host
+  multi   the two fastest hosts with two slots, the others one
 
-Reports each makespan, the lower bound (total compile CPU work / total farm
-capacity) and the share of it reached. Then fairness: a small build (8 files)
-started while two big builds run, with ccfarm and with distcc. With
---repeat N the configurations run N rounds, alternating which goes first,
-and the summary gives medians. For each ccfarm build it shows where the
-hosts were idle: before their first job, between jobs, after their last.
-With --pin each host is also pinned to one CPU (a cpuset group): a one-CPU
-host, where a nicer job yields to another as on a real one (unpinned, two
-jobs of one host run on two CPUs and share its quota whatever their nice
-values: --express needs it), but three hosts then share each CPU of this
-machine with the clients, and the figures get noisier.
+Scenarios, each on every shape:
+
+  one       one client machine (0.5 CPU) builds Lua 5.1-5.5 (158 files), make -j8
+  three     three client machines (0.3 CPU each) build Lua 5.4, 5.3 and 5.5 at once
+  fairness  the three clients: a small build (8 files, make -j4) started 3 s
+            into two big ones; its time is the figure
+
+Systems, each as its documentation sets it up:
+
+  ccfarm    ccfarm-scheduler and one ccfarmd per host (they measure their own
+            speed); clients set CCFARM_SCHEDULER; no other setting
+  distcc    one distccd per host; every client lists the hosts fastest first
+            (`host/N,lzo`) and `localhost/1` last, distcc's way to use the
+            client's own CPU
+  icecream  icecc-scheduler and one iceccd per host (`-m N`), one iceccd
+            --no-remote per client machine (icecream's clients talk to their
+            machine's daemon); ICECC_TESTS=1 keeps discovery on loopback
+
+Each round starts every system's farm afresh (state directories and
+icecream's compiler environments are kept between rounds, as on a farm
+that runs all day) and runs the systems in a rotated order. The lower bound
+is the compile CPU work (a local `make` of every file, measured first) over
+the capacity that compiles: the hosts' quotas plus the client machines'
+(every system compiles on the client too). Reported: makespans, share of
+the bound, ratios against each peer, medians over the rounds. For ccfarm
+builds it also shows where each host was idle (before its first job,
+between jobs, after its last) and which jobs ended last.
+
 Needs root (cgroups); removes its groups afterwards.
 """
 
@@ -35,17 +49,19 @@ import itertools
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import CGROOT, PERIOD, cgroup, in_group, set_quota, stop_group  # noqa: E402
+
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
 from ccfarm.demo.farm import (  # noqa: E402
     ccfarmd_command,
@@ -54,74 +70,19 @@ from ccfarm.demo.farm import (  # noqa: E402
     wait_listening,
 )
 
-CGROOT = "/sys/fs/cgroup/cpu"
-CPUSET_ROOT = "/sys/fs/cgroup/cpuset"
-PERIOD = 100_000
 HOST_QUOTAS = (0.3, 0.3, 0.15, 0.15, 0.075, 0.075)
-CLIENT_QUOTA = 0.3
-TREES = ("lua54", "lua53", "lua55")
+SHAPES = {"tiers": (1, 1, 1, 1, 1, 1), "multi": (2, 2, 1, 1, 1, 1)}
+#: scenario -> (client quotas, trees each client builds, make -j)
+SCENARIOS: dict[str, tuple[tuple[float, ...], tuple[tuple[str, ...], ...], int]] = {
+    "one": ((0.5,), (("lua51", "lua52", "lua53", "lua54", "lua55"),), 8),
+    "three": ((0.3, 0.3, 0.3), (("lua54",), ("lua53",), ("lua55",)), 8),
+    "fairness": ((0.3, 0.3, 0.3), (("lua54",), ("lua53",), ("lua55",)), 8),
+}
+SYSTEMS = ("ccfarm", "distcc", "icecream")
 PORT = 3632
 SCHED = ("127.0.2.1", 3634)
+ICE_SCHED_PORT = 8767
 VERBOSE = bool(os.environ.get("CCFARM_BENCH_VERBOSE"))
-#: an emulated host: its CPU group (quota) and its cpuset group (one CPU), if pinned
-Host = tuple[str, str | None]
-
-
-@contextmanager
-def group_at(path: str, settings: dict[str, str]) -> Iterator[str]:
-    """A cgroup v1 directory with these files written; removed afterwards."""
-    os.makedirs(path, exist_ok=True)
-    for key, value in settings.items():
-        with open(os.path.join(path, key), "w") as f:
-            f.write(value)
-    try:
-        yield path
-    finally:
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:  # processes still leaving
-                time.sleep(0.1)
-
-
-def cgroup(name: str, cpus: float) -> contextlib.AbstractContextManager[str]:
-    """A CPU group with a quota of `cpus` CPUs."""
-    return group_at(
-        os.path.join(CGROOT, f"ccfarm-bench-{name}"),
-        {"cpu.cfs_period_us": str(PERIOD), "cpu.cfs_quota_us": str(int(cpus * PERIOD))},
-    )
-
-
-def cpuset(name: str, cpu: int) -> contextlib.AbstractContextManager[str]:
-    """A cpuset group that runs its processes on CPU `cpu` only."""
-    with open(os.path.join(CPUSET_ROOT, "cpuset.mems")) as f:
-        mems = f.read().strip()
-    return group_at(
-        os.path.join(CPUSET_ROOT, f"ccfarm-bench-{name}"),
-        {"cpuset.mems": mems, "cpuset.cpus": str(cpu)},  # mems first: the kernel wants both
-    )
-
-
-def stop_group(group: str, timeout: float = 10.0) -> None:
-    """SIGTERM what is left in a client group (only our builds' fork servers), wait for it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(os.path.join(group, "cgroup.procs")) as f:
-            pids = [int(x) for x in f.read().split()]
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        time.sleep(0.2)
-
-
-def in_group(group: str, argv: list[str], pinned: str | None = None) -> list[str]:
-    """argv run inside cgroup `group`, and cpuset `pinned` if given (the
-    wrapper moves only itself)."""
-    moves = "".join(f"echo $$ > {g}/cgroup.procs; " for g in (group, pinned) if g)
-    return ["sh", "-c", f'{moves}exec "$@"', "sh", *argv]
 
 
 @contextmanager
@@ -135,11 +96,10 @@ def process(argv: list[str], log: str, env: dict[str, str] | None = None) -> Ite
 
 
 def make(
-    build: str, cc: str, env: dict[str, str], jobs: int, group: str | None
+    build: str, cc: str, env: dict[str, str], jobs: int, group: str
 ) -> subprocess.Popen[bytes]:
-    argv = ["make", f"-j{jobs}", f"CC={cc}", "liblua.a"]
     return subprocess.Popen(
-        in_group(group, argv) if group else argv,
+        in_group(group, ["make", f"-j{jobs}", f"CC={cc}", "liblua.a"]),
         cwd=build,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -161,124 +121,187 @@ def cpu_work(trees: list[LuaTree], work: str) -> float:
 
 @dataclass
 class Farm:
-    """One configuration's farm, up: how its clients compile, where its hosts log."""
+    """One system's farm, up: how its clients compile, where its hosts log."""
 
     cc: str
-    envs: list[dict[str, str]]
-    clients: list[str]
+    envs: list[dict[str, str]]  # one per client machine
+    clients: list[str]  # their cgroups
     work: str
-    jobs: int
     host_logs: list[str] = field(default_factory=list)
 
-    def builds(self, trees: list[LuaTree], tag: str) -> list[str]:
-        return [prepare_build(t, os.path.join(self.work, f"{tag}-{t.name}")) for t in trees]
-
-    def run(self, builds: list[str], envs: list[dict[str, str]] | None = None) -> list[float]:
-        """Every build at once; each one's time from the common start."""
-        envs = envs or self.envs
+    def run(self, builds: list[str], jobs: int) -> list[float]:
+        """Every build at once, build i on client i; each one's time from the common start."""
         started = time.monotonic()
         procs = [
-            make(b, self.cc, e, self.jobs, g)
-            for b, e, g in zip(builds, envs, self.clients, strict=True)
+            make(b, self.cc, e, jobs, g)
+            for b, e, g in zip(builds, self.envs, self.clients, strict=False)
         ]
-        done = [0.0] * len(procs)
-        pending = dict(enumerate(procs))
-        while pending:
-            for i, p in list(pending.items()):
-                if p.poll() is not None:
-                    done[i] = time.monotonic() - started
-                    del pending[i]
-                    if p.returncode:
-                        err = p.stderr.read().decode() if p.stderr else ""
-                        sys.exit(f"build failed ({self.cc}): {err[-1500:]}")
-            time.sleep(0.01)
-        for p in procs:
-            p.communicate()
-        return done
+        return [t - started for t in wait_all(procs, self.cc)]
 
-    def fairness(self, big: list[str], small: str, delay: float = 3.0) -> float:
-        """Seconds for `small` (make -j4) started `delay` into the `big` builds."""
+    def fairness(self, big: list[str], small: str, jobs: int, delay: float = 3.0) -> float:
+        """Seconds for `small` (make -j4, client 3) started `delay` into the `big` builds."""
         procs = [
-            make(b, self.cc, e, self.jobs, g)
+            make(b, self.cc, e, jobs, g)
             for b, e, g in zip(big, self.envs[:2], self.clients[:2], strict=True)
         ]
         time.sleep(delay)
         started = time.monotonic()
         small_env = {**self.envs[2], "CCFARM_VERBOSE": "1"} if VERBOSE else self.envs[2]
-        small_proc = make(small, self.cc, small_env, 4, self.clients[2])
-        _, err = small_proc.communicate()
-        took = time.monotonic() - started
-        if VERBOSE:
-            print(f"small build ({took:.1f} s):\n{err.decode()}")
-        for p in procs:
-            p.communicate()
-        if small_proc.returncode:
-            sys.exit("small build failed")
-        return took
+        (ended,) = wait_all([make(small, self.cc, small_env, 4, self.clients[2])], self.cc)
+        wait_all(procs, self.cc)
+        return ended - started
+
+
+def wait_all(procs: list[subprocess.Popen[bytes]], what: str) -> list[float]:
+    """Wait for every process; when each ended (monotonic). A failed build ends the run."""
+    done = [0.0] * len(procs)
+    pending = dict(enumerate(procs))
+    while pending:
+        for i, p in list(pending.items()):
+            if p.poll() is not None:
+                done[i] = time.monotonic()
+                del pending[i]
+                err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+                if p.returncode:
+                    sys.exit(f"build failed ({what}): {err[-1500:]}")
+                if VERBOSE and err:
+                    print(err)
+        time.sleep(0.01)
+    for p in procs:
+        p.communicate()
+    return done
+
+
+@dataclass
+class Bench:
+    """What every farm shares: host and client groups, work directory, client state."""
+
+    hosts: list[str]  # host cgroups
+    clients: list[str]  # client cgroups
+    work: str
+    base_env: dict[str, str]
+
+    def client_envs(self) -> list[dict[str, str]]:
+        envs = []
+        for i in range(len(self.clients)):
+            state = os.path.join(self.work, f"state-c{i + 1}")
+            os.makedirs(state, exist_ok=True)
+            envs.append(
+                {
+                    **self.base_env,
+                    "CCFARM_DIR": state,
+                    "DISTCC_DIR": state,
+                    "CCFARM_CLIENT_NAME": f"client{i + 1}/bench",
+                }
+            )
+        return envs
 
 
 @contextmanager
-def ccfarm_farm(base: Farm, hosts: list[Host], scheduler_args: tuple[str, ...]) -> Iterator[Farm]:
+def ccfarm_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
     ccfarm = shutil.which("ccfarm")
     assert ccfarm
-    work = base.work
+    work = bench.work
     with ExitStack() as stack:
-        stack.enter_context(
-            process(
-                [
-                    sys.executable,
-                    "-m",
-                    "ccfarm.scheduler.main",
-                    "--listen",
-                    SCHED[0],
-                    "--port",
-                    str(SCHED[1]),
-                    "--load-low",
-                    "100",
-                    "--load-high",
-                    "200",
-                    *(["--log-level", "debug"] if VERBOSE else []),
-                    *scheduler_args,
-                ],
-                os.path.join(work, "scheduler.log"),
-            )
-        )
+        argv = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", SCHED[0]]
+        argv += ["--port", str(SCHED[1])] + (["--log-level", "debug"] if VERBOSE else [])
+        stack.enter_context(process(argv, os.path.join(work, "scheduler.log")))
         wait_listening(*SCHED)
-        logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(hosts))]
-        for i, ((group, pinned), log) in enumerate(zip(hosts, logs, strict=True)):
+        logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(slots))]
+        for i, (group, n, log) in enumerate(zip(bench.hosts, slots, logs, strict=True)):
             argv = ccfarmd_command(
-                f"127.0.1.{i + 1}",
-                PORT,
-                1,
-                ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--heartbeat", "1"),
+                f"127.0.1.{i + 1}", PORT, n, ("--scheduler", f"{SCHED[0]}:{SCHED[1]}")
             )
-            stack.enter_context(process(in_group(group, argv, pinned), log))
-        _wait_hosts(len(hosts))
-        envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in base.envs]
+            stack.enter_context(process(in_group(group, argv), log))
+        _wait_ccfarm_hosts(len(slots))
+        envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in bench.client_envs()]
         try:
-            yield Farm(f"{ccfarm} gcc", envs, base.clients, work, base.jobs, logs)
+            yield Farm(f"{ccfarm} gcc", envs, bench.clients, work, logs)
         finally:
-            for group in base.clients:
+            for group in bench.clients:
                 stop_group(group)  # the clients' fork servers
 
 
 @contextmanager
-def distcc_farm(base: Farm, hosts: list[Host], _: tuple[str, ...]) -> Iterator[Farm]:
+def distcc_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
     distcc, distccd = shutil.which("distcc"), shutil.which("distccd")
     assert distcc and distccd
     with ExitStack() as stack:
-        for i, (group, pinned) in enumerate(hosts):
+        for i, (group, n) in enumerate(zip(bench.hosts, slots, strict=True)):
             address = f"127.0.1.{i + 1}"
             stack.enter_context(
                 process(
-                    in_group(group, distccd_command(distccd, address, PORT, 1), pinned),
-                    os.path.join(base.work, f"distccd-{i + 1}.log"),
+                    in_group(group, distccd_command(distccd, address, PORT, n)),
+                    os.path.join(bench.work, f"distccd-{i + 1}.log"),
                 )
             )
             wait_listening(address, PORT)
-        hostlist = " ".join(f"127.0.1.{i + 1}:{PORT}/1,lzo" for i in range(len(hosts)))
-        envs = [{**e, "DISTCC_HOSTS": hostlist} for e in base.envs]
-        yield Farm(f"{distcc} gcc", envs, base.clients, base.work, base.jobs)
+        order = sorted(range(len(slots)), key=lambda i: -HOST_QUOTAS[i])  # fastest first
+        hostlist = " ".join(f"127.0.1.{i + 1}:{PORT}/{slots[i]},lzo" for i in order)
+        envs = [{**e, "DISTCC_HOSTS": f"{hostlist} localhost/1"} for e in bench.client_envs()]
+        yield Farm(f"{distcc} gcc", envs, bench.clients, bench.work)
+
+
+@contextmanager
+def icecream_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
+    icecc, iceccd, scheduler = (shutil.which(n) for n in ("icecc", "iceccd", "icecc-scheduler"))
+    if not (icecc and iceccd and scheduler):
+        sys.exit("needs icecream (apt-get install icecc)")
+    ice = os.path.join(bench.work, "icecream")  # iceccd drops root: its files live here
+    os.makedirs(ice, exist_ok=True)
+    os.chmod(bench.work, 0o755)
+    os.chmod(ice, 0o777)
+    net = f"ccfarmbench{os.getpid()}"
+    env = {
+        **bench.base_env,
+        "ICECC_TESTS": "1",
+        "ICECC_TEST_SCHEDULER_PORTS": f"{ICE_SCHED_PORT}:{ICE_SCHED_PORT + 2}",
+        "ICECC_SCHEDULER": f"127.0.0.1:{ICE_SCHED_PORT}",
+    }
+
+    def daemon(name: str, group: str, n: int, port: int, *extra: str) -> list[str]:
+        argv = [iceccd, "-b", os.path.join(ice, f"envs-{name}"), "-n", net, "-N", name]
+        argv += ["-m", str(n), "-p", str(port), "-l", os.path.join(ice, f"{name}.log"), "-vv"]
+        argv += extra
+        return in_group(group, argv)
+
+    with ExitStack() as stack:
+        argv = [scheduler, "-p", str(ICE_SCHED_PORT), "-n", net]
+        stack.enter_context(
+            process(argv + ["-l", os.path.join(ice, "scheduler.log")], os.devnull, env)
+        )
+        names = []
+        for i, (group, n) in enumerate(zip(bench.hosts, slots, strict=True)):
+            names.append(f"h{i + 1}")
+            sock = {"ICECC_TEST_SOCKET": os.path.join(ice, f"sock-h{i + 1}")}
+            stack.enter_context(
+                process(daemon(names[-1], group, n, 10250 + i), os.devnull, {**env, **sock})
+            )
+        envs = []
+        for i, (group, quota) in enumerate(zip(bench.clients, client_quotas(bench), strict=True)):
+            names.append(f"c{i + 1}")
+            sock = {"ICECC_TEST_SOCKET": os.path.join(ice, f"sock-c{i + 1}")}
+            local = max(1, round(quota))
+            argv = daemon(names[-1], group, local, 10270 + i, "--no-remote")
+            stack.enter_context(process(argv, os.devnull, {**env, **sock}))
+            envs.append({**bench.client_envs()[i], **env, **sock, "ICECC_TEST_REMOTEBUILD": "1"})
+        _wait_icecream(ice, names)
+        yield Farm(f"{icecc} gcc", envs, bench.clients, bench.work)
+
+
+STARTERS: dict[str, Callable[[Bench, tuple[int, ...]], contextlib.AbstractContextManager[Farm]]] = {
+    "ccfarm": ccfarm_farm,
+    "distcc": distcc_farm,
+    "icecream": icecream_farm,
+}
+
+
+def client_quotas(bench: Bench) -> list[float]:
+    quotas = []
+    for group in bench.clients:
+        with open(os.path.join(group, "cpu.cfs_quota_us")) as f:
+            quotas.append(int(f.read()) / PERIOD)
+    return quotas
 
 
 @dataclass
@@ -308,10 +331,9 @@ def host_jobs(logs: list[str], offsets: list[int], t0: float) -> list[Job]:
     return jobs
 
 
-def timeline(jobs: list[Job], done: list[float]) -> list[str]:
-    """Where each host was idle during a build that ended at max(done)."""
-    makespan = max(done)
-    lines = ["    clients done at " + ", ".join(f"{d:.1f}" for d in done) + " s"]
+def timeline(jobs: list[Job], makespan: float, files: int) -> list[str]:
+    """Where each host was idle during a build that ended at `makespan`."""
+    lines = [f"    {len(jobs)} jobs ran on hosts, for {files} files"]
     for host, quota in enumerate(HOST_QUOTAS):
         mine = sorted((j for j in jobs if j.host == host), key=lambda j: j.start)
         if not mine:
@@ -324,9 +346,9 @@ def timeline(jobs: list[Job], done: list[float]) -> list[str]:
             f" idle {max(0.0, mine[0].start):4.1f} s before its first, {gaps:4.1f} s between,"
             f" {max(0.0, makespan - mine[-1].end):4.1f} s after its last"
         )
-    last = sorted(jobs, key=lambda j: j.end)[-4:]
+    last = sorted(jobs, key=lambda j: j.end)[-3:]
     lines.append(
-        "    last to finish: "
+        "    last to finish on hosts: "
         + ", ".join(
             f"{j.source} on {HOST_QUOTAS[j.host]} CPU {j.start:.1f}-{j.end:.1f} s" for j in last
         )
@@ -334,166 +356,172 @@ def timeline(jobs: list[Job], done: list[float]) -> list[str]:
     return lines
 
 
-def run_round(
-    rnd: int, args: argparse.Namespace, base: Farm, hosts: list[Host], trees: list[LuaTree]
-) -> tuple[dict[str, float], list[str]]:
-    results: dict[str, float] = {}
-    notes: list[str] = []
-    kinds = ["ccfarm", "distcc"] if rnd % 2 == 0 else ["distcc", "ccfarm"]
-    for kind in kinds:
-        starter = ccfarm_farm if kind == "ccfarm" else distcc_farm
-        with starter(base, hosts, ("--express",) if args.express else ()) as farm:
-            tag = f"r{rnd}-{kind}"
-            offsets = [os.path.getsize(log) for log in farm.host_logs]
-            t0 = time.time()
-            done = farm.run(farm.builds(trees, tag))
-            results[kind] = max(done)
-            if farm.host_logs:
-                notes += [f"  round {rnd + 1}, ccfarm build:"]
-                notes += timeline(host_jobs(farm.host_logs, offsets, t0), done)
-            if not args.skip_fairness:
-                big = farm.builds(trees[:2], f"{tag}-big")
-                small = LuaTree(trees[2].name, trees[2].path, trees[2].sources[:8])
-                small_build = prepare_build(small, os.path.join(base.work, f"{tag}-small"))
-                results[f"{kind} small"] = farm.fairness(big, small_build)
-            if kind == "ccfarm" and not args.skip_exact:
-                exact = [{**e, "CCFARM_MODE": "exact"} for e in farm.envs]
-                results["ccfarm exact"] = max(farm.run(farm.builds(trees, f"{tag}-x"), exact))
-    if rnd == 0:
-        local = Farm("gcc", base.envs, base.clients, base.work, 2)
-        results["local"] = max(local.run(local.builds(trees, f"r{rnd}-local")))
-    return results, notes
+def client_build(trees: list[LuaTree], build_dir: str, limit: int | None = None) -> str:
+    """One client's build: one Lua tree (its first `limit` files), or several
+    trees under one Makefile whose sub-makes share make's job slots."""
+    if len(trees) == 1:
+        t = trees[0]
+        return prepare_build(LuaTree(t.name, t.path, t.sources[:limit]), build_dir)
+    os.makedirs(build_dir, exist_ok=True)
+    names = [t.name for t in trees]
+    for t in trees:
+        prepare_build(t, os.path.join(build_dir, t.name))
+    with open(os.path.join(build_dir, "Makefile"), "w") as f:
+        f.write(f".PHONY: liblua.a {' '.join(names)}\nliblua.a: {' '.join(names)}\n")
+        for n in names:
+            f.write(f"{n}:\n\t$(MAKE) -C {n} liblua.a\n")
+    return build_dir
+
+
+def run_scenario(
+    farm: Farm, scenario: str, trees: dict[str, LuaTree], tag: str
+) -> tuple[float, list[str]]:
+    """One scenario on a running farm: the makespan (fairness: the small build's
+    time) and, for ccfarm, the hosts' timeline."""
+    _, builds_of, jobs = SCENARIOS[scenario]
+
+    def build(i: int, limit: int | None = None) -> str:
+        mine = [trees[n] for n in builds_of[i]]
+        return client_build(mine, os.path.join(farm.work, f"{tag}-{scenario}-{i}"), limit)
+
+    if scenario == "fairness":
+        return farm.fairness([build(0), build(1)], build(2, 8), jobs), []
+    builds = [build(i) for i in range(len(builds_of))]
+    offsets = [os.path.getsize(log) for log in farm.host_logs]
+    t0 = time.time()
+    done = farm.run(builds, jobs)
+    notes = []
+    if farm.host_logs:
+        files = sum(len(trees[n].sources) for names in builds_of for n in names)
+        notes = timeline(host_jobs(farm.host_logs, offsets, t0), max(done), files)
+    return max(done), notes
 
 
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--repeat", type=int, default=1, help="rounds of every configuration")
-    p.add_argument("--skip-fairness", action="store_true")
-    p.add_argument(
-        "--skip-exact", action="store_true", help="skip the ccfarm run with CCFARM_MODE=exact"
-    )
-    p.add_argument("-j", type=int, default=8, help="make -j per client")
-    p.add_argument("--express", action="store_true", help="ccfarm-scheduler --express")
-    p.add_argument("--pin", action="store_true", help="pin each host to one CPU (see above)")
-    p.add_argument(
-        "--client-cpu",
-        type=float,
-        default=CLIENT_QUOTA,
-        help="CPU quota of each client machine (0.3)",
-    )
+    p.add_argument("--repeat", type=int, default=3, help="rounds of every configuration (3)")
+    p.add_argument("--shape", action="append", choices=SHAPES, help="farm shape (all)")
+    p.add_argument("--scenario", action="append", choices=SCENARIOS, help="scenario (all)")
+    p.add_argument("--system", action="append", choices=SYSTEMS, help="system (all)")
     args = p.parse_args()
     if os.geteuid() != 0 or not os.path.isdir(CGROOT):
         sys.exit("needs root and cgroup v1 at /sys/fs/cgroup/cpu")
-    if not all(shutil.which(n) for n in ("ccfarm", "distcc", "distccd")):
-        sys.exit("needs ccfarm, distcc and distccd on PATH")
-    trees = [t for t in lua_trees(fetch_lupa()) if t.name in TREES]
+    shapes = args.shape or list(SHAPES)
+    scenarios = args.scenario or list(SCENARIOS)
+    systems = args.system or list(SYSTEMS)
+    names = {n for s in scenarios for b in SCENARIOS[s][1] for n in b}
+    trees = {t.name: t for t in lua_trees(fetch_lupa()) if t.name in names}
     work = tempfile.mkdtemp(prefix="ccfarm-farm-")
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
-    rounds: list[dict[str, float]] = []
+    base_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM", "ICECC"))
+    }
+    results: dict[tuple[str, str, str], list[float]] = {}
+    work_s = cpu_work(list(trees.values()), work)
+    per_file = work_s / sum(len(t.sources) for t in trees.values())
     with ExitStack() as stack:
-        cpus = sorted(os.sched_getaffinity(0))
-        hosts = [
-            (
-                stack.enter_context(cgroup(f"h{i + 1}", q)),
-                stack.enter_context(cpuset(f"h{i + 1}", cpus[i % len(cpus)])) if args.pin else None,
-            )
-            for i, q in enumerate(HOST_QUOTAS)
-        ]
-        clients = [stack.enter_context(cgroup(f"c{i + 1}", args.client_cpu)) for i in range(3)]
-        work_s = cpu_work(trees, work)
-        envs = []
-        for i in range(3):
-            state = os.path.join(work, f"state-c{i + 1}")
-            os.makedirs(state)
-            envs.append(
-                {
-                    **base_env,
-                    "CCFARM_DIR": state,
-                    "DISTCC_DIR": state,
-                    "CCFARM_CLIENT_NAME": f"client{i + 1}/bench",
-                    "CCFARM_HELPER_IDLE": "5",
-                }
-            )
-        base = Farm("", envs, clients, work, args.j)
-        for rnd in range(args.repeat):
-            results, notes = run_round(rnd, args, base, hosts, trees)
-            rounds.append(results)
-            print("\n".join(notes))
-            sys.stdout.flush()
+        hosts = [stack.enter_context(cgroup(f"h{i + 1}", q)) for i, q in enumerate(HOST_QUOTAS)]
+        clients = [stack.enter_context(cgroup(f"c{i + 1}", 0.3)) for i in range(3)]
+        for shape in shapes:
+            for rnd in range(args.repeat):
+                order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
+                for system in order:
+                    bench = Bench(hosts, clients, work, base_env)
+                    with STARTERS[system](bench, SHAPES[shape]) as farm:
+                        for scenario in scenarios:
+                            quotas = SCENARIOS[scenario][0]
+                            for group, q in zip(clients, quotas, strict=False):
+                                set_quota(group, q)
+                            tag = f"{shape}-r{rnd}-{system}"
+                            took, notes = run_scenario(farm, scenario, trees, tag)
+                            results.setdefault((shape, scenario, system), []).append(took)
+                            print(
+                                f"{shape} round {rnd + 1} {scenario:<8} {system:<8} {took:6.1f} s"
+                            )
+                            print("\n".join(notes))
+                            sys.stdout.flush()
     if VERBOSE:
         print(f"logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    report(rounds, work_s, trees, args)
+    report(results, trees, per_file, shapes, scenarios, systems)
     return 0
 
 
 def report(
-    rounds: list[dict[str, float]], work_s: float, trees: list[LuaTree], args: argparse.Namespace
+    results: dict[tuple[str, str, str], list[float]],
+    trees: dict[str, LuaTree],
+    per_file: float,
+    shapes: list[str],
+    scenarios: list[str],
+    systems: list[str],
 ) -> None:
-    capacity = sum(HOST_QUOTAS)
-    bound = work_s / capacity
-    files = sum(len(t.sources) for t in trees)
-    print(
-        f"emulated farm: hosts {HOST_QUOTAS} CPU (sum {capacity:.2f}), 3 clients x "
-        f"{args.client_cpu} CPU, each building one Lua tree ({files} files in all), "
-        f"make -j{args.j}, {len(rounds)} round(s)"
-    )
-    print(f"  compile work {work_s:.1f} CPU s; lower bound {bound:.1f} s")
+    print(f"\nhosts {HOST_QUOTAS} CPU; compile work {per_file * 1000:.0f} CPU ms per file")
+    for shape in shapes:
+        print(f"\nshape {shape}: slots {SHAPES[shape]}")
+        for scenario in scenarios:
+            quotas, builds_of, jobs = SCENARIOS[scenario]
+            capacity = sum(HOST_QUOTAS) + sum(quotas)
+            files = sum(len(trees[n].sources) for b in builds_of for n in b)
+            bound = files * per_file / capacity
+            if scenario == "fairness":
+                print("  fairness (small build of 8 files, make -j4, into two big builds):")
+            else:
+                print(
+                    f"  {scenario}: {len(quotas)} client(s) x {quotas[0]} CPU, {files} files,"
+                    f" make -j{jobs}; capacity {capacity:.2f} CPU, bound {bound:.1f} s"
+                )
+            medians = {}
+            for system in systems:
+                values = results.get((shape, scenario, system))
+                if not values:
+                    continue
+                medians[system] = statistics.median(values)
+                each = ", ".join(f"{v:.1f}" for v in values)
+                share = (
+                    "" if scenario == "fairness" else f"  {bound / medians[system]:6.1%} of bound"
+                )
+                print(f"    {system:<9} median {medians[system]:6.1f} s{share}   rounds: {each}")
+            if "ccfarm" in medians:
+                for peer in (s for s in systems if s != "ccfarm" and s in medians):
+                    ratios = [
+                        c / o
+                        for c, o in zip(
+                            results[(shape, scenario, "ccfarm")],
+                            results[(shape, scenario, peer)],
+                            strict=True,
+                        )
+                    ]
+                    print(
+                        f"    ccfarm/{peer:<9} median {statistics.median(ratios):.2f}"
+                        f"   rounds: {', '.join(f'{r:.2f}' for r in ratios)}"
+                    )
 
-    def row(name: str, values: list[float], fmt: str = "{:6.1f} s") -> str:
-        each = "  ".join(fmt.format(v) for v in values)
-        median = fmt.format(statistics.median(values))
-        return f"  {name:<22} median {median}   rounds: {each}"
 
-    for name in ("ccfarm", "ccfarm exact", "distcc", "local"):
-        values = [r[name] for r in rounds if name in r]
-        if values:
-            print(row(f"{name} makespan", values))
-            if name != "local":
-                print(row(f"{name} share of bound", [bound / v for v in values], "{:6.1%}"))
-    ratios = [r["ccfarm"] / r["distcc"] for r in rounds]
-    print(row("ccfarm/distcc", ratios, "{:6.2f}"))
-    share = sum(bound / r["ccfarm"] >= 0.85 for r in rounds)
-    faster = sum(x < 1 for x in ratios)
-    print(
-        f"  rounds at >= 85 % of the bound: {share}/{len(rounds)}; faster than distcc: "
-        f"{faster}/{len(rounds)}"
-    )
-    if not args.skip_fairness:
-        print(row("small build, ccfarm", [r["ccfarm small"] for r in rounds]))
-        print(row("small build, distcc", [r["distcc small"] for r in rounds]))
-        sooner = [r["distcc small"] / r["ccfarm small"] for r in rounds]
-        print(row("small: distcc/ccfarm", sooner, "{:6.2f}"))
-        print(
-            f"  rounds with the small build >= 2x sooner: "
-            f"{sum(x >= 2 for x in sooner)}/{len(rounds)}"
-        )
-
-
-def _wait_hosts(n: int, timeout: float = 60.0) -> None:
+def _wait_ccfarm_hosts(n: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
+    argv = [sys.executable, "-m", "ccfarm.cli.ctl", "--scheduler", f"{SCHED[0]}:{SCHED[1]}"]
     while time.monotonic() < deadline:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ccfarm.cli.ctl",
-                "--scheduler",
-                f"{SCHED[0]}:{SCHED[1]}",
-                "--json",
-                "hosts",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        out = subprocess.run([*argv, "--json", "hosts"], capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.count('"host"') >= n:
-            print(out.stdout if VERBOSE else "", end="")
             return
         time.sleep(0.5)
-    sys.exit("hosts did not register with the scheduler")
+    sys.exit("ccfarm hosts did not register with the scheduler")
+
+
+def _wait_icecream(directory: str, names: list[str], timeout: float = 60.0) -> None:
+    """Until every iceccd's log says it found the scheduler."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting and time.monotonic() < deadline:
+        for name in list(waiting):
+            with contextlib.suppress(OSError), open(os.path.join(directory, f"{name}.log")) as f:
+                if "Connected to scheduler" in f.read():
+                    waiting.discard(name)
+        time.sleep(0.5)
+    if waiting:
+        sys.exit(f"iceccd {sorted(waiting)} did not find the scheduler")
 
 
 if __name__ == "__main__":
