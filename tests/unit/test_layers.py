@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ccfarm"
-PURE_PACKAGES = ("protocol", "control", "compiler", "model")
+PURE_PACKAGES = ("protocol", "control", "compiler", "model", "limits")
 #: the wrapper's decisions (its shell is the rest of client/job)
 PURE_MODULES = ("ccfarm.client.job.plan", "ccfarm.client.job.fallback")
 #: the scheduler's shell and entry point; every other scheduler module is core

@@ -48,6 +48,10 @@ def _setup_logging(config: DaemonConfig) -> None:
     if config.log_stderr or not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     fmt = "%(asctime)s ccfarmd[%(process)d] %(levelname)s %(message)s"
+    from ccfarm.limits import LogRateFilter
+
+    for handler in handlers:  # a flood of one kind of line is cut (and counted)
+        handler.addFilter(LogRateFilter())
     logging.basicConfig(level=level, handlers=handlers, format=fmt)
 
 

@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.log_file
         else logging.StreamHandler(sys.stderr)
     )
+    from ccfarm.limits import LogRateFilter
+
+    handler.addFilter(LogRateFilter())  # a flood of one kind of line is cut (and counted)
     logging.basicConfig(
         level=config.log_level.upper(),
         handlers=[handler],

@@ -1,0 +1,166 @@
+"""Reading one request off a connection, within the daemon's bounds.
+
+The bounds are decided by the pure `ccfarm.limits` objects and the
+protocol's `Limits`; this shell applies them to a connection: connections
+in total and per client address (`admit`), the time a request may take
+(`idle_timeout` to start, `io_timeout` per read, `request_timeout` in all),
+the memory of request bodies held at once (a body's declared size is
+reserved from `body_memory` before it is read: a request waits for room,
+and one that cannot get it in time is refused), and decompression, which
+runs in a thread when a body is bigger than `INLINE_INFLATE` once
+decompressed (so a bomb cannot stop the event loop) and stops at
+`max_body` bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from ccfarm.daemon.config import DaemonConfig
+from ccfarm.errors import RemoteProtocolError
+from ccfarm.limits import ConnectionCaps, MemoryBudget, fd_headroom
+from ccfarm.protocol import Inflate, Limits, Need, RequestEvent, RequestParser, compression
+
+MiB = 1 << 20
+READ_SIZE = 256 * 1024
+#: bodies that decompress to at most this much are decompressed on the event
+#: loop (about a millisecond); bigger ones go to a thread
+INLINE_INFLATE = 1 * MiB
+#: threads that decompress big bodies: at most this many x max_body bytes of
+#: decompressed output exist at once, besides the bodies in `body_memory`
+INFLATE_THREADS = 2
+#: declared bodies up to this size are read without a reservation (each
+#: connection then holds at most this much unaccounted for)
+UNRESERVED = 64 * 1024
+#: descriptors kept free of connections: logs, listening sockets, schedulers
+FD_RESERVE = 32
+#: descriptors a running job needs besides its connection (pipes, files)
+FD_PER_JOB = 8
+
+
+class ClientGone(Exception):
+    """The client closed without sending anything (not an error)."""
+
+
+class Bounds:
+    """What one daemon allows all its connections together."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        body = config.max_body * MiB
+        self.limits = Limits(
+            max_body=body, max_plain_body=body, max_request_bytes=max(body, 16 * body)
+        )
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.caps = ConnectionCaps(
+            fd_headroom(soft, FD_RESERVE + FD_PER_JOB * config.jobs, 1, config.max_connections),
+            config.max_client_connections,
+        )
+        self.budget = MemoryBudget(config.body_memory * MiB)
+        self._waiters: dict[object, asyncio.Future[None]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- connections -----------------------------------------------------------------
+
+    def admit(self, address: str) -> str | None:
+        """None when a connection from `address` may be served, else why not."""
+        return self.caps.admit(address)
+
+    def leave(self, address: str) -> None:
+        self.caps.leave(address)
+
+    # -- the body budget --------------------------------------------------------------
+
+    async def reserve(self, key: object, size: int, timeout: float) -> None:
+        """Take `size` bytes of the budget, waiting at most `timeout` seconds."""
+        granted = self.budget.request(key, size)
+        if granted is False:
+            raise RemoteProtocolError(
+                f"a body of {size} bytes is larger than the memory for bodies"
+            )
+        if granted:
+            return
+        waiter = self._waiters[key] = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), max(timeout, 0.0))
+        except BaseException:
+            self._waiters.pop(key, None)
+            if waiter.done():  # granted just as we gave up: give it back
+                self.release(size)
+            else:
+                self._wake(self.budget.cancel(key))
+            raise
+        self._waiters.pop(key, None)
+
+    def release(self, size: int) -> None:
+        self._wake(self.budget.release(size))
+
+    def _wake(self, keys: list[object]) -> None:
+        for key in keys:
+            waiter = self._waiters.get(key)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    # -- decompression ------------------------------------------------------------------
+
+    async def inflate(self, packed: bytes, limit: int) -> bytes:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="ccfarmd-inflate")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, compression.decompress, packed, limit)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+async def request_events(
+    reader: asyncio.StreamReader, bounds: Bounds
+) -> AsyncIterator[RequestEvent]:
+    """The events of one request, read within `bounds` (the last is
+    RequestComplete). Raises TimeoutError, RemoteProtocolError, or
+    `ClientGone` for a connection closed before its first byte."""
+    config = bounds.config
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.request_timeout
+    parser = RequestParser(bounds.limits, inline_inflate=INLINE_INFLATE)
+    key = object()  # this connection, in the budget's queue
+    held = 0  # bytes of the budget this connection holds for the body under way
+    received = False
+    try:
+        while True:
+            event = parser.next_event()
+            if isinstance(event, Need):
+                declared = parser.declared
+                if declared > UNRESERVED and not held:
+                    await bounds.reserve(key, declared, _left(loop, deadline, config.io_timeout))
+                    held = declared
+                wait = config.io_timeout if received else config.idle_timeout
+                data = await asyncio.wait_for(reader.read(READ_SIZE), _left(loop, deadline, wait))
+                if data:
+                    received = True
+                    parser.receive_data(data)
+                elif not received:
+                    raise ClientGone("closed without sending a request")
+                else:
+                    parser.receive_eof()
+                continue
+            if isinstance(event, Inflate):
+                plain = await bounds.inflate(event.packed, event.limit)
+                event = parser.inflated(plain)
+            yield event
+            if held:  # the body is on disk now: its room goes to the next one
+                bounds.release(held)
+                held = 0
+    finally:
+        if held:
+            bounds.release(held)
+
+
+def _left(loop: asyncio.AbstractEventLoop, deadline: float, wait: float) -> float:
+    """`wait`, or less if the request's deadline comes first."""
+    return max(0.0, min(wait, deadline - loop.time()))

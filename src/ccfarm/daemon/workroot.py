@@ -1,0 +1,95 @@
+"""The daemon's own directory of job workspaces, cleaned on every way out.
+
+`<tmpdir>/ccfarmd-<listen>-<port>`, made at start (mode 0700) and locked
+(`flock`) while the daemon runs: what a daemon killed with SIGKILL left
+there is removed by the next one on the same address and port, and a
+second daemon never cleans a live one's jobs (it takes a fresh directory).
+A workspace that cannot be removed now (no file descriptors left: the
+removal itself needs some) is kept on a list and removed later, at the
+latest when the daemon exits, which removes the whole directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import stat
+import tempfile
+
+log = logging.getLogger("ccfarmd")
+
+
+class WorkRoot:
+    def __init__(self, path: str, lock_fd: int | None) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+        #: workspaces whose removal failed, to try again
+        self.stale: set[str] = set()
+
+    @classmethod
+    def claim(cls, parent: str | None, name: str) -> WorkRoot:
+        """The directory `name` below `parent` ($TMPDIR), emptied of what an
+        earlier daemon left; a fresh one if it is in use or not ours."""
+        parent = parent or tempfile.gettempdir()
+        path = os.path.join(parent, name)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        fd = _lock(path)
+        if fd is None:
+            fresh = tempfile.mkdtemp(prefix=f"{name}.", dir=parent)
+            log.warning("%s is in use or not this user's: job directories go to %s", path, fresh)
+            return cls(fresh, _lock(fresh))
+        root = cls(path, fd)
+        left = os.listdir(path)
+        if left:
+            for entry in left:
+                root.remove(os.path.join(path, entry))
+            log.info("removed %d job director(ies) an earlier daemon left in %s", len(left), path)
+        return root
+
+    def remove(self, path: str) -> bool:
+        """Remove a workspace (and any that failed before); False if it stays."""
+        for old in list(self.stale):
+            if _rmtree(old):
+                self.stale.discard(old)
+        if _rmtree(path):
+            self.stale.discard(path)
+            return True
+        self.stale.add(path)
+        return False
+
+    def close(self) -> None:
+        """At exit: remove the directory and everything in it."""
+        _rmtree(self.path)
+        self.stale.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _lock(path: str) -> int | None:
+    """A descriptor holding an exclusive lock on directory `path`, or None
+    when it is a link, another user's, open to others, or locked already."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        os.close(fd)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _rmtree(path: str) -> bool:
+    """True when `path` is gone (removed now, or not there)."""
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
