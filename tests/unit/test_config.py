@@ -40,6 +40,15 @@ OLD_SCHEDULER_FLAGS = {
 #: settings that were TOML-only gained a flag; booleans gained their other half
 NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
 NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+#: bounds on connections, time and memory (docs/security.md, "Limits and load")
+NEW_DAEMON_FLAGS |= {
+    "--idle-timeout", "--request-timeout", "--max-connections", "--max-client-connections",
+    "--body-memory", "--max-body",
+}
+NEW_SCHEDULER_FLAGS |= {
+    "--idle-timeout", "--max-connections", "--max-client-connections", "--max-waiting",
+    "--max-client-waiting",
+}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

@@ -1,4 +1,5 @@
-"""Caps on open connections, in total and per client address."""
+"""Caps on open connections (or anything else counted per client address),
+in total and per address."""
 
 from __future__ import annotations
 
@@ -11,23 +12,24 @@ class ConnectionCaps:
     connections, not the addresses ever seen.
     """
 
-    __slots__ = ("total", "per_address", "open", "_by_address")
+    __slots__ = ("total", "per_address", "what", "open", "_by_address")
 
-    def __init__(self, total: int, per_address: int) -> None:
+    def __init__(self, total: int, per_address: int, what: str = "connections") -> None:
         if total < 1 or per_address < 1:
             raise ValueError("connection caps must be at least 1")
         self.total = total
         self.per_address = per_address
+        self.what = what  # what is counted, for the reasons given
         self.open = 0
         self._by_address: dict[str, int] = {}
 
     def admit(self, address: str) -> str | None:
         """None when admitted (and counted), else why not."""
         if self.open >= self.total:
-            return f"{self.open} connections open (limit {self.total})"
+            return f"{self.open} {self.what} open (limit {self.total})"
         held = self._by_address.get(address, 0)
         if held >= self.per_address:
-            return f"{held} connections from {address} (limit {self.per_address})"
+            return f"{held} {self.what} from {address} (limit {self.per_address})"
         self._by_address[address] = held + 1
         self.open += 1
         return None

@@ -56,6 +56,7 @@ async def _run(config: SchedulerConfig, hosts_info: dict) -> int:  # type: ignor
 
     from ccfarm.scheduler.service import SchedulerService
 
+    _raise_fd_limit()
     service = SchedulerService(config, hosts_info)
     try:
         await service.start()
@@ -68,6 +69,18 @@ async def _run(config: SchedulerConfig, hosts_info: dict) -> int:  # type: ignor
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     return 0
+
+
+def _raise_fd_limit(most: int = 1 << 16) -> None:
+    """Every wrapper job holds a connection while it runs: take the file
+    descriptors the hard limit allows (up to `most`); the connection caps
+    are set within what there is."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 if __name__ == "__main__":
