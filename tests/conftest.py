@@ -117,6 +117,18 @@ def lua_root() -> Path:
     return Path(fetch_lupa(cache))
 
 
+def job_dirs(tmpdir: Path) -> list[Path]:
+    """The job directories under a daemon's --tmpdir: what is inside its own
+    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), and anything else."""
+    found: list[Path] = []
+    for entry in tmpdir.iterdir():
+        if entry.name.startswith("ccfarmd-") and entry.is_dir() and not entry.is_symlink():
+            found.extend(entry.iterdir())
+        else:
+            found.append(entry)
+    return found
+
+
 def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -15,6 +15,8 @@ decompressed (so a bomb cannot stop the event loop) and stops at
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import resource
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +159,7 @@ async def request_events(
                 bounds.release(held)
                 held = 0
     finally:
+        parser.close()
         if held:
             bounds.release(held)
 
@@ -164,3 +167,23 @@ async def request_events(
 def _left(loop: asyncio.AbstractEventLoop, deadline: float, wait: float) -> float:
     """`wait`, or less if the request's deadline comes first."""
     return max(0.0, min(wait, deadline - loop.time()))
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Out of descriptors, asyncio's accept loop reports each failed accept
+    with a traceback (and retries a second later): make that one warning
+    line (which the log's rate limit then thins out)."""
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            logging.getLogger("ccfarmd").warning("cannot accept connections: %s", exc.strerror)
+        elif isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle")):
+            pass  # an accept retry armed before the server closed (at exit)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
-from ccfarm.daemon.intake import Bounds, request_events
+from ccfarm.daemon.intake import Bounds, quiet_accept_errors, request_events
 from ccfarm.daemon.intake import ClientGone as _ClientGone
 from ccfarm.daemon.job import CompilePlan, JobBuilder, deps_reply, unroot, wait_status
 from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
@@ -80,6 +80,7 @@ class DaemonService:
             self.handle_connection, self.config.listen, self.config.port, backlog=1024
         )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
+        quiet_accept_errors(asyncio.get_running_loop())
         self.workroot = WorkRoot.claim(
             self.config.tmpdir or None, f"ccfarmd-{self.config.listen}-{self.port}"
         )
@@ -226,6 +227,7 @@ class DaemonService:
                     ws.remove()
                 elif not self.workroot.remove(ws.path):
                     log.warning("cannot remove %s yet; will try again", ws.path)
+                    self.workroot.sweep_later(asyncio.get_running_loop())
 
     def _demote_others(self, nice: int) -> None:
         """An express job started: the running plain jobs go EXPRESS_NICE nicer

@@ -11,6 +11,7 @@ latest when the daemon exits, which removes the whole directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -20,6 +21,8 @@ import stat
 import tempfile
 
 log = logging.getLogger("ccfarmd")
+#: seconds between attempts at removing what could not be removed
+SWEEP_DELAY = 2.0
 
 
 class WorkRoot:
@@ -28,6 +31,7 @@ class WorkRoot:
         self._lock_fd = lock_fd
         #: workspaces whose removal failed, to try again
         self.stale: set[str] = set()
+        self._sweeping = False
 
     @classmethod
     def claim(cls, parent: str | None, name: str) -> WorkRoot:
@@ -52,14 +56,33 @@ class WorkRoot:
 
     def remove(self, path: str) -> bool:
         """Remove a workspace (and any that failed before); False if it stays."""
-        for old in list(self.stale):
-            if _rmtree(old):
-                self.stale.discard(old)
+        self.sweep()
         if _rmtree(path):
             self.stale.discard(path)
             return True
         self.stale.add(path)
         return False
+
+    def sweep(self) -> bool:
+        """Try the failed removals again; True when none is left."""
+        for old in list(self.stale):
+            if _rmtree(old):
+                self.stale.discard(old)
+        return not self.stale
+
+    def sweep_later(self, loop: asyncio.AbstractEventLoop, delay: float = SWEEP_DELAY) -> None:
+        """Sweep on `loop` after `delay` seconds, and again until nothing is left
+        (once armed, further calls add nothing)."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+
+        def sweep() -> None:
+            self._sweeping = False
+            if not self.sweep():
+                self.sweep_later(loop, delay)
+
+        loop.call_later(delay, sweep)
 
     def close(self) -> None:
         """At exit: remove the directory and everything in it."""

@@ -142,6 +142,13 @@ class RequestParser:
     def receive_eof(self) -> None:
         self._buf.eof = True
 
+    def close(self) -> None:
+        """Drop whatever is buffered: the connection is over. (A big half-sent
+        body is then freed at once, even while a traceback keeps the caller's
+        frame, and with it this parser, until the cycle collector runs.)"""
+        self._buf = TokenBuffer()
+        self._inflating = None
+
     @property
     def declared(self) -> int:
         """The payload length of the token under way once its header is in
