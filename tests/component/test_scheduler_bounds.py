@@ -41,7 +41,7 @@ async def test_waiting_requests_are_capped_per_address_across_connections() -> N
     async with SchedulerRig(max_client_waiting=4, host_timeout=3600.0) as rig:
         await rig.host(host_report("h1", slots=0))
         peers = [rig.peer() for _ in range(3)]
-        for i, peer in enumerate(peers):
+        for peer in peers:
             peer.send(lease_request("x/x", ident=1), lease_request("x/x", ident=2))
         await idle()
         assert [len(p.queued) for p in peers] == [2, 2, 0]

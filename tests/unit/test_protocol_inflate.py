@@ -19,9 +19,9 @@ from ccfarm.protocol import (
     PreprocessedSource,
     RequestComplete,
     RequestParser,
+    compression,
     encode_request,
 )
-from ccfarm.protocol import compression
 from ccfarm.protocol.tokens import encode_blob, encode_token
 from tests.unit.conftest import PROTOCOL_MARKS, drive
 from tests.unit.test_protocol_properties import FAST, requests
