@@ -18,6 +18,7 @@ import asyncio
 import errno
 import logging
 import resource
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,12 +65,43 @@ class Bounds:
         self.budget = MemoryBudget(config.body_memory * MiB)
         self._waiters: dict[object, asyncio.Future[None]] = {}
         self._pool: ThreadPoolExecutor | None = None
+        #: connections that have not sent a byte yet, oldest first
+        self._unstarted: OrderedDict[object, asyncio.Task[None]] = OrderedDict()
+        self.evicted = 0  # such connections closed to make room
+        self._evicted: set[object] = set()
 
     # -- connections -----------------------------------------------------------------
 
     def admit(self, address: str) -> str | None:
-        """None when a connection from `address` may be served, else why not."""
-        return self.caps.admit(address)
+        """None when a connection from `address` may be served, else why not.
+
+        When every connection is taken, the one that has waited longest
+        without sending a byte is closed to make room: connections that say
+        nothing cannot keep jobs out (they are bounded per address anyway).
+        """
+        refused = self.caps.admit(address)
+        if refused is not None and self.caps.full and self._unstarted:
+            key, task = self._unstarted.popitem(last=False)
+            self._evicted.add(key)
+            task.cancel()
+            self.evicted += 1
+            return self.caps.admit(address, over_total=True)
+        return refused
+
+    def unstarted(self, key: object, task: asyncio.Task[None] | None) -> None:
+        """A connection waits for its first byte (it may be closed to make room)."""
+        if task is not None:
+            self._unstarted[key] = task
+
+    def started(self, key: object) -> None:
+        self._unstarted.pop(key, None)
+
+    def was_evicted(self, key: object) -> bool:
+        """Was this connection's task cancelled to make room (and not for exit)?"""
+        if key in self._evicted:
+            self._evicted.discard(key)
+            return True
+        return False
 
     def leave(self, address: str) -> None:
         self.caps.leave(address)
@@ -142,8 +174,22 @@ async def request_events(
                     await bounds.reserve(key, declared, _left(loop, deadline, config.io_timeout))
                     held = declared
                 wait = config.io_timeout if received else config.idle_timeout
-                data = await asyncio.wait_for(reader.read(READ_SIZE), _left(loop, deadline, wait))
+                if not received:
+                    bounds.unstarted(key, asyncio.current_task())
+                try:
+                    data = await asyncio.wait_for(
+                        reader.read(READ_SIZE), _left(loop, deadline, wait)
+                    )
+                except asyncio.CancelledError:
+                    if not bounds.was_evicted(key):
+                        raise
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                    raise ClientGone("closed to make room for others") from None
                 if data:
+                    if not received:
+                        bounds.started(key)
                     received = True
                     parser.receive_data(data)
                 elif not received:
@@ -159,6 +205,7 @@ async def request_events(
                 bounds.release(held)
                 held = 0
     finally:
+        bounds.started(key)
         parser.close()
         if held:
             bounds.release(held)

@@ -23,9 +23,16 @@ class ConnectionCaps:
         self.open = 0
         self._by_address: dict[str, int] = {}
 
-    def admit(self, address: str) -> str | None:
-        """None when admitted (and counted), else why not."""
-        if self.open >= self.total:
+    @property
+    def full(self) -> bool:
+        """Is the total cap reached?"""
+        return self.open >= self.total
+
+    def admit(self, address: str, *, over_total: bool = False) -> str | None:
+        """None when admitted (and counted), else why not. `over_total`: the
+        caller has just made room by ending another connection, which is
+        still counted until it has closed (the per-address cap still holds)."""
+        if self.open >= self.total and not over_total:
             return f"{self.open} {self.what} open (limit {self.total})"
         held = self._by_address.get(address, 0)
         if held >= self.per_address:
