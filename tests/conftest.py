@@ -118,11 +118,13 @@ def lua_root() -> Path:
 
 
 def job_dirs(tmpdir: Path) -> list[Path]:
-    """The job directories under a daemon's --tmpdir: what is inside its own
-    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), and anything else."""
+    """The job directories under a daemon's --tmpdir: everything but its own
+    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), and what they hold."""
+    import re
+
     found: list[Path] = []
     for entry in tmpdir.iterdir():
-        if entry.name.startswith("ccfarmd-") and entry.is_dir() and not entry.is_symlink():
+        if re.fullmatch(r"ccfarmd-[0-9a-f.:]+-[0-9]+", entry.name) and entry.is_dir():
             found.extend(entry.iterdir())
         else:
             found.append(entry)

@@ -246,8 +246,9 @@ class DaemonService:
         builder: JobBuilder | None = None
         async for event in request_events(reader, self.bounds):
             if isinstance(event, JobHeader):
-                parent = self.workroot.path if self.workroot else self.config.tmpdir or None
-                made.append(Workspace(parent))
+                made.append(Workspace(self.config.tmpdir or None))
+                if self.workroot is not None:
+                    self.workroot.track(made[-1].path)
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
                 assert builder is not None

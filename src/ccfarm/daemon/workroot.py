@@ -1,12 +1,16 @@
-"""The daemon's own directory of job workspaces, cleaned on every way out.
+"""The daemon's record of its job workspaces, cleaned on every way out.
 
-`<tmpdir>/ccfarmd-<listen>-<port>`, made at start (mode 0700) and locked
-(`flock`) while the daemon runs: what a daemon killed with SIGKILL left
-there is removed by the next one on the same address and port, and a
-second daemon never cleans a live one's jobs (it takes a fresh directory).
-A workspace that cannot be removed now (no file descriptors left: the
-removal itself needs some) is kept on a list and removed later, at the
-latest when the daemon exits, which removes the whole directory.
+Workspaces stay where they always were (`$TMPDIR/ccfarmd-XXXXXXXX`: the
+length of that path shows in what gcc writes, such as where it wraps the
+lines of a dependency file, so it matches distccd's). Each one has a
+symbolic link to it in `$TMPDIR/ccfarmd-<listen>-<port>`, the daemon's own
+directory, made at start (mode 0700) and locked (`flock`) while the daemon
+runs: what a daemon killed with SIGKILL left is removed by the next one on
+the same address and port, and a second daemon never cleans a live one's
+jobs (it takes a fresh directory). A link costs no file descriptor; a
+workspace that cannot be removed now (no descriptors left: the removal
+itself needs some) is removed later, at the latest at exit, which removes
+the directory too.
 """
 
 from __future__ import annotations
@@ -48,25 +52,41 @@ class WorkRoot:
             return cls(fresh, _lock(fresh))
         root = cls(path, fd)
         left = os.listdir(path)
+        for entry in left:
+            link = os.path.join(path, entry)
+            target = _target(link, parent)
+            if target is not None:
+                _rmtree(target)
+            with contextlib.suppress(OSError):
+                os.unlink(link) if os.path.islink(link) else shutil.rmtree(link)
         if left:
-            for entry in left:
-                root.remove(os.path.join(path, entry))
-            log.info("removed %d job director(ies) an earlier daemon left in %s", len(left), path)
+            log.info("removed %d job director(ies) an earlier daemon left", len(left))
         return root
+
+    def track(self, workspace: str) -> None:
+        """Note a new workspace (a link to it), so that no way out leaves it."""
+        with contextlib.suppress(OSError):
+            os.symlink(workspace, os.path.join(self.path, os.path.basename(workspace)))
 
     def remove(self, path: str) -> bool:
         """Remove a workspace (and any that failed before); False if it stays."""
         self.sweep()
-        if _rmtree(path):
-            self.stale.discard(path)
+        if self._remove(path):
             return True
         self.stale.add(path)
         return False
 
+    def _remove(self, path: str) -> bool:
+        if not _rmtree(path):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, os.path.basename(path)))
+        return True
+
     def sweep(self) -> bool:
         """Try the failed removals again; True when none is left."""
         for old in list(self.stale):
-            if _rmtree(old):
+            if self._remove(old):
                 self.stale.discard(old)
         return not self.stale
 
@@ -85,7 +105,12 @@ class WorkRoot:
         loop.call_later(delay, sweep)
 
     def close(self) -> None:
-        """At exit: remove the directory and everything in it."""
+        """At exit: remove every workspace still there, and the directory."""
+        parent = os.path.dirname(self.path)
+        for entry in os.listdir(self.path):
+            target = _target(os.path.join(self.path, entry), parent)
+            if target is not None:
+                _rmtree(target)
         _rmtree(self.path)
         self.stale.clear()
         if self._lock_fd is not None:
@@ -110,6 +135,24 @@ def _lock(path: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _target(link: str, parent: str) -> str | None:
+    """The workspace a link of ours names, if it is one: a directory
+    `ccfarmd-*` right in `parent`, of this user, not itself a link."""
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    if os.path.dirname(target) != parent or not os.path.basename(target).startswith("ccfarmd-"):
+        return None
+    try:
+        st = os.lstat(target)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return None
+    return target
 
 
 def _rmtree(path: str) -> bool:
