@@ -14,7 +14,6 @@ is the client's side: events in, bytes out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from ccfarm.errors import LocalProtocolError, RemoteProtocolError
 from ccfarm.protocol import compression
@@ -36,8 +35,6 @@ from ccfarm.protocol.events import (
 )
 from ccfarm.protocol.limits import Limits
 from ccfarm.protocol.tokens import encode_blob, encode_token
-
-_E = TypeVar("_E", PreprocessedSource, FileEntry)
 
 
 class _State:
@@ -232,7 +229,7 @@ class RequestParser:
 
     def _on_doti(
         self, _name: bytes, _value: int, payload: bytes | None
-    ) -> PreprocessedSource | Inflate:
+    ) -> PreprocessedSource | FileEntry | Inflate:
         assert payload is not None
         self._state = _State.COMPLETE
         return self._body(payload, self.limits.max_plain_body, PreprocessedSource)
@@ -254,7 +251,7 @@ class RequestParser:
 
     def _on_body(
         self, name: bytes, _value: int, payload: bytes | None
-    ) -> FileEntry | LinkEntry | Inflate:
+    ) -> PreprocessedSource | FileEntry | LinkEntry | Inflate:
         assert payload is not None
         self._remaining -= 1
         self._state = _State.NAME if self._remaining else _State.COMPLETE
@@ -271,7 +268,9 @@ class RequestParser:
             raise RemoteProtocolError("request files exceed the size limit")
         return FileEntry(self._name, data)
 
-    def _body(self, payload: bytes, limit: int, make: Callable[[bytes], _E]) -> _E | Inflate:
+    def _body(
+        self, payload: bytes, limit: int, make: Callable[[bytes], PreprocessedSource | FileEntry]
+    ) -> PreprocessedSource | FileEntry | Inflate:
         """`make(plain body)`, or an `Inflate` of it (see `inline_inflate`)."""
         if not compressed(self._version):
             return make(payload)
