@@ -144,6 +144,20 @@ def lua_root() -> Path:
     return Path(fetch_lupa(cache))
 
 
+def job_dirs(tmpdir: Path) -> list[Path]:
+    """The job directories under a daemon's --tmpdir: everything but its own
+    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), and what they hold."""
+    import re
+
+    found: list[Path] = []
+    for entry in tmpdir.iterdir():
+        if re.fullmatch(r"ccfarmd-[0-9a-f.:]+-[0-9]+", entry.name) and entry.is_dir():
+            found.extend(entry.iterdir())
+        else:
+            found.append(entry)
+    return found
+
+
 def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():

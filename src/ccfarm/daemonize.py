@@ -190,9 +190,12 @@ def setup_logging(
     for handler in root.handlers[:]:
         root.removeHandler(handler)
         handler.close()
+    from ccfarm.limits import LogRateFilter
+
     for handler in handlers:
         if handler.formatter is None:
             handler.setFormatter(fmt)
+        handler.addFilter(LogRateFilter())  # a flood of one kind of line is cut (and counted)
         root.addHandler(handler)
     root.setLevel(level)
 

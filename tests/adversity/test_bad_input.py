@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
 from ccfarm.protocol import PLAIN, JobHeader, encode_request
-from tests.conftest import wait_for
+from tests.conftest import job_dirs, wait_for
 
 
 def _exchange(address: str, port: int, data: bytes, *, eof: bool = False) -> bytes:
@@ -65,7 +64,7 @@ def test_refused_and_daemon_keeps_serving(name: str, daemon_dir: Path, ccfarmd) 
     assert reply in (b"", b"<reset>"), reply[:80]
     good = _exchange(daemon.address, daemon.port, GOOD)
     assert good.startswith(b"DONE00000001STAT00000000")
-    wait_for(lambda: not os.listdir(work))
+    wait_for(lambda: not job_dirs(work))
     log = Path(daemon.log_path).read_text()
     assert "Traceback" not in log and "internal error" not in log
 
@@ -77,7 +76,7 @@ def test_silent_client_times_out(daemon_dir: Path, ccfarmd) -> None:
         sock.sendall(GOOD[:20])
         assert sock.recv(100) == b""  # closed by the daemon after its I/O timeout
     assert _exchange(daemon.address, daemon.port, GOOD).startswith(b"DONE00000001")
-    wait_for(lambda: not os.listdir(work))
+    wait_for(lambda: not job_dirs(work))
 
 
 def test_client_outside_allow_list(tmp_path: Path, ccfarmd) -> None:

@@ -7,7 +7,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ccfarm_exe, free_port, next_address, run, slow_source, wait_for
+from tests.conftest import (
+    ccfarm_exe,
+    free_port,
+    job_dirs,
+    next_address,
+    run,
+    slow_source,
+    wait_for,
+)
 
 
 def _leftovers(directory: Path) -> list[str]:
@@ -98,7 +106,7 @@ def test_sigterm_drains_running_job(tmp_path: Path, daemon_dir: Path, ccfarmd, c
         env=env,
         stderr=subprocess.PIPE,
     )
-    wait_for(lambda: any(jobs_dir.iterdir()), timeout=30)
+    wait_for(lambda: bool(job_dirs(jobs_dir)), timeout=30)  # the job is there
     assert daemon.process is not None
     daemon.process.send_signal(signal.SIGTERM)
     _, stderr = client.communicate(timeout=120)

@@ -149,6 +149,12 @@ class ControlPeer:
         item = await self.inbox.get()
         return item is _EOF
 
+    async def refused(self) -> str:
+        """Wait for the service's FAIL and then its close; the reason given."""
+        message = await self.receive(m.FAILED)
+        assert await self.closed(), "more than a FAIL before the close"
+        return message.first()["reason"]
+
     async def close(self) -> None:
         self.writer.close()
         await self.server  # re-raises what killed the connection's handler
@@ -168,6 +174,8 @@ class SchedulerRig:
         `secret`: the farm secret, the scheduler's and its peers'."""
         self.secret = secret
         loop = asyncio.get_running_loop()
+        # the rig's operator keeps one connection between queries
+        config.setdefault("idle_timeout", 3600.0)
         knobs = {f.name for f in dataclasses.fields(Policy)}
         policy = Policy(**{k: v for k, v in config.items() if k in knobs})
         shell = {k: v for k, v in config.items() if k not in knobs}

@@ -305,12 +305,12 @@ async def test_a_client_closing_before_a_request_is_not_an_error(tmp_path: Path)
         assert rig.logs(30) == []
 
 
-async def test_an_idle_client_is_closed_after_io_timeout(tmp_path: Path) -> None:
-    async with DaemonRig(tmp_path, io_timeout=60.0) as rig:
+async def test_an_idle_client_is_closed_after_idle_timeout(tmp_path: Path) -> None:
+    async with DaemonRig(tmp_path, io_timeout=60.0, idle_timeout=10.0) as rig:
         opened = now()
         client = rig.client()
         assert await client.received() == b""
-        assert now() - opened == pytest.approx(60.0)
+        assert now() - opened == pytest.approx(10.0)
         assert rig.logs(30) == ["job from 192.0.2.10:40000 failed: TimeoutError"]
 
 

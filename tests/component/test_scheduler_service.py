@@ -177,7 +177,7 @@ async def test_a_host_connection_dying_of_a_protocol_error_removes_the_host() ->
     async with SchedulerRig(host_timeout=3600.0) as rig:
         agent = await rig.host(host_report("h1"))
         agent.send(encode("ZZZZ", {}))
-        assert await agent.closed()
+        assert await agent.refused()
         assert await rig.hosts() == {}
 
 
@@ -225,7 +225,7 @@ async def test_a_malformed_host_failed_report_closes_the_connection() -> None:
     async with SchedulerRig(host_timeout=3600.0) as rig:
         wrapper = rig.peer()
         wrapper.send(encode(m.HOST_FAILED, {"lease": "x", "reason": "r"}))
-        assert await wrapper.closed()
+        assert await wrapper.refused()
 
 
 # -- the clock -------------------------------------------------------------------------
@@ -344,21 +344,21 @@ async def test_a_client_cannot_release_another_clients_lease() -> None:
 # -- bad input and timeouts --------------------------------------------------------------
 
 
-async def test_a_connection_that_sends_nothing_is_closed_after_io_timeout() -> None:
-    async with SchedulerRig(io_timeout=60.0) as rig:
+async def test_a_connection_that_sends_nothing_is_closed_after_idle_timeout() -> None:
+    async with SchedulerRig(io_timeout=60.0, idle_timeout=10.0) as rig:
         opened = now()
         silent = rig.peer(greet=False)
         assert await silent.closed()
-        assert now() - opened == pytest.approx(60.0)
+        assert now() - opened == pytest.approx(10.0)
 
 
-async def test_a_half_sent_hello_is_closed_after_io_timeout() -> None:
-    async with SchedulerRig(io_timeout=60.0) as rig:
+async def test_a_half_sent_hello_is_closed_after_idle_timeout() -> None:
+    async with SchedulerRig(io_timeout=60.0, idle_timeout=10.0) as rig:
         opened = now()
         peer = rig.peer(greet=False)
         peer.send(b"CC")
         assert await peer.closed()
-        assert now() - opened == pytest.approx(60.0)
+        assert now() - opened == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize(
@@ -409,7 +409,7 @@ async def test_a_bad_message_closes_the_connection_and_frees_what_it_held(
         assert await waiting.inbox_empty()
 
         wrapper.send(BAD_MESSAGES[name])
-        assert await wrapper.closed()
+        assert await wrapper.refused()
         # the lease it held went to the next client; the farm is otherwise intact
         assert m.decode_granted(await waiting.receive(m.LEASE_GRANTED)).host == "h1"
         assert list(await rig.hosts()) == ["h1"]
@@ -422,7 +422,7 @@ async def test_a_bad_hello_is_refused(caplog: pytest.LogCaptureFixture) -> None:
     async with SchedulerRig() as rig:
         peer = rig.peer(greet=False)
         peer.send(hello(version=2) + lease_request())
-        assert await peer.closed()
+        assert await peer.refused()
     assert "unsupported control version 2" in caplog.text
 
 

@@ -60,6 +60,15 @@ DISTCCD_FLAGS = {
 }
 #: the scheduler as a service
 SCHEDULER_SERVICE_FLAGS = {"--detach", "--no-detach", "--pid-file"}
+#: bounds on connections, time and memory (docs/security.md, "Limits and load")
+NEW_DAEMON_FLAGS |= {
+    "--idle-timeout", "--request-timeout", "--max-connections", "--max-client-connections",
+    "--body-memory", "--max-body",
+}
+NEW_SCHEDULER_FLAGS |= {
+    "--idle-timeout", "--max-connections", "--max-client-connections", "--max-waiting",
+    "--max-client-waiting",
+}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

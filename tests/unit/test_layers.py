@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ccfarm"
-PURE_PACKAGES = ("protocol", "control", "compiler", "model")
+PURE_PACKAGES = ("protocol", "control", "compiler", "model", "limits")
 #: the wrapper's decisions (its shell is the rest of client/job), the job sandbox's
 #: command line (its shell is daemon/process)
 PURE_MODULES = ("ccfarm.client.job.plan", "ccfarm.client.job.fallback", "ccfarm.daemon.sandbox")

@@ -38,9 +38,32 @@ ENABLE = "ENBL"
 OK = "OKAY"
 FAILED = "FAIL"
 
+#: ranges of what peers may claim: a number outside is refused with a reason
+#: (docs/security.md, "Limits and load"); a host's slots are memory in the
+#: scheduler (a pool entry per free slot and compiler), so they are capped
+MAX_SLOTS = 4096
+MAX_CPUS = 65536
+MAX_RUNNING = 1 << 20
+MAX_SPEED = 1e6
+MAX_LOAD = 1e6
+#: seconds a lease request may ask to wait
+MAX_TIMEOUT = 86400.0
+#: bytes of a job's preprocessed source (the LREQ size hint)
+MAX_SIZE = 1 << 40
+MAX_COMPILERS = 32
+MAX_PROTOCOLS = 16
+#: characters of a name (host, address, client, compiler) and of a reason
+MAX_NAME = 255
+MAX_REASON = 1000
+#: the largest message the scheduler takes from a peer (a host's report with
+#: every compiler is a few KiB; the big ones, host and job lists, go the other way)
+MAX_MESSAGE_IN = 256 * 1024
 
-def _int(fields: dict[str, str], key: str, default: int | None = None) -> int:
-    """A non-negative integer field (`default` when absent, if given)."""
+
+def _int(
+    fields: dict[str, str], key: str, default: int | None = None, maximum: int = 10**18 - 1
+) -> int:
+    """A non-negative integer field of at most `maximum` (`default` when absent, if given)."""
     text = fields.get(key)
     if text is None:
         if default is None:
@@ -48,29 +71,44 @@ def _int(fields: dict[str, str], key: str, default: int | None = None) -> int:
         return default
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         raise RemoteProtocolError(f"control message needs an integer {key!r}, not {text[:40]!r}")
-    return int(text)
+    value = int(text)
+    if value > maximum:
+        raise RemoteProtocolError(f"{key}={value} is out of range (at most {maximum})")
+    return value
 
 
-def _float(fields: dict[str, str], key: str, default: float | None = None) -> float:
-    """A finite, non-negative number field (`default` when absent, if given)."""
+def _float(
+    fields: dict[str, str], key: str, default: float | None = None, maximum: float = math.inf
+) -> float:
+    """A finite number from 0 to `maximum` (`default` when absent, if given)."""
     text = fields.get(key)
     if text is None:
         if default is None:
             raise RemoteProtocolError(f"control message needs {key!r}")
         return default
     try:
-        value = float(text)
+        value = float(text) if len(text) <= 40 else math.nan
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         raise RemoteProtocolError(f"control message needs a number {key!r}, not {text[:40]!r}")
+    if value > maximum:
+        raise RemoteProtocolError(f"{key}={text[:40]} is out of range (at most {maximum:g})")
     return value
 
 
-def _text(fields: dict[str, str], key: str) -> str:
+def _text(fields: dict[str, str], key: str, maximum: int = MAX_NAME) -> str:
     text = fields.get(key)
     if not text:
         raise RemoteProtocolError(f"control message needs {key!r}")
+    return _bounded(key, text, maximum)
+
+
+def _bounded(key: str, text: str, maximum: int = MAX_NAME) -> str:
+    if len(text) > maximum:
+        raise RemoteProtocolError(
+            f"{key} of {len(text)} characters is too long (at most {maximum})"
+        )
     return text
 
 
@@ -82,6 +120,7 @@ def _port(fields: dict[str, str], key: str = "port") -> int:
 
 
 def _compiler(text: str) -> CompilerIdentity:
+    _bounded("compiler", text)
     try:
         return CompilerIdentity.parse(text)
     except ValueError:
@@ -102,7 +141,11 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
     f = message.first()
     compiler = _compiler(f["compiler"]) if f.get("compiler") else None
     return _int(f, "id"), LeaseRequest(
-        request_id, f.get("client", "?"), compiler, _float(f, "timeout", 60.0), _int(f, "size", 0)
+        request_id,
+        _bounded("client", f.get("client", "?")),
+        compiler,
+        _float(f, "timeout", 60.0, MAX_TIMEOUT),
+        _int(f, "size", 0, MAX_SIZE),
     )
 
 
@@ -178,7 +221,7 @@ def encode_host_failed(lease: int, reason: str) -> bytes:
 def decode_host_failed(message: Message) -> tuple[int, str]:
     """(the lease, why its host failed)."""
     f = message.first()
-    return _int(f, "lease"), _text(f, "reason")
+    return _int(f, "lease"), _text(f, "reason", MAX_REASON)
 
 
 def encode_host_name(kind: str, host: str) -> bytes:
@@ -212,22 +255,26 @@ def encode_host_report(r: HostReport) -> bytes:
 
 def decode_host_report(message: Message) -> HostReport:
     f = message.first()
-    protocols = tuple(
-        _int({"protocols": p}, "protocols") for p in f.get("protocols", "1,2,3").split(",") if p
-    )
+    listed = [p for p in _bounded("protocols", f.get("protocols", "1,2,3")).split(",") if p]
+    if len(listed) > MAX_PROTOCOLS:
+        raise RemoteProtocolError(f"{len(listed)} protocols (at most {MAX_PROTOCOLS})")
+    protocols = tuple(_int({"protocols": p}, "protocols", maximum=0xFFFFFFFF) for p in listed)
+    compilers = message.values("compiler")
+    if len(compilers) > MAX_COMPILERS:
+        raise RemoteProtocolError(f"{len(compilers)} compilers (at most {MAX_COMPILERS})")
     port = _port(f)
-    address = f.get("address", "")
+    address = _bounded("address", f.get("address", ""))
     return HostReport(
-        host=f.get("host") or f"{address}:{port}",
+        host=_bounded("host", f.get("host") or f"{address}:{port}"),
         address=address,
         port=port,
-        slots=_int(f, "slots"),
-        cpus=_int(f, "cpus"),
-        speed=_float(f, "speed", 1.0),
-        load=_float(f, "load", 0.0),
-        running=_int(f, "running", 0),
+        slots=_int(f, "slots", maximum=MAX_SLOTS),
+        cpus=_int(f, "cpus", maximum=MAX_CPUS),
+        speed=_float(f, "speed", 1.0, MAX_SPEED),
+        load=_float(f, "load", 0.0, MAX_LOAD),
+        running=_int(f, "running", 0, MAX_RUNNING),
         desktop_in_use=f.get("desktop") == "1",
-        compilers=tuple(_compiler(c) for c in message.values("compiler")),
+        compilers=tuple(_compiler(c) for c in compilers),
         protocols=protocols,
-        external_load=_float(f, "external") if "external" in f else None,
+        external_load=_float(f, "external", maximum=MAX_LOAD) if "external" in f else None,
     )

@@ -60,7 +60,33 @@ class DaemonConfig:
     job_lifetime: float = setting(
         300.0, "kill compiles older than S seconds (0 = unlimited)", metavar="S"
     )
-    io_timeout: float = setting(300.0, "longest network wait, in seconds", metavar="S")
+    io_timeout: float = setting(
+        60.0, "longest wait for each read or write of a job, in seconds", metavar="S"
+    )
+    idle_timeout: float = setting(
+        10.0, "seconds a new connection may take to start its request", metavar="S"
+    )
+    request_timeout: float = setting(
+        300.0, "seconds a whole request may take to arrive", metavar="S"
+    )
+    max_connections: int = setting(
+        512,
+        "connections served at once; more are closed at once",
+        metavar="N",
+        shown="512, fewer if file descriptors are short",
+    )
+    max_client_connections: int = setting(
+        64, "connections served at once from one client address", metavar="N"
+    )
+    body_memory: int = setting(
+        256,
+        "MiB of request bodies held in memory at once, all connections together"
+        " (the others wait for room)",
+        metavar="MIB",
+    )
+    max_body: int = setting(
+        128, "MiB: the largest request body, on the wire and decompressed", metavar="MIB"
+    )
     drain_timeout: float = setting(
         600.0, "at shutdown, seconds the running jobs get to finish", metavar="S"
     )

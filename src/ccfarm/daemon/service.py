@@ -9,6 +9,7 @@ compiler itself is started through `process.Spawn` (a fake in tests).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -19,6 +20,8 @@ from ccfarm.daemon import admission
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.daemon.config import DaemonConfig
+from ccfarm.daemon.intake import Bounds, quiet_accept_errors, request_events
+from ccfarm.daemon.intake import ClientGone as _ClientGone
 from ccfarm.daemon.job import (
     CompilePlan,
     JobBuilder,
@@ -29,16 +32,15 @@ from ccfarm.daemon.job import (
 )
 from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
 from ccfarm.daemon.sandbox import refusal
+from ccfarm.daemon.workroot import WorkRoot
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import (
-    NEED_DATA,
     FileEntry,
     JobHeader,
     LinkEntry,
     PreprocessedSource,
     RequestComplete,
-    RequestParser,
     encode_reply,
     encode_reply_head,
 )
@@ -47,15 +49,10 @@ log = logging.getLogger("ccfarmd")
 
 EXIT_IO_ERROR = 107  # distcc's code when the client went away
 EXIT_TIMEOUT = 118  # distcc's code when --job-lifetime expired
-_READ_SIZE = 256 * 1024
 #: how much nicer the running jobs go when an express job starts (see
 #: `scheduler.decisions.Decisions.express_host`): the CPU goes to it while
 #: both run (CFS weights 1024 vs 110)
 EXPRESS_NICE = 10
-
-
-class _ClientGone(Exception):
-    pass
 
 
 class DaemonService:
@@ -84,6 +81,10 @@ class DaemonService:
         self._active: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._draining = asyncio.Event()
+        #: connections, body memory, timeouts (see `intake`)
+        self.bounds = Bounds(config)
+        #: where job directories go once `start` made it (before: $TMPDIR)
+        self.workroot: WorkRoot | None = None
         self.jobs_done = 0
         self.running = 0  # compilers running now (reported to schedulers)
         self.compile_seconds = 0.0  # wall time of all finished compiles (speed refinement)
@@ -99,12 +100,25 @@ class DaemonService:
                 self.handle_connection, self.config.listen, self.config.port, backlog=1024
             )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
-        log.info("listening on %s, %d job slots", addrs, self.config.jobs)
+        quiet_accept_errors(asyncio.get_running_loop())
+        log.info(
+            "listening on %s, %d job slots, at most %d connections (%d per client)",
+            addrs,
+            self.config.jobs,
+            self.bounds.caps.total,
+            self.bounds.caps.per_address,
+        )
 
     def run_compilers(self, spawn: Spawn, *, serves_files: bool) -> None:
-        """Start compilers through `spawn` from now on (the sandbox, once found)."""
+        """Start compilers through `spawn` from now on (the sandbox, once found).
+        Called once the daemon runs as its own user: its directory of job
+        directories (`WorkRoot`) is claimed now, as that user."""
         self._spawn = spawn
         self.serves_files = serves_files
+        if self.workroot is None:
+            self.workroot = WorkRoot.claim(
+                self.config.tmpdir or None, f"ccfarmd-{self.config.listen}-{self.port}"
+            )
 
     @property
     def port(self) -> int:
@@ -129,12 +143,23 @@ class DaemonService:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.drain)
-        await self._draining.wait()
-        if on_drain is not None:
-            on_drain()
-        if self._active:
-            await asyncio.wait(set(self._active), timeout=self.config.drain_timeout)
-        log.info("stopped after %d jobs", self.jobs_done)
+        try:
+            await self._draining.wait()
+            if on_drain is not None:
+                on_drain()
+            if self._active:
+                await asyncio.wait(set(self._active), timeout=self.config.drain_timeout)
+            log.info("stopped after %d jobs", self.jobs_done)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Remove every job directory and stop the decompression threads."""
+        for task in self._active:  # past the drain timeout: their finally blocks clean up
+            task.cancel()
+        self.bounds.close()
+        if self.workroot is not None:
+            self.workroot.close()
 
     # -- one connection ------------------------------------------------------------
 
@@ -147,8 +172,11 @@ class DaemonService:
         self._active.add(task)
         peer = writer.get_extra_info("peername")
         client = f"{peer[0]}:{peer[1]}" if peer else "?"
+        refused = self.bounds.admit(peer[0]) if peer else None  # (no peer: denied below)
         try:
-            if self._draining.is_set():
+            if refused is not None:
+                log.warning("refused %s: %s", client, refused)
+            elif self._draining.is_set():
                 log.info("refused %s: draining", client)
             elif not peer or not self.access.allows(peer[0]):
                 log.warning("connection from %s denied by access list", client)
@@ -158,11 +186,18 @@ class DaemonService:
             log.debug("%s: %s", client, exc)
         except (RemoteProtocolError, TimeoutError, ConnectionError) as exc:
             log.warning("job from %s failed: %s", client, str(exc) or type(exc).__name__)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                log.exception("internal error serving %s", client)
+            else:  # one line, not a traceback per connection
+                log.warning("job from %s failed: out of file descriptors", client)
         except Exception:
             log.exception("internal error serving %s", client)
         finally:
             writer.close()
             self._active.discard(task)
+            if peer and refused is None:
+                self.bounds.leave(peer[0])
 
     async def _serve(
         self, client: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -220,7 +255,11 @@ class DaemonService:
             )
         finally:
             for ws in made:
-                ws.remove()
+                if self.workroot is None:
+                    ws.remove()
+                elif not self.workroot.remove(ws.path):
+                    log.warning("cannot remove %s yet; will try again", ws.path)
+                    self.workroot.sweep_later(asyncio.get_running_loop())
 
     def _demote_others(self, nice: int) -> None:
         """An express job started: the running plain jobs go EXPRESS_NICE nicer
@@ -236,22 +275,9 @@ class DaemonService:
     async def _read_request(
         self, reader: asyncio.StreamReader, made: list[Workspace], admitted: admission.Admitted
     ) -> JobBuilder:
-        parser = RequestParser()
-        parser.receive_data(admitted.prefix)
         builder: JobBuilder | None = None
-        received = bool(admitted.prefix) or admitted.authenticated
-        while True:
-            event = parser.next_event()
-            if event is NEED_DATA:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.config.io_timeout)
-                if data:
-                    received = True
-                    parser.receive_data(data)
-                elif not received:
-                    raise _ClientGone("closed without sending a request")
-                else:
-                    parser.receive_eof()
-                continue
+        started = bool(admitted.prefix) or admitted.authenticated
+        async for event in request_events(reader, self.bounds, admitted.prefix, started):
             if isinstance(event, JobHeader):
                 if (why := refusal(event.version, serves_files=self.serves_files)) is not None:
                     raise RemoteProtocolError(why)
@@ -264,6 +290,8 @@ class DaemonService:
                 if refused:
                     raise RemoteProtocolError(f"refused: {refused}")
                 made.append(Workspace(self.config.tmpdir or None))
+                if self.workroot is not None:
+                    self.workroot.track(made[-1].path)
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
                 assert builder is not None
@@ -274,6 +302,7 @@ class DaemonService:
             elif isinstance(event, RequestComplete):
                 assert builder is not None
                 return builder
+        raise RemoteProtocolError("request ended without completing")
 
     async def _compile(
         self, plan: CompilePlan, reader: asyncio.StreamReader, ws: Workspace, express: bool

@@ -7,6 +7,9 @@ from collections.abc import Collection, Mapping
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol.tokens import TOKEN_SIZE, describe, parse_token
 
+#: payloads above this many bytes leave the buffer as soon as they are taken
+_COMPACT_AFTER = 1 << 16
+
 
 class TokenBuffer:
     def __init__(self) -> None:
@@ -52,9 +55,22 @@ class TokenBuffer:
         end = self._pos + TOKEN_SIZE + value
         if len(self._buf) < end:
             return None
-        payload = bytes(self._buf[self._pos + TOKEN_SIZE : end])
+        with memoryview(self._buf) as view:  # one copy of the payload, not two
+            payload = bytes(view[self._pos + TOKEN_SIZE : end])
         self._pos = end
+        if value > _COMPACT_AFTER:  # a big body: give its buffer back now
+            del self._buf[:end]
+            self._pos = 0
         return name, value, payload
+
+    def declared(self, max_payload: Mapping[bytes, int]) -> int:
+        """The payload length the next token declares, once its 12 bytes are
+        here and it is one of `max_payload`'s (0 otherwise): what the
+        buffer will hold before `take` can return it."""
+        if self.pending < TOKEN_SIZE:
+            return 0
+        name, value = parse_token(self._buf[self._pos : self._pos + TOKEN_SIZE])
+        return value if name in max_payload else 0
 
     def check_truncated(self, where: str) -> None:
         """Raise if the stream ended while more was expected."""

@@ -109,6 +109,20 @@ class LinkEntry:
 
 
 @record
+class Inflate:
+    """A compressed body (DOTI or FILE) for the caller to decompress to at most
+    `limit` bytes, off its event loop, and hand back with
+    `RequestParser.inflated`, which returns the body's event. Only from a
+    parser made with `inline_inflate` (bodies that fit it are done inline)."""
+
+    packed: bytes
+    limit: int
+
+    def __repr__(self) -> str:
+        return f"Inflate(<{len(self.packed)} bytes>, limit={self.limit})"
+
+
+@record
 class RequestComplete:
     """The request has been read in full."""
 

@@ -22,6 +22,7 @@ from ccfarm.protocol.events import (
     NEED_DATA,
     VERSIONS,
     FileEntry,
+    Inflate,
     JobHeader,
     LinkEntry,
     Need,
@@ -85,10 +86,18 @@ def _payload_limits(limits: Limits) -> dict[bytes, int]:
 
 
 class RequestParser:
-    """Parse one job request; call `next_event` until RequestComplete."""
+    """Parse one job request; call `next_event` until RequestComplete.
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    With `inline_inflate`, compressed bodies are decompressed inside
+    `next_event` only while their output fits in that many bytes; a bigger
+    one comes out as an `Inflate` event, which the caller decompresses
+    where it does not block (a thread) and returns with `inflated`.
+    """
+
+    def __init__(self, limits: Limits | None = None, inline_inflate: int | None = None) -> None:
         self.limits = limits or Limits()
+        self.inline_inflate = inline_inflate
+        self._inflating: Callable[[bytes], PreprocessedSource | FileEntry] | None = None
         self._max_payload = _payload_limits(self.limits)
         self._buf = TokenBuffer()
         self._state = _State.DIST
@@ -100,7 +109,9 @@ class RequestParser:
         self._name = b""
         self._file_bytes = 0
         self._reported_complete = False
-        self._handlers: dict[str, Callable[[bytes, int, bytes | None], RequestEvent | None]] = {
+        self._handlers: dict[
+            str, Callable[[bytes, int, bytes | None], RequestEvent | Inflate | None]
+        ] = {
             _State.DIST: self._on_dist,
             _State.ENVC: self._on_envc,
             _State.ENVV: self._on_envv,
@@ -128,7 +139,29 @@ class RequestParser:
     def receive_eof(self) -> None:
         self._buf.eof = True
 
-    def next_event(self) -> RequestEvent | Need:
+    def close(self) -> None:
+        """Drop whatever is buffered: the connection is over. (A big half-sent
+        body is then freed at once, even while a traceback keeps the caller's
+        frame, and with it this parser, until the cycle collector runs.)"""
+        self._buf = TokenBuffer()
+        self._inflating = None
+
+    @property
+    def declared(self) -> int:
+        """The payload length of the token under way once its header is in
+        (0 before): the bytes this parser will hold before its next event."""
+        if self._state == _State.COMPLETE:
+            return 0
+        return self._buf.declared(self._max_payload)
+
+    @property
+    def pending(self) -> int:
+        """Bytes received and not yet returned as events."""
+        return self._buf.pending
+
+    def next_event(self) -> RequestEvent | Inflate | Need:
+        if self._inflating is not None:
+            raise LocalProtocolError("an Inflate event is waiting for `inflated`")
         while self._state != _State.COMPLETE:
             token = self._buf.take(_GRAMMAR[self._state], self._max_payload)
             if token is None:
@@ -194,10 +227,12 @@ class RequestParser:
         self._state = _State.NFIL if sends_files(self._version) else _State.DOTI
         return JobHeader(self._version, tuple(self._argv), self._cwd, tuple(self._env))
 
-    def _on_doti(self, _name: bytes, _value: int, payload: bytes | None) -> PreprocessedSource:
+    def _on_doti(
+        self, _name: bytes, _value: int, payload: bytes | None
+    ) -> PreprocessedSource | FileEntry | Inflate:
         assert payload is not None
         self._state = _State.COMPLETE
-        return PreprocessedSource(self._plain(payload))
+        return self._body(payload, self.limits.max_plain_body, PreprocessedSource)
 
     def _on_nfil(self, _name: bytes, value: int, _payload: bytes | None) -> None:
         if value > self.limits.max_files:
@@ -214,7 +249,9 @@ class RequestParser:
         self._name = payload
         self._state = _State.BODY
 
-    def _on_body(self, name: bytes, _value: int, payload: bytes | None) -> FileEntry | LinkEntry:
+    def _on_body(
+        self, name: bytes, _value: int, payload: bytes | None
+    ) -> PreprocessedSource | FileEntry | LinkEntry | Inflate:
         assert payload is not None
         self._remaining -= 1
         self._state = _State.NAME if self._remaining else _State.COMPLETE
@@ -222,16 +259,39 @@ class RequestParser:
             if not payload or b"\0" in payload or len(payload) > self.limits.max_name_bytes:
                 raise RemoteProtocolError("malformed LINK target")
             return LinkEntry(self._name, payload)
-        data = self._plain(payload)
+        left = self.limits.max_request_bytes - self._file_bytes
+        return self._body(payload, min(self.limits.max_plain_body, left), self._file_entry)
+
+    def _file_entry(self, data: bytes) -> FileEntry:
         self._file_bytes += len(data)
         if self._file_bytes > self.limits.max_request_bytes:
             raise RemoteProtocolError("request files exceed the size limit")
         return FileEntry(self._name, data)
 
-    def _plain(self, payload: bytes) -> bytes:
-        if compressed(self._version):
-            return compression.decompress(payload, self.limits.max_plain_body)
-        return payload
+    def _body(
+        self, payload: bytes, limit: int, make: Callable[[bytes], PreprocessedSource | FileEntry]
+    ) -> PreprocessedSource | FileEntry | Inflate:
+        """`make(plain body)`, or an `Inflate` of it (see `inline_inflate`)."""
+        if not compressed(self._version):
+            return make(payload)
+        inline = self.inline_inflate
+        if inline is None or inline >= limit:
+            return make(compression.decompress(payload, limit))
+        if len(payload) <= inline:  # small enough to try here first
+            try:
+                return make(compression.decompress(payload, inline))
+            except compression.TooLarge:
+                pass
+        self._inflating = make
+        return Inflate(payload, limit)
+
+    def inflated(self, plain: bytes) -> PreprocessedSource | FileEntry:
+        """The event of the body an `Inflate` asked for, given its plain bytes."""
+        make = self._inflating
+        if make is None:
+            raise LocalProtocolError("no Inflate event is waiting")
+        self._inflating = None
+        return make(plain)
 
 
 def encode_request(

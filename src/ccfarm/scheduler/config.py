@@ -32,4 +32,25 @@ class SchedulerConfig:
     log_file: str = setting(
         "", "write the log to FILE (reopened on SIGHUP)", metavar="FILE", shown="stderr"
     )
+    idle_timeout: float = setting(
+        10.0,
+        "seconds a control connection may stay silent while it holds no host, lease"
+        " or waiting request",
+        metavar="S",
+    )
+    max_connections: int = setting(
+        4096,
+        "connections served at once; more are closed at once",
+        metavar="N",
+        shown="4096, fewer if file descriptors are short",
+    )
+    max_client_connections: int = setting(
+        2048, "connections served at once from one client address", metavar="N"
+    )
+    max_waiting: int = setting(
+        256, "waiting lease requests per connection; more are refused", metavar="N"
+    )
+    max_client_waiting: int = setting(
+        4096, "waiting lease requests from one client address; more are refused", metavar="N"
+    )
     log_level: str = setting("info", "least severe message logged", choices=LOG_LEVELS)

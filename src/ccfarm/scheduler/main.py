@@ -92,6 +92,7 @@ async def _run(
 ) -> int:
     from ccfarm.scheduler.service import SchedulerService
 
+    _raise_fd_limit()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
     if config.pid_file:  # before anything runs: a failure leaves nothing to undo
         try:
@@ -124,6 +125,18 @@ def _write_pid(path: str) -> None:
     with open(tmp, "w") as f:  # written whole, then renamed: never seen empty
         f.write(f"{os.getpid()}\n")
     os.replace(tmp, path)
+
+
+def _raise_fd_limit(most: int = 1 << 16) -> None:
+    """Every wrapper job holds a connection while it runs: take the file
+    descriptors the hard limit allows (up to `most`); the connection caps
+    are set within what there is."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 if __name__ == "__main__":

@@ -19,13 +19,16 @@ import contextlib
 import logging
 import os
 import random
+import resource
 import socket
 import time
 from collections.abc import Callable
 
 from ccfarm.control import messages as m
-from ccfarm.control.codec import MAGIC, Message, MessageParser, encode
+from ccfarm.control.codec import Message, MessageParser, encode
+from ccfarm.control.sniff import CONTROL, connection_kind
 from ccfarm.errors import RemoteProtocolError
+from ccfarm.limits import ConnectionCaps, fd_headroom
 from ccfarm.model import (
     HostReport,
     LeaseGranted,
@@ -44,10 +47,11 @@ log = logging.getLogger("ccfarm-scheduler")
 class _Conn:
     """One control connection and what the farm holds for it."""
 
-    def __init__(self, writer: asyncio.StreamWriter, peer: str) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, peer: str, address: str = "?") -> None:
         self.writer = writer
         self.peer = peer
-        self.address = peer.rpartition(":")[0]  # the peer's IP address
+        #: the peer's IP address (its requests are capped per address, its host names are its own)
+        self.address = address if address != "?" else peer.rpartition(":")[0]
         self.requests: dict[int, int] = {}  # scheduler request id -> client's id
         self.leases: dict[int, int] = {}  # lease -> client's id
         self.hosts: set[str] = set()  # the hosts this connection reported (HOST)
@@ -87,6 +91,14 @@ class SchedulerService:
         #: the connections' tasks and writers, for `stop`
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        #: connections in total and per address; waiting requests per address
+        self.caps = ConnectionCaps(
+            fd_headroom(soft, 64, 1, config.max_connections), config.max_client_connections
+        )
+        self.waiting_caps = ConnectionCaps(
+            1 << 40, config.max_client_waiting, "waiting lease requests"
+        )
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on `sock` (bound already, by the command) or on the config's port."""
@@ -160,10 +172,15 @@ class SchedulerService:
         if task is not None:
             self._tasks.add(task)
             self._writers[task] = writer
+        address = str(peer[0]) if peer else "?"
+        refused = self.caps.admit(address)
         try:
-            first = await asyncio.wait_for(reader.readexactly(4), self.config.io_timeout)
-            if first == MAGIC:
-                await self._control(first, reader, writer, name)
+            if refused is not None:
+                log.warning("refused %s: %s", name, refused)
+                return
+            first = await asyncio.wait_for(reader.readexactly(4), self.config.idle_timeout)
+            if connection_kind(first) == CONTROL:
+                await self._control(first, reader, writer, name, address)
             else:
                 log.info(
                     "%s: unsupported connection kind %r (distcc proxy and HTTP come later)",
@@ -179,12 +196,19 @@ class SchedulerService:
             if task is not None:
                 self._tasks.discard(task)
                 self._writers.pop(task, None)
+            if refused is None:
+                self.caps.leave(address)
 
     async def _control(
-        self, first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str
+        self,
+        first: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        name: str,
+        address: str = "?",
     ) -> None:
-        conn = _Conn(writer, name)
-        parser = MessageParser(expect_hello=True)
+        conn = _Conn(writer, name, address)
+        parser = MessageParser(expect_hello=True, max_message=m.MAX_MESSAGE_IN)
         rest = TOKEN_SIZE - len(first)
         hello = await asyncio.wait_for(reader.readexactly(rest), self.config.io_timeout)
         parser.receive_data(first + hello)
@@ -205,6 +229,9 @@ class SchedulerService:
                 read = reader.read(65536)
                 if parser.buffered:
                     data = await asyncio.wait_for(read, self.config.io_timeout)
+                elif not (conn.hosts or conn.leases or conn.requests):
+                    # holding nothing, silence is only a cost: it may last idle_timeout
+                    data = await asyncio.wait_for(read, self.config.idle_timeout)
                 else:
                     data = await read
                 if not data:
@@ -217,9 +244,13 @@ class SchedulerService:
                     conn.send(encode(m.FAILED, {"reason": "this scheduler has no farm secret"}))
                     raise RemoteProtocolError("asked to authenticate; no --secret-file is set here")
                 fresh = False
-                parser.receive_data(data)
-                for message in parser.messages():
-                    self._handle(conn, message)
+                try:
+                    parser.receive_data(data)
+                    for message in parser.messages():
+                        self._handle(conn, message)
+                except RemoteProtocolError as exc:  # said, then the connection closes
+                    conn.send(encode(m.FAILED, {"reason": str(exc)[: m.MAX_REASON]}))
+                    raise
         finally:
             self._connection_closed(conn)
 
@@ -249,6 +280,7 @@ class SchedulerService:
         for request in list(conn.requests):
             self.farm.cancel(request)
             self._by_request.pop(request, None)
+            self.waiting_caps.leave(conn.address)
         now = self.clock()
         for lease in list(conn.leases):
             self._by_lease.pop(lease, None)
@@ -269,6 +301,11 @@ class SchedulerService:
             request_id = self._next_request
             self._next_request += 1
             client_id, req = m.decode_lease_request(message, request_id)
+            too_many = self._too_many_waiting(conn)
+            if too_many is not None:
+                conn.send(m.encode_refused(client_id, LeaseRefused(request_id, too_many)))
+                self.stats["refused"] += 1
+                return
             conn.requests[request_id] = client_id
             self._by_request[request_id] = conn
             self._dispatch(self.farm.request(req, now))
@@ -338,6 +375,13 @@ class SchedulerService:
         else:
             raise RemoteProtocolError(f"unknown control message {kind}")
 
+    def _too_many_waiting(self, conn: _Conn) -> str | None:
+        """Why a new request of `conn` may not wait (and is refused), or None
+        (then it counts against its address until granted, refused or gone)."""
+        if len(conn.requests) >= self.config.max_waiting:
+            return f"{len(conn.requests)} requests wait on this connection already"
+        return self.waiting_caps.admit(conn.address)
+
     def _pinned(self, report: HostReport) -> HostReport:
         """Apply the operator's hosts-info (DMUCS) speed and CPU count."""
         from ccfarm._record import replace
@@ -358,6 +402,7 @@ class SchedulerService:
                     self._dispatch(self.farm.release(outcome.lease, self.clock()))
                     continue
                 client_id = conn.requests.pop(outcome.request)
+                self.waiting_caps.leave(conn.address)
                 conn.leases[outcome.lease] = client_id
                 self._by_lease[outcome.lease] = conn
                 conn.send(m.encode_granted(client_id, outcome))
@@ -376,6 +421,7 @@ class SchedulerService:
                 conn = self._by_request.pop(outcome.request, None)
                 if conn is not None:
                     conn.send(m.encode_refused(conn.requests.pop(outcome.request), outcome))
+                    self.waiting_caps.leave(conn.address)
                 self.stats["refused"] += 1
             elif isinstance(outcome, LeaseRevoked):
                 conn = self._by_lease.pop(outcome.lease, None)
