@@ -85,6 +85,7 @@ class DaemonService:
         self.bounds = Bounds(config)
         #: where job directories go once `start` made it (before: $TMPDIR)
         self.workroot: WorkRoot | None = None
+        self._confined = False  # compilers have their spawn (`run_compilers`)
         self.jobs_done = 0
         self.running = 0  # compilers running now (reported to schedulers)
         self.compile_seconds = 0.0  # wall time of all finished compiles (speed refinement)
@@ -101,6 +102,7 @@ class DaemonService:
             )
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         quiet_accept_errors(asyncio.get_running_loop())
+        self._claim_workroot()
         log.info(
             "listening on %s, %d job slots, at most %d connections (%d per client)",
             addrs,
@@ -115,7 +117,12 @@ class DaemonService:
         directories (`WorkRoot`) is claimed now, as that user."""
         self._spawn = spawn
         self.serves_files = serves_files
-        if self.workroot is None:
+        self._confined = True
+        self._claim_workroot()
+
+    def _claim_workroot(self) -> None:
+        """Once listening and running as the daemon's user (`run_compilers`)."""
+        if self.workroot is None and self._confined and self._server is not None:
             self.workroot = WorkRoot.claim(
                 self.config.tmpdir or None, f"ccfarmd-{self.config.listen}-{self.port}"
             )

@@ -212,8 +212,12 @@ class SchedulerService:
         rest = TOKEN_SIZE - len(first)
         hello = await asyncio.wait_for(reader.readexactly(rest), self.config.io_timeout)
         parser.receive_data(first + hello)
-        for _ in parser.messages():  # the hello: checked, nothing more yet
-            pass
+        try:
+            for _ in parser.messages():  # the hello: checked, nothing more yet
+                pass
+        except RemoteProtocolError as exc:  # said, then the connection closes
+            conn.send(encode(m.FAILED, {"reason": str(exc)[: m.MAX_REASON]}))
+            raise
         fresh = True  # nothing after the hello yet
         if self.secret is not None:
             parser.receive_data(await self._authenticate(reader, writer))
