@@ -162,9 +162,9 @@ def test_real_distcc_pump_mode_against_ccfarmd(tmp_path: Path, ccfarmd, client_e
     env = _distcc_env(client_env, f"{daemon.address}:{daemon.port},cpp,lzo")
     env["DISTCC_TESTING_INCLUDE_SERVER"] = "1"  # fail instead of silently using protocol 2
     # Debian 12's include server needs a shim on Python >= 3.10 (see pump_shim/)
-    import lzo  # the shim compresses with python-lzo, which the system Python lacks
+    import lzallright  # the shim compresses with it, which the system Python lacks
 
-    shim_path = [str(Path(__file__).parent / "pump_shim"), str(Path(lzo.__file__).parent)]
+    shim_path = [str(Path(__file__).parent / "pump_shim"), str(Path(lzallright.__file__).parents[1])]
     env["PYTHONPATH"] = os.pathsep.join(shim_path)
     proc = run([pump, distcc, "gcc", "-O2", "-c", "p.c", "-o", "p.o"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr.decode()

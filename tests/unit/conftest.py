@@ -77,10 +77,8 @@ def captures_dir() -> Path:
 
 #: captures whose LZO bodies a Python peer wrote with a literal-only ("store")
 #: LZO1X encoder, and the side that peer was on. Those streams are valid LZO1X
-#: (real distcc accepted them) but our compressor is LZO1X-1, which finds the
-#: matches a store encoder leaves out, so that side cannot be re-encoded byte
-#: for byte; it must still round-trip semantically. The other side of the same
-#: exchange came from real distcc and must re-encode exactly.
+#: (real distcc accepted them); ccfarm's compressor finds the matches a store
+#: encoder leaves out.
 LITERAL_ONLY = {"j2-py-p2-store": "client", "k2-pyserver-p2-store": "server"}
 #: tokens followed by a payload of `value` bytes
 PAYLOAD_TOKENS = frozenset(
@@ -164,6 +162,28 @@ def walk_tokens(data: bytes) -> list[tuple[bytes, int, bytes | None]]:
             pos += value
         tokens.append((name, value, payload))
     return tokens
+
+
+def recompressed(data: bytes) -> bytes:
+    """`data` with each LZO body replaced by what ccfarm's `compress` writes for it.
+
+    The framing stays byte for byte; only the LZO streams change (distcc
+    writes LZO1X-1, ccfarm another LZO1X encoder: both decode alike). Call it
+    on streams of a compressed protocol version only.
+    """
+    from ccfarm.protocol.compression import compress, decompress
+
+    out = []
+    pos = 0
+    for name, value, payload in walk_tokens(data):
+        size = TOKEN_SIZE + (value if payload is not None else 0)
+        if name in LZO_TOKENS and payload:
+            body = compress(decompress(payload, 1 << 30))
+            out.append(b"%s%08x%s" % (name, len(body), body))
+        else:
+            out.append(data[pos : pos + size])
+        pos += size
+    return b"".join(out) + data[pos:]
 
 
 def request_version(client_bytes: bytes) -> int:
