@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install ccfarm into ./.venv (system packages first, as root or with sudo).
-#   scripts/setup.sh          runtime: gcc, make, liblzo2 headers, ccfarm
+#   scripts/setup.sh          runtime: gcc, make, ccfarm (its LZO codec comes as a wheel)
 #   scripts/setup.sh --test   also the test tools and Debian's distcc (interop tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(gcc g++ make liblzo2-dev python3-dev python3-venv)
+packages=(gcc g++ make python3-venv)
 [ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake)
 missing=()
 for p in "${packages[@]}"; do
