@@ -31,7 +31,9 @@ Codec = tuple[Callable[[bytes], bytes], Callable[[bytes, int], bytes]]
 
 
 def codecs() -> dict[str, Codec]:
-    found: dict[str, Codec] = {"lzallright (ccfarm)": (compression.compress, compression.decompress)}
+    found: dict[str, Codec] = {
+        "lzallright (ccfarm)": (compression.compress, compression.decompress)
+    }
     try:
         import lzo  # type: ignore[import-not-found]
     except ImportError:
@@ -97,7 +99,7 @@ def main() -> int:
         for name, (pack, unpack) in found.items():
             packed = [pack(b) for b in blobs]
             streams[name] = packed
-            t_pack = best_of(args.rounds, lambda pack=pack: [pack(b) for b in blobs])
+            t_pack = best_of(args.rounds, lambda pack=pack, blobs=blobs: [pack(b) for b in blobs])
             t_unpack = best_of(
                 args.rounds, lambda u=unpack, packed=packed: [u(c, limit) for c in packed]
             )
@@ -105,7 +107,9 @@ def main() -> int:
             if unpack is compression.decompress:
                 t_exact = best_of(
                     args.rounds,
-                    lambda u=unpack, packed=packed: [u(c, len(b)) for c, b in zip(packed, blobs)],
+                    lambda u=unpack, p=packed, bs=blobs: [
+                        u(c, len(b)) for c, b in zip(p, bs, strict=True)
+                    ],
                 )
                 exact = f"{plain / t_exact / 1e6:.0f} MB/s"
             ratio = sum(len(c) for c in packed) / plain
@@ -115,7 +119,8 @@ def main() -> int:
             )
         for writer, packed in streams.items():  # each codec reads the other's streams
             for reader, (_, unpack) in found.items():
-                assert all(unpack(c, len(b)) == b for c, b in zip(packed, blobs)), (writer, reader)
+                pairs = zip(packed, blobs, strict=True)
+                assert all(unpack(c, len(b)) == b for c, b in pairs), (writer, reader)
     if len(found) > 1:
         print("each codec read every stream the other wrote")
     return 0

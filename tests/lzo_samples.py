@@ -21,7 +21,13 @@ def _c_like(size: int) -> bytes:
     while total < size:
         n += 1
         line = b"%s %s f%d(%s *L, int n%d) { return n%d + %d; }\n" % (
-            rng.choice(words), rng.choice(words), n, rng.choice(words), n, n, rng.randrange(999)
+            rng.choice(words),
+            rng.choice(words),
+            n,
+            rng.choice(words),
+            n,
+            n,
+            rng.randrange(999),
         )
         if n % 40 == 0:
             line = b'# %d "/usr/include/stdio.h" 3 4\n' % n

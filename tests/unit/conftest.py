@@ -1,16 +1,15 @@
 """Unit-test helpers: where the distcc byte captures are, and protocol drivers.
 
-The captures (see /work/shared/distcc-captures/README.md) live beside the
-repository, not in it: `$CCFARM_CAPTURES` if set, else
-`<repo>/../shared/distcc-captures`. Users' clones have no shared/ directory,
-so tests that need the captures are skipped there; on CI (`$CI` set) a
-missing directory is a failure, so the suite cannot go quietly green.
+The captures are in the repository, `tests/captures` (see its README.md;
+`tests/captures/record.py` re-records them with real distcc and distccd),
+or at `$CCFARM_CAPTURES` if set. A missing directory fails the capture
+tests: it is never a reason to skip them.
 
 Capture tests are parametrised over the files found by glob at collection
 time (`capture_names`), so a new `NAME.client.bin` / `NAME.server.bin` is
 picked up without touching the tests. When the directory is missing there is
 one placeholder parameter, and the `captures_dir` fixture that every capture
-test requests fails or skips it with the message below.
+test requests fails it with the message below.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ccfarm.protocol.tokens import TOKEN_SIZE
 
 CAPTURES_ENV = "CCFARM_CAPTURES"
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CAPTURES = REPO.parent / "shared" / "distcc-captures"
+DEFAULT_CAPTURES = REPO / "tests" / "captures"
 #: the only parameter of a capture test when no capture was found
 MISSING = "<no-captures>"
 
@@ -44,18 +43,15 @@ def captures_present(path: Path) -> bool:
 
 
 def require_captures() -> Path:
-    """The captures directory, or fail (on CI) / skip (elsewhere) with the reason."""
+    """The captures directory, or fail with the reason."""
     path = captures_path()
     if captures_present(path):
         return path
-    message = (
-        f"distcc captures not found at {path}: set {CAPTURES_ENV} to the directory "
-        f"holding the *.client.bin / *.server.bin files (normally <repo>/../shared/"
-        f"distcc-captures)"
+    pytest.fail(
+        f"distcc captures not found at {path}: {CAPTURES_ENV}, if set, must name a directory "
+        f"holding *.client.bin / *.server.bin files (normally <repo>/tests/captures)",
+        pytrace=False,
     )
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def capture_names(suffix: str) -> list[str]:
@@ -69,7 +65,7 @@ def capture_names(suffix: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """The distcc captures directory (fails on CI / skips elsewhere when missing)."""
+    """The distcc captures directory (fails when missing)."""
     return require_captures()
 
 
