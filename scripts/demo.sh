@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: install ccfarm, bring up two ccfarmd on 127.0.1.1 and 127.0.1.2,
-# build Lua (downloaded as PyPI package lupa) through them, stop the farm.
+# The main job: install ccfarm, bring up a ccfarm-scheduler and three ccfarmd on
+# 127.0.1.1-4, build Lua (downloaded as PyPI package lupa) through the scheduler,
+# show where each job went and the time of each phase, stop the farm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

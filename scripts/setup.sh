@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install ccfarm into ./.venv (system packages first, as root or with sudo).
-#   scripts/setup.sh          runtime: gcc, make, liblzo2 headers, bubblewrap (ccfarmd's job
-#                             sandbox), ccfarm
+#   scripts/setup.sh          runtime: gcc, make, bubblewrap (ccfarmd's job sandbox), ccfarm
+#                             (its LZO codec comes as a wheel)
 #   scripts/setup.sh --test   also the test tools and Debian's distcc (interop tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(gcc g++ make liblzo2-dev python3-dev python3-venv bubblewrap)
+packages=(gcc g++ make python3-venv bubblewrap)
 [ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake)
 missing=()
 for p in "${packages[@]}"; do

@@ -187,12 +187,10 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """distcc byte captures; they live beside the repository, not in it."""
-    path = Path(os.environ.get("CCFARM_CAPTURES", REPO.parent / "shared" / "distcc-captures"))
+    """distcc byte captures: tests/captures (re-recorded by its record.py)."""
+    path = Path(os.environ.get("CCFARM_CAPTURES", REPO / "tests" / "captures"))
     if not (path / "a-p1-plain.client.bin").exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
-        pytest.skip(f"distcc captures not found at {path} (set CCFARM_CAPTURES)")
+        pytest.fail(f"distcc captures not found at {path} (CCFARM_CAPTURES)")
     return path
 
 

@@ -22,9 +22,9 @@ CAPTURES_REPLAYABLE = [
     "e-p3-pump",
     "e2-p3-pump-md",
     "i-p1-debug",
-    "j-py-p2-pylzo",
+    "j-ccfarm-p2",
     "j2-py-p2-store",
-    "j3-py-p3-pylzo",
+    "j3-ccfarm-p3",
     "m-p1-strip-args",
     "o-p1-dash-S",
 ]
@@ -162,9 +162,10 @@ def test_real_distcc_pump_mode_against_ccfarmd(tmp_path: Path, ccfarmd, client_e
     env = _distcc_env(client_env, f"{daemon.address}:{daemon.port},cpp,lzo")
     env["DISTCC_TESTING_INCLUDE_SERVER"] = "1"  # fail instead of silently using protocol 2
     # Debian 12's include server needs a shim on Python >= 3.10 (see pump_shim/)
-    import lzo  # the shim compresses with python-lzo, which the system Python lacks
+    import lzallright  # the shim compresses with it, which the system Python lacks
 
-    shim_path = [str(Path(__file__).parent / "pump_shim"), str(Path(lzo.__file__).parent)]
+    codec = Path(lzallright.__file__).parents[1]
+    shim_path = [str(Path(__file__).parent / "pump_shim"), str(codec)]
     env["PYTHONPATH"] = os.pathsep.join(shim_path)
     proc = run([pump, distcc, "gcc", "-O2", "-c", "p.c", "-o", "p.o"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr.decode()

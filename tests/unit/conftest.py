@@ -1,16 +1,15 @@
 """Unit-test helpers: where the distcc byte captures are, and protocol drivers.
 
-The captures (see /work/shared/distcc-captures/README.md) live beside the
-repository, not in it: `$CCFARM_CAPTURES` if set, else
-`<repo>/../shared/distcc-captures`. Users' clones have no shared/ directory,
-so tests that need the captures are skipped there; on CI (`$CI` set) a
-missing directory is a failure, so the suite cannot go quietly green.
+The captures are in the repository, `tests/captures` (see its README.md;
+`tests/captures/record.py` re-records them with real distcc and distccd),
+or at `$CCFARM_CAPTURES` if set. A missing directory fails the capture
+tests: it is never a reason to skip them.
 
 Capture tests are parametrised over the files found by glob at collection
 time (`capture_names`), so a new `NAME.client.bin` / `NAME.server.bin` is
 picked up without touching the tests. When the directory is missing there is
 one placeholder parameter, and the `captures_dir` fixture that every capture
-test requests fails or skips it with the message below.
+test requests fails it with the message below.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ccfarm.protocol.tokens import TOKEN_SIZE
 
 CAPTURES_ENV = "CCFARM_CAPTURES"
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CAPTURES = REPO.parent / "shared" / "distcc-captures"
+DEFAULT_CAPTURES = REPO / "tests" / "captures"
 #: the only parameter of a capture test when no capture was found
 MISSING = "<no-captures>"
 
@@ -44,18 +43,15 @@ def captures_present(path: Path) -> bool:
 
 
 def require_captures() -> Path:
-    """The captures directory, or fail (on CI) / skip (elsewhere) with the reason."""
+    """The captures directory, or fail with the reason."""
     path = captures_path()
     if captures_present(path):
         return path
-    message = (
-        f"distcc captures not found at {path}: set {CAPTURES_ENV} to the directory "
-        f"holding the *.client.bin / *.server.bin files (normally <repo>/../shared/"
-        f"distcc-captures)"
+    pytest.fail(
+        f"distcc captures not found at {path}: {CAPTURES_ENV}, if set, must name a directory "
+        f"holding *.client.bin / *.server.bin files (normally <repo>/tests/captures)",
+        pytrace=False,
     )
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def capture_names(suffix: str) -> list[str]:
@@ -69,7 +65,7 @@ def capture_names(suffix: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """The distcc captures directory (fails on CI / skips elsewhere when missing)."""
+    """The distcc captures directory (fails when missing)."""
     return require_captures()
 
 
@@ -77,10 +73,8 @@ def captures_dir() -> Path:
 
 #: captures whose LZO bodies a Python peer wrote with a literal-only ("store")
 #: LZO1X encoder, and the side that peer was on. Those streams are valid LZO1X
-#: (real distcc accepted them) but our compressor is LZO1X-1, which finds the
-#: matches a store encoder leaves out, so that side cannot be re-encoded byte
-#: for byte; it must still round-trip semantically. The other side of the same
-#: exchange came from real distcc and must re-encode exactly.
+#: (real distcc accepted them); ccfarm's compressor finds the matches a store
+#: encoder leaves out.
 LITERAL_ONLY = {"j2-py-p2-store": "client", "k2-pyserver-p2-store": "server"}
 #: tokens followed by a payload of `value` bytes
 PAYLOAD_TOKENS = frozenset(
@@ -164,6 +158,28 @@ def walk_tokens(data: bytes) -> list[tuple[bytes, int, bytes | None]]:
             pos += value
         tokens.append((name, value, payload))
     return tokens
+
+
+def recompressed(data: bytes) -> bytes:
+    """`data` with each LZO body replaced by what ccfarm's `compress` writes for it.
+
+    The framing stays byte for byte; only the LZO streams change (distcc
+    writes LZO1X-1, ccfarm another LZO1X encoder: both decode alike). Call it
+    on streams of a compressed protocol version only.
+    """
+    from ccfarm.protocol.compression import compress, decompress
+
+    out = []
+    pos = 0
+    for name, value, payload in walk_tokens(data):
+        size = TOKEN_SIZE + (value if payload is not None else 0)
+        if name in LZO_TOKENS and payload:
+            body = compress(decompress(payload, 1 << 30))
+            out.append(b"%s%08x%s" % (name, len(body), body))
+        else:
+            out.append(data[pos : pos + size])
+        pos += size
+    return b"".join(out) + data[pos:]
 
 
 def request_version(client_bytes: bytes) -> int:

@@ -47,6 +47,7 @@ from tests.unit.conftest import (
     bytewise,
     capture_names,
     drive,
+    recompressed,
     request_version,
     walk_tokens,
     whole,
@@ -60,10 +61,6 @@ BROKEN_REQUESTS = {
     "h-p1-cpp-fail": "at EOF",  # cpp failed: DIST ARGC ARGV..., then close without DOTI
     "l-raw-bad-version": "at once",  # DIST00000004
     "l2-raw-garbage": "at once",  # an HTTP request line
-}
-#: replies that stop early although they are not empty (empty ones are refusals)
-TRUNCATED_REPLIES = {
-    "n2-half-close": 3,  # DONE STAT SERR, then the daemon closed (client half-closed)
 }
 #: payload files beside the captures: suffix -> the reply event that carries them
 PAYLOAD_FILES = {".o": ObjectFile, ".s": ObjectFile, ".d": DepsFile}
@@ -154,10 +151,6 @@ def test_reply_decodes_whole_and_byte_by_byte(captures_dir: Path, name: str) -> 
         assert decode_reply(version, data, eof=False) == ([], None)
         assert events == [] and error is not None
         return
-    if name in TRUNCATED_REPLIES:
-        assert error is not None and "closed" in str(error)
-        assert len(events) == TRUNCATED_REPLIES[name]
-        return
     assert error is None, f"{name}: {error}"
     assert events[0] == ReplyHeader(version)
     assert isinstance(events[1], CompileStatus)
@@ -190,16 +183,25 @@ def test_request_cut_before_doti_gives_header_then_fails_at_eof(captures_dir: Pa
     assert encode_request(header, source=b"") == data + b"DOTI00000000"
 
 
-def test_half_closed_reply_is_what_encode_reply_head_writes(captures_dir: Path) -> None:
+def test_half_closed_reply_and_its_head(captures_dir: Path) -> None:
+    """The client half-closed after its request: distccd kills the job (exit 107).
+
+    Its reply may stop after SERR (when the client's side is gone by then):
+    that head is exactly what `encode_reply_head` writes.
+    """
     data = _read(captures_dir, "n2-half-close", "server")
-    assert decode_reply(1, data, eof=False) == (decode_reply(1, data)[0], None)
     events, error = decode_reply(1, data)
-    head, status, err = events
+    assert error is None
+    head, status, err = events[:3]
     assert head == ReplyHeader(1)
     assert isinstance(status, CompileStatus) and status.exit_code == 107  # EXIT_IO_ERROR
     assert isinstance(err, Stderr) and b"Client fd disconnected" in err.data
+    cut = data[: data.index(b"SOUT")]
+    assert decode_reply(1, cut, eof=False) == (events[:3], None)
+    events, error = decode_reply(1, cut)
+    assert events == [head, status, err]
     assert isinstance(error, RemoteProtocolError) and "SOUT" in str(error)
-    assert encode_reply_head(1, status.wait_status, err.data) == data
+    assert encode_reply_head(1, status.wait_status, err.data) == cut
 
 
 # -- re-encoding ------------------------------------------------------------------
@@ -210,7 +212,7 @@ def _whole_streams(side: str) -> list[str]:
     names = capture_names(f".{side}.bin")
     if names == [MISSING]:
         return names
-    broken = BROKEN_REQUESTS if side == "client" else TRUNCATED_REPLIES
+    broken = BROKEN_REQUESTS if side == "client" else {}
     path = conftest.captures_path()
     return [n for n in names if n not in broken and (path / f"{n}.{side}.bin").stat().st_size]
 
@@ -221,12 +223,10 @@ def test_request_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> N
     events, error = decode_request(data)
     assert error is None
     encoded = request_bytes(events)
-    if LITERAL_ONLY.get(name) == "client":
-        # literal-only LZO from a Python peer: see LITERAL_ONLY in conftest.py
-        assert encoded != data
-        assert decode_request(encoded) == (events, None)
-    else:
-        assert encoded == data
+    version = request_version(data)
+    # LZO bodies are ccfarm's encoder's, not distcc's LZO1X-1: the rest is byte for byte
+    assert encoded == (recompressed(data) if compressed(version) else data)
+    assert decode_request(encoded) == (events, None)
 
 
 @pytest.mark.parametrize("name", _whole_streams("server"))
@@ -236,12 +236,9 @@ def test_reply_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> Non
     events, error = decode_reply(version, data)
     assert error is None
     encoded = reply_bytes(events)
-    if LITERAL_ONLY.get(name) == "server":
-        # literal-only LZO from a Python peer: see LITERAL_ONLY in conftest.py
-        assert encoded != data
-        assert decode_reply(version, encoded) == (events, None)
-    else:
-        assert encoded == data
+    # LZO bodies are ccfarm's encoder's, not distcc's LZO1X-1: the rest is byte for byte
+    assert encoded == (recompressed(data) if compressed(version) else data)
+    assert decode_reply(version, encoded) == (events, None)
 
 
 @pytest.mark.parametrize("name", sorted(LITERAL_ONLY))
@@ -294,14 +291,23 @@ def test_plain_and_lzo_requests_agree(captures_dir: Path) -> None:
     assert header == JobHeader(1, (b"x86_64-linux-gnu-gcc", b"-c", b"hello.c", b"-o", b"hello.o"))
     assert lzo[0] == JobHeader(2, header.argv)
     assert plain[1:] == lzo[1:]  # the same .i, once plain and once through LZO
-    assert len(source.data) == 168
+    hello = (captures_dir / "sources" / "hello.c").read_bytes()
+    assert source.data.startswith(b'# 0 "hello.c"\n') and source.data.endswith(hello)
 
 
-def test_real_client_and_python_server_replies_are_identical(captures_dir: Path) -> None:
+def test_real_client_gets_the_same_reply_from_ccfarmd_and_distccd(captures_dir: Path) -> None:
+    """Same request (real distcc, v2); ccfarmd's reply decodes to distccd's events.
+
+    Byte for byte but for the LZO bodies: ccfarm's encoder is not LZO1X-1.
+    """
     real = _read(captures_dir, "b-p2-lzo", "server")
-    assert _read(captures_dir, "k-pyserver-p2-pylzo", "server") == real
-    assert decode_reply(2, _read(captures_dir, "k2-pyserver-p2-store", "server")) == decode_reply(
-        2, real
+    request = _read(captures_dir, "b-p2-lzo", "client")
+    assert _read(captures_dir, "k-ccfarmd-p2", "client") == request
+    ours = _read(captures_dir, "k-ccfarmd-p2", "server")
+    assert decode_reply(2, ours) == decode_reply(2, real)
+    assert ours == recompressed(real)
+    assert decode_reply(2, _read(captures_dir, "k2-pyserver-p2-store", "server"))[0][:-2] == (
+        decode_reply(2, real)[0][:-2]  # all but the object (another compiler run) and the end
     )
 
 
@@ -341,19 +347,19 @@ def test_pump_request_files_links_and_deps(captures_dir: Path) -> None:
     assert header == JobHeader(
         PUMP,
         (b"x86_64-linux-gnu-gcc", b"-c", b"pump_hello.c", b"-o", b"pump_hello.o"),
-        b"/tmp/distcc-demo",
+        b"/src",
     )
     assert [type(e).__name__ for e in entries] == ["FileEntry"] * 2 + ["LinkEntry"] * 3 + [
         "FileEntry"
     ]
     source = (captures_dir / "sources" / "pump_hello.c").read_bytes()
-    assert entries[0] == FileEntry(b"/tmp/distcc-demo/pump_hello.c", source)
+    assert entries[0] == FileEntry(b"/src/pump_hello.c", source)
     header_file = (captures_dir / "sources" / "pump_hello.h").read_bytes()
-    assert entries[1] == FileEntry(b"/tmp/distcc-demo/pump_hello.h", header_file)
+    assert entries[1] == FileEntry(b"/src/pump_hello.h", header_file)
     for link in entries[2:5]:
         assert isinstance(link, LinkEntry)
         assert link.target.startswith(b"../") and link.target.endswith(link.name)
-    assert entries[5] == FileEntry(b"/tmp/distcc-demo/forcing_technique_271828", b"")
+    assert entries[5] == FileEntry(b"/src/forcing_technique_271828", b"")
     reply, _ = decode_reply(PUMP, _read(captures_dir, "e-p3-pump", "server"))
     assert reply[-2] == DepsFile(b"pump_hello.o: pump_hello.c pump_hello.h\n")
 
@@ -381,32 +387,32 @@ def test_captures_found_by_glob(captures_dir: Path) -> None:
     assert clients == sorted(
         p.name.removesuffix(".client.bin") for p in captures_dir.glob("*.client.bin")
     )
-    assert set(BROKEN_REQUESTS) | set(LITERAL_ONLY) | set(TRUNCATED_REPLIES) <= set(clients)
+    assert set(BROKEN_REQUESTS) | set(LITERAL_ONLY) <= set(clients)
     assert capture_names(".server.bin") == clients
 
 
-def test_missing_captures_fail_on_ci_and_skip_elsewhere(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_captures_fail_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(conftest.CAPTURES_ENV, str(tmp_path / "nowhere"))
     assert conftest.capture_names(".client.bin") == [MISSING]
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match=conftest.CAPTURES_ENV):
-        conftest.require_captures()
-    monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="not found"):
-        conftest.require_captures()
+    for ci in ("true", None):
+        if ci:
+            monkeypatch.setenv("CI", ci)
+        else:
+            monkeypatch.delenv("CI", raising=False)
+        with pytest.raises(pytest.fail.Exception, match=conftest.CAPTURES_ENV):
+            conftest.require_captures()
     # an existing directory without captures counts as missing too
     monkeypatch.setenv(conftest.CAPTURES_ENV, str(tmp_path))
-    with pytest.raises(pytest.skip.Exception):
+    with pytest.raises(pytest.fail.Exception):
         conftest.require_captures()
     (tmp_path / "x.client.bin").write_bytes(b"")
     assert conftest.require_captures() == tmp_path
     assert conftest.capture_names(".client.bin") == ["x"]
 
 
-def test_default_location_is_beside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_location_is_in_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(conftest.CAPTURES_ENV, raising=False)
     repo = Path(__file__).resolve().parents[2]
     assert (repo / "pyproject.toml").exists()
-    assert conftest.captures_path() == repo.parent / "shared" / "distcc-captures"
+    assert conftest.captures_path() == repo / "tests" / "captures"
+    assert (conftest.captures_path() / "record.py").exists()  # and how to re-record them

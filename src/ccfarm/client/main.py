@@ -17,6 +17,9 @@ def main() -> int:
         if status == forward.ABSENT:
             forward.start_server(name)  # for the jobs after this one
             status = None
+            from ccfarm.client.forkserver.launcher import first_use
+
+            first_use(os.environ, argv[0])  # once per install: the native `ccfarm`
     if status is None:
         from ccfarm.client.job.command import run_job
 

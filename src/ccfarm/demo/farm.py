@@ -116,3 +116,40 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def start_scheduler(address: str, port: int, log_dir: str) -> LocalDaemon:
+    """Run `ccfarm-scheduler` in the foreground of a child process; return when it listens."""
+    log_path = os.path.join(log_dir, f"scheduler-{address}-{port}.log")
+    cmd = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", address]
+    cmd += ["--port", str(port), "--log-file", log_path]
+    # Every emulated host sees this one machine's load average: a farm on one
+    # machine must not withdraw its hosts for the load its own build makes.
+    cmd += ["--load-low", "1000", "--load-high", "1001"]
+    scheduler = LocalDaemon(address, port, 0, log_path)
+    scheduler.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(address, port)
+    except OSError:
+        stop_daemon(scheduler)
+        raise
+    return scheduler
+
+
+def wait_hosts(scheduler: str, count: int, timeout: float = 30.0) -> None:
+    """Until the scheduler at `scheduler` ("address:port") lists `count` hosts."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    argv = [sys.executable, "-m", "ccfarm.cli.ctl", "--scheduler", scheduler, "--json", "hosts"]
+    while True:
+        out = subprocess.run(argv, capture_output=True, check=False)
+        try:
+            hosts = json.loads(out.stdout) if out.returncode == 0 else []
+        except ValueError:
+            hosts = []
+        if len(hosts) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{scheduler} lists {len(hosts)} of {count} hosts")
+        time.sleep(0.2)

@@ -1,60 +1,47 @@
 """LZO1X bodies as distcc sends them: raw stream, no header, no size.
 
-`compress` gives the same bytes as distcc's own miniLZO (`lzo1x_1_compress`).
-The uncompressed size is not on the wire, so `decompress` grows its buffer
-up to a caller-given limit. The library is called only by `_lzo1x_decompress`
-(LZO1X into a buffer of a known size); the limit lives in `decompress`, which
-does not care which library decompresses.
+The codec is `lzallright` (MIT, wheels for every platform, so installing
+ccfarm needs no compiler). It reads every LZO1X stream, including those of
+distcc's own miniLZO (`lzo1x_1_compress`), and writes LZO1X streams that
+distcc's `lzo1x_decompress_safe` reads; they are not byte for byte what
+LZO1X-1 writes (a slower compressor, smaller output: docs/benchmarks.md).
+The uncompressed size is not on the wire, so `decompress` takes a limit.
 """
 
 from __future__ import annotations
 
-import lzo
+from lzallright import InputNotConsumed, LZOCompressor, LZOError
 
 from ccfarm.errors import RemoteProtocolError
+from ccfarm.protocol._lzo_size import TooLarge, plain_size
 
-_OUTPUT_OVERRUN = "-5"  # LZO_E_OUTPUT_OVERRUN
+__all__ = ["TooLarge", "compress", "decompress"]
+
+_codec = LZOCompressor()
+#: LZO1X writes at most 255 plain bytes per stream byte (a long match)
+_MAX_RATIO = 255
 
 
 def compress(data: bytes) -> bytes:
-    """LZO1X-1 without header; empty input stays empty (sent as a bare token)."""
+    """An LZO1X stream without header; empty input stays empty (sent as a bare token)."""
     if not data:
         return b""
-    return bytes(lzo.compress(data, 1, False))
-
-
-class TooLarge(RemoteProtocolError):
-    """The body expands beyond the limit it was given."""
-
-
-class _Overrun(Exception):
-    """The output buffer was too small."""
-
-
-def _lzo1x_decompress(data: bytes, size: int) -> bytes:
-    """LZO1X (safe) into a buffer of `size` bytes: `_Overrun` when it does
-    not fit, RemoteProtocolError when the stream is corrupt."""
-    try:
-        return bytes(lzo.decompress(data, False, size))
-    except lzo.error as exc:
-        # Only "output overrun" (-5) means the buffer was too small.
-        if str(exc).endswith(_OUTPUT_OVERRUN):
-            raise _Overrun from None
-        raise RemoteProtocolError(f"corrupt LZO body ({exc})") from exc
+    return _codec.compress(data)
 
 
 def decompress(data: bytes, limit: int) -> bytes:
-    """Inverse of `compress`; refuses output larger than `limit` bytes
-    (`TooLarge`), having written at most about 1.33 x `limit` bytes in all."""
+    """Inverse of `compress`; refuses output larger than `limit` bytes (`TooLarge`)."""
     if not data:
         return b""
-    if limit <= 0:
+    # Past the limit the codec would grow its buffer without bound: walk first.
+    could_pass = len(data) * _MAX_RATIO > limit
+    hint = plain_size(data, limit) if could_pass else min(len(data) * 4, limit)
+    try:
+        out = _codec.decompress(data, hint)
+    except InputNotConsumed as exc:
+        raise RemoteProtocolError("corrupt LZO body (bytes after the end marker)") from exc
+    except LZOError as exc:
+        raise RemoteProtocolError(f"corrupt LZO body ({exc.args[0]})") from exc
+    if len(out) > limit:  # not reached: the ratio or the walk bounds it
         raise TooLarge(f"LZO body expands beyond {limit} bytes")
-    size = min(max(len(data) * 8, 4096), limit)
-    while True:
-        try:
-            return _lzo1x_decompress(data, size)
-        except _Overrun:
-            if size >= limit:
-                raise TooLarge(f"LZO body expands beyond {limit} bytes") from None
-            size = min(size * 4, limit)
+    return out

@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 
-import lzo
+from lzallright import LZOCompressor
 
 _NAME = "distcc_pump_c_extensions"
 _DIR = "/usr/lib/python3/dist-packages/include_server"
@@ -29,8 +29,8 @@ def _install() -> None:
     loader.exec_module(module)
     module.OsPathExists = os.path.exists
     module.OsPathIsFile = os.path.isfile
-    module.CompressLzo1xAlloc = lambda text: lzo.compress(
-        text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text, 1, False
+    module.CompressLzo1xAlloc = lambda text: LZOCompressor().compress(
+        text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     )
     sys.modules[_NAME] = module
 

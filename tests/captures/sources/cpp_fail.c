@@ -1,0 +1,2 @@
+#include "missing_header.h"
+int g(void) { return 1; }

@@ -1,0 +1,2 @@
+#include "pump_hello.h"
+int thrice(int x) { return THRICE(x); }

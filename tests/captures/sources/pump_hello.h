@@ -1,0 +1,1 @@
+#define THRICE(x) ((x) * 3)
