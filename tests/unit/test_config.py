@@ -39,7 +39,7 @@ OLD_SCHEDULER_FLAGS = {
 }
 #: settings that were TOML-only gained a flag; booleans gained their other half
 NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
-NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express", "--local-margin"}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

@@ -20,7 +20,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "ccfarm"
 PURE_PACKAGES = ("protocol", "control", "compiler", "model")
 #: the wrapper's decisions (its shell is the rest of client/job)
-PURE_MODULES = ("ccfarm.client.job.plan", "ccfarm.client.job.fallback")
+PURE_MODULES = ("ccfarm.client.job.plan", "ccfarm.client.job.fallback", "ccfarm.client.job.explain")
 #: the scheduler's shell and entry point; every other scheduler module is core
 SCHEDULER_SHELLS = ("service", "main")
 IO_MODULES = {"socket", "_socket", "asyncio", "subprocess", "time", "selectors", "threading"}
