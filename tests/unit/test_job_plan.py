@@ -420,11 +420,12 @@ def test_judge_any_status(status: int, quiet: bool, request_: Request) -> None:
 
 
 def test_reply_notes() -> None:
-    assert reply_note(CHEAP, "keep") == "preprocessed text"
-    assert reply_note(CHEAP, "failed") == "preprocessed text"
-    assert reply_note(CHEAP, "exact way") == "preprocessed text said something, then the exact way"
-    assert reply_note(EXACT, "keep") == "protocol 0x43460001"
-    assert reply_note(CLASSIC, "failed") == "protocol 0x2"
+    assert reply_note(CHEAP) == " from preprocessed text"
+    assert reply_note(EXACT) == " (protocol 0x43460001)"
+    assert reply_note(EXACT, after_cheap=True) == (
+        " (protocol 0x43460001) after the preprocessed text said something"
+    )
+    assert reply_note(CLASSIC) == " (protocol 0x2)"
 
 
 # -- files to send ------------------------------------------------------------------------------

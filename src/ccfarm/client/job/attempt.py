@@ -52,7 +52,7 @@ def attempt(
     text, cpp_stderr = preprocessed
     spec = target.spec
     job = remote.job
-    how = ""
+    spoke = False  # the cheap way's compile said something: the exact way decides
     for request in remote.requests(spec, express=target.express, cpp_stderr=cpp_stderr, text=text):
         try:
             result = _send(remote, settings, target, request, text)
@@ -63,15 +63,15 @@ def attempt(
         verdict = judge(request, result.wait_status, quiet=not result.stdout and not result.stderr)
         if verdict == "host failed":
             return host_failed(host_failure(result.wait_status))
-        how = how or reply_note(request, verdict)  # the cheap way's note says what followed
         if verdict == "exact way":
+            spoke = True
             continue
         if verdict == "failed" or not _write_object(job.output, result.obj):
             return COMPILE_FAILED  # the local re-run shows what went wrong
         _write(sys.stdout, result.stdout)
         # a host sent sources preprocessed them itself, and reported what the preprocessor said
         _write(sys.stderr, (b"" if request.files else cpp_stderr) + result.stderr)
-        return Attempt("compiled", how=how)
+        return Attempt("compiled", how=reply_note(request, after_cheap=spoke))
     return COMPILE_FAILED  # not reached: the last request always decides
 
 

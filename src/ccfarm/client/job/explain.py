@@ -3,10 +3,11 @@
 The shell notes each step's reason as the job goes (`note`) and where it
 ran at the end (`ran`); `line()` is what `run._end` prints, once per job:
 
-    x.c: ran on 10.0.0.5:3632 (speed 4.1, tier 6, preprocessed text): leased in 0.002 s
-    x.c: ran here: the scheduler kept it here (a local slot was free; no free host is faster ...)
-    x.c: ran here after 840 ms: a local slot freed before a host did
-    ran here: linking (not a compile of one source)
+    x.c: compiled on 10.0.0.5:3632 from preprocessed text (speed 4.1, tier 6): leased in 0.002 s
+    x.c: compiled here: a local slot was free and the scheduler kept it here (no free host)
+    x.c: compiled here: waited 840 ms; a local slot freed before a host
+    x.c: compiled here after 1200 ms: h1:3632 failed (timed out) and was reported ...
+    compiled here: not distributed: not a compile-only command (no -c or -S)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ MYPY = False
 if MYPY:
     from ccfarm.model import LeaseGranted
 
-HERE = "ran here"
+HERE = "compiled here"
 
 
 class Story:
@@ -43,7 +44,7 @@ class Story:
 
 
 def leased_where(grant: LeaseGranted, how: str) -> str:
-    """ "ran on HOST (speed, tier, how)" for a scheduler's host."""
+    """"compiled on HOST how (speed, tier)" for a scheduler's host (`how`: `reply_note`)."""
     details = []
     if grant.speed > 0:
         details.append(f"speed {grant.speed:.3g}")
@@ -51,13 +52,11 @@ def leased_where(grant: LeaseGranted, how: str) -> str:
         details.append(f"tier {grant.tier}")
     if grant.express:
         details.append("express")
-    if how:
-        details.append(how)
-    return f"ran on {grant.host}" + (f" ({', '.join(details)})" if details else "")
+    return f"compiled on {grant.host}{how}" + (f" ({', '.join(details)})" if details else "")
 
 
 def listed_where(host: str, how: str) -> str:
-    return f"ran on {host} (host list{', ' + how if how else ''})"
+    return f"compiled on {host}{how}"
 
 
 def waited(seconds: float) -> str:

@@ -260,13 +260,12 @@ def host_failure(wait_status: int) -> str:
     return f"host could not run the compiler (status {wait_status:#x})"
 
 
-def reply_note(request: Request, verdict: Verdict) -> str:
-    """How a host's answer to `request` came (the job's verbose line says it)."""
+def reply_note(request: Request, *, after_cheap: bool = False) -> str:
+    """How the answer that was kept came (for the job's verbose line)."""
     if request.cheap:
-        if verdict == "exact way":
-            return "preprocessed text said something, then the exact way"
-        return "preprocessed text"
-    return f"protocol {request.version:#x}"
+        return " from preprocessed text"
+    spoke = " after the preprocessed text said something" if after_cheap else ""
+    return f" (protocol {request.version:#x}){spoke}"
 
 
 # -- files to send ------------------------------------------------------------------
