@@ -203,7 +203,7 @@ def test_a_silent_scheduler_fails_after_the_scheduler_timeout_not_the_wait() -> 
 
 
 def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> None:
-    s = scheduler(m.encode_queued(1) + m.encode_granted(1, GRANT), close=False)
+    s = scheduler(m.encode_queued(1), close=False)
     timeouts: list[float | None] = []
     real = s.client_end.settimeout
 
@@ -211,6 +211,8 @@ def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> N
         def settimeout(self, value: float | None) -> None:
             timeouts.append(value)
             real(value)
+            if len(timeouts) == 2:  # the grant comes while the client waits
+                s.end.sendall(m.encode_granted(1, GRANT))
 
         def __getattr__(self, name: str) -> object:
             return getattr(s.client_end, name)

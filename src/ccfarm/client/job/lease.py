@@ -225,12 +225,16 @@ def _wait(
     local: Callable[[], Local | None] | None,
     clock: Callable[[], float],
 ) -> Message | Local:
-    """The answer to a waiting request, or first a local slot from `local()`.
+    """The answer to a waiting request, or first a local slot from `local()`
+    (an answer already read wins).
 
     TimeoutError once `deadline` passes. A message that comes in parts is
     kept by `parser` across the polls.
     """
     while True:
+        message = parser.next_message()
+        if message is not None:  # it came with "queued", or in the last read
+            return message
         if local is not None:
             slot = local()
             if slot is not None:
