@@ -44,7 +44,7 @@ class Story:
 
 
 def leased_where(grant: LeaseGranted, how: str) -> str:
-    """"compiled on HOST how (speed, tier)" for a scheduler's host (`how`: `reply_note`)."""
+    """The "compiled on HOST how (speed, tier)" of a scheduler's host (`how`: `reply_note`)."""
     details = []
     if grant.speed > 0:
         details.append(f"speed {grant.speed:.3g}")
