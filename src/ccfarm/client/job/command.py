@@ -15,11 +15,15 @@ Hosts come from CCFARM_SCHEDULER (scheduler leases), CCFARM_HOSTS (ccfarmd
 hosts) or DISTCC_HOSTS (distcc syntax). CCFARM_SCHEDULER_TIMEOUT bounds a
 scheduler's connect and first answer (2 s), CCFARM_LEASE_WAIT the wait for a
 free slot (60 s); a failed host or scheduler is skipped for
-CCFARM_BACKOFF_PERIOD (60 s). Local compiles after a fallback take one of
---localslots=N (host list; default: one per CPU).
+CCFARM_BACKOFF_PERIOD (60 s). Every local compile takes one of
+--localslots=N (host list; default: one per CPU). With a scheduler, a job
+compiles here when a local slot is free and no free host is faster than this
+machine (CCFARM_LOCAL_SPEED pins its speed; default: measured once), and a
+job waiting for the farm takes a local slot that frees first.
 Environment: CCFARM_FALLBACK=0 fails instead of compiling locally after a
-remote failure; CCFARM_VERBOSE=1 says where each job ran; CCFARM_DIR is the
-state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
+remote failure; CCFARM_VERBOSE=1 says in one line per job where it ran and
+why; CCFARM_LOG (or DISTCC_LOG) takes the wrapper's messages instead of
+stderr; CCFARM_DIR is the state directory (default $DISTCC_DIR or ~/.distcc). Jobs run in a warm
 fork server process (one per user, gone after CCFARM_HELPER_IDLE seconds idle,
 default 600); CCFARM_HELPER=0 runs each job in its own process instead.
 """
