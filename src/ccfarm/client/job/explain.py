@@ -50,9 +50,9 @@ def leased_where(grant: LeaseGranted, how: str) -> str:
         details.append(f"speed {grant.speed:.3g}")
     if grant.tier is not None:
         details.append(f"tier {grant.tier}")
-    if grant.express:
-        details.append("express")
-    return f"compiled on {grant.host}{how}" + (f" ({', '.join(details)})" if details else "")
+    express = " (express)" if grant.express else ""
+    shown = f" ({', '.join(details)})" if details else ""
+    return f"compiled on {grant.host}{how}{shown}{express}"
 
 
 def listed_where(host: str, how: str) -> str:
