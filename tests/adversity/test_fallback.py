@@ -33,9 +33,12 @@ def test_daemon_down_compiles_locally(tmp_path: Path, client_env) -> None:
     assert len(warnings) == 1 and b"warning" in warnings[0], proc.stderr
     run(["gcc", "-O2", "-c", "a.c", "-o", "ref.o"], tmp_path)
     assert (tmp_path / "a.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
-    # the host is now backed off: the next job does not even try it
+    # the host is now backed off: the next job does not even try it, and says so once
     again = run([ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", "b.o"], tmp_path, env)
-    assert again.returncode == 0 and again.stderr == b""
+    assert again.returncode == 0 and again.stderr == (
+        b"ccfarm: warning: failed to distribute a.c (every listed host failed lately"
+        b" (backed off)), running locally instead\n"
+    )
     assert _leftovers(tmp_path) == []
 
 
@@ -167,6 +170,6 @@ def test_unsupported_hosts_are_named_not_silently_skipped(tmp_path: Path, client
     proc = run([ccfarm_exe(), "gcc", "-c", "a.c", "-o", "a.o"], tmp_path, env)
     assert proc.returncode == 0
     assert proc.stderr == (
-        b"ccfarm: warning: ssh and ,auth hosts are not supported "
-        b"(builder@farm1/4 farm2,auth); compiling here\n"
+        b"ccfarm: warning: failed to distribute a.c (ssh and ,auth hosts are not supported "
+        b"(builder@farm1/4 farm2,auth)), running locally instead\n"
     )

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from ccfarm.client.job.fallback import UseHostLists
 from ccfarm.client.job.lease import (
     Lease,
     NoLease,
+    SchedulerMarks,
     client_name,
     parse_schedulers,
     request_lease,
@@ -26,7 +30,7 @@ from ccfarm.client.job.lease import (
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MAGIC, MessageParser, encode
 from ccfarm.control.codec import Message as ControlMessage
-from ccfarm.model import LeaseGranted, LeaseRefused, LeaseRevoked
+from ccfarm.model import LOCAL, LeaseGranted, LeaseRefused, LeaseRevoked
 from tests.component._control import GCC, SchedulerRig, host_report, lease_request
 from tests.component._loop import idle
 
@@ -199,7 +203,7 @@ def test_a_silent_scheduler_fails_after_the_scheduler_timeout_not_the_wait() -> 
 
 
 def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> None:
-    s = scheduler(m.encode_queued(1) + m.encode_granted(1, GRANT), close=False)
+    s = scheduler(m.encode_queued(1), close=False)
     timeouts: list[float | None] = []
     real = s.client_end.settimeout
 
@@ -207,6 +211,8 @@ def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> N
         def settimeout(self, value: float | None) -> None:
             timeouts.append(value)
             real(value)
+            if len(timeouts) == 2:  # the grant comes while the client waits
+                s.end.sendall(m.encode_granted(1, GRANT))
 
         def __getattr__(self, name: str) -> object:
             return getattr(s.client_end, name)
@@ -219,8 +225,9 @@ def test_queued_then_granted_waits_for_the_slot(scheduler: type[Scheduler]) -> N
         client="a/a",
         connect=lambda *_: Recording(),  # type: ignore[arg-type,return-value]
         failed=failed.append,
+        clock=lambda: 100.0,
     )
-    assert lease.grant == GRANT and failed == []
+    assert isinstance(lease, Lease) and lease.grant == GRANT and failed == []
     assert timeouts == [2.0, 32.0]  # the first answer, then the wait for a slot
     lease.release()
 
@@ -247,6 +254,106 @@ def test_a_refusal_does_not_mark_the_scheduler_failed(scheduler: type[Scheduler]
             [("sched", 3634)], None, client="a/a", connect=s.connect, failed=failed.append
         )
     assert failed == []
+
+
+# -- the client's own machine: a local slot instead of a wait ----------------------------------
+
+
+def test_a_local_refusal_is_no_lease_that_says_local(scheduler: type[Scheduler]) -> None:
+    note = "no free host is faster (best free 2, client 2.5)"
+    s = scheduler(m.encode_refused(1, LeaseRefused(1, LOCAL, note)))
+    answered: list[tuple[str, int]] = []
+    with pytest.raises(NoLease) as caught:
+        request_lease(
+            [("sched", 3634)],
+            None,
+            client="a/a",
+            connect=s.connect,
+            answered=lambda *where: answered.append(where),
+            local_slot=True,
+            local_speed=2.5,
+        )
+    assert caught.value.local and caught.value.answered and str(caught.value) == note
+    assert answered == [("sched", 3634)]
+    (sent,) = s.sent()
+    assert sent.first()["local_slot"] == "1" and sent.first()["local_speed"] == "2.5"
+    # any other refusal is not "local"
+    s = scheduler(m.encode_refused(1, LeaseRefused(1, "no host has this compiler")))
+    with pytest.raises(NoLease) as caught:
+        request_lease([("sched", 3634)], None, client="a/a", connect=s.connect)
+    assert not caught.value.local and caught.value.answered
+
+
+def test_queued_while_a_local_slot_is_held_withdraws_at_once(scheduler: type[Scheduler]) -> None:
+    """An older scheduler (it ignores local_slot) queues the request: the slot held wins."""
+    s = scheduler(m.encode_queued(1), close=False)
+    held = object()
+    got = request_lease(
+        [("sched", 3634)], None, client="a/a", connect=s.connect, local=lambda: held
+    )
+    assert got is held and s.client_closed()  # the close withdraws the request
+
+
+def test_queued_then_a_local_slot_frees_before_a_host(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_queued(1), close=False)
+    polls: list[int] = []
+
+    def local() -> str | None:
+        polls.append(1)
+        return "slot" if len(polls) == 4 else None
+
+    got = request_lease(
+        [("sched", 3634)], None, wait=30, client="a/a", connect=s.connect, local=local
+    )
+    assert got == "slot" and len(polls) == 4 and s.client_closed()
+
+
+def test_a_grant_in_pieces_across_local_polls_is_read_whole(scheduler: type[Scheduler]) -> None:
+    grant = m.encode_granted(1, GRANT)
+    s = scheduler(m.encode_queued(1) + grant[:7], close=False)
+    polls: list[int] = []
+
+    def local() -> None:
+        polls.append(1)
+        if len(polls) == 2:
+            s.end.sendall(grant[7:])  # the rest comes while the client polls
+
+    got = request_lease([("sched", 3634)], None, client="a/a", connect=s.connect, local=local)
+    assert isinstance(got, Lease) and got.grant == GRANT and len(polls) >= 2
+    got.release()
+
+
+def test_queued_and_no_answer_by_the_deadline_while_polling(scheduler: type[Scheduler]) -> None:
+    s = scheduler(m.encode_queued(1), close=False)
+    failed: list[tuple[str, int]] = []
+    with pytest.raises(NoLease, match="no answer in time") as caught:
+        request_lease(
+            [("sched", 3634)],
+            None,
+            wait=0.1,
+            connect_timeout=0.1,
+            client="a/a",
+            connect=s.connect,
+            failed=lambda *where: failed.append(where),
+            local=lambda: None,
+        )
+    assert not caught.value.answered and failed == [("sched", 3634)]
+
+
+def test_scheduler_marks_are_set_skipped_and_cleared(tmp_path: Path) -> None:
+    marks = SchedulerMarks(str(tmp_path), 60.0)
+    a, b = ("a", 3634), ("b", 1)
+    assert marks.to_ask([a, b]) == [a, b]
+    marks.failed(*a)
+    assert marks.to_ask([a, b]) == [b]
+    marks.failed(*b)
+    assert isinstance(marks.to_ask([a, b]), UseHostLists)
+    marks.answered(*a)  # a round trip elsewhere (another job, gethost) proved it alive
+    assert marks.to_ask([a, b]) == [a]
+    marks.answered(*a)  # no mark: nothing to do
+    off = SchedulerMarks(str(tmp_path / "off"), 0.0)  # CCFARM_BACKOFF_PERIOD=0: no marks
+    off.failed(*a)
+    assert off.to_ask([a]) == [a] and not (tmp_path / "off").exists()
 
 
 # -- a held lease: revocations and reports ------------------------------------------------------
@@ -433,3 +540,40 @@ async def test_a_wrapper_without_the_secret_gets_nothing(secret: bytes | None) -
         assert expected in str(no.value)
         assert await rig.jobs() == []
         await asyncio.gather(*rig.extra_tasks)
+
+
+async def test_the_real_scheduler_keeps_a_job_with_a_free_local_slot_at_once() -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig() as rig:
+        await rig.host(host_report("h1", slots=1, speed=2.0))
+        holder = rig.peer()
+        await holder.ask(lease_request("bob/b"), kind=m.LEASE_GRANTED)
+        # every slot taken, a local slot free: "local" at once, no LQUE
+        _, asked = await _lease_in_thread(rig, client="alice/a", local_slot=True, local_speed=1.0)
+        with pytest.raises(NoLease) as caught:
+            await asked
+        assert caught.value.local and str(caught.value) == "no free host"
+        assert [j["state"] for j in await rig.jobs()] == ["running"]  # nothing waits
+        await asyncio.gather(*rig.extra_tasks)
+
+
+async def test_a_wrapper_whose_local_slot_frees_withdraws_its_waiting_request() -> None:
+    asyncio.get_running_loop().autojump = False  # type: ignore[attr-defined]
+    async with SchedulerRig() as rig:
+        await rig.host(host_report("h1", slots=1))
+        holder = rig.peer()
+        first = m.decode_granted(await holder.ask(lease_request("bob/b"), kind=m.LEASE_GRANTED))
+        free = threading.Event()
+        sent, asked = await _lease_in_thread(
+            rig, client="alice/a", local=lambda: "slot" if free.is_set() else None
+        )
+        await sent.get()
+        await idle()
+        assert [j["state"] for j in await rig.jobs()] == ["running", "waiting"]
+        free.set()  # this machine's slot frees before the farm's
+        assert await asked == "slot"
+        await asyncio.gather(*rig.extra_tasks)  # the service saw the close
+        assert [j["state"] for j in await rig.jobs()] == ["running"]
+        holder.send(m.encode_release(first.lease))  # the freed slot goes to nobody
+        await idle()
+        assert await rig.jobs() == []

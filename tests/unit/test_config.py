@@ -44,7 +44,7 @@ NEW_DAEMON_FLAGS |= {
     "--user", "--sandbox", "--sandbox-path", "--limit-cpu", "--limit-memory",
     "--limit-file-size", "--limit-processes",
 }
-NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express"}
+NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express", "--local-margin"}
 #: the farm secret
 NEW_DAEMON_FLAGS |= {"--secret-file", "--distcc-clients", "--no-distcc-clients"}
 NEW_SCHEDULER_FLAGS |= {"--secret-file"}

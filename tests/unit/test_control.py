@@ -12,7 +12,14 @@ from ccfarm.addresses import parse_addresses
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, encode, hello
 from ccfarm.errors import ConfigError, LocalProtocolError, RemoteProtocolError
-from ccfarm.model import CompilerIdentity, HostReport, LeaseGranted, LeaseRequest
+from ccfarm.model import (
+    LOCAL,
+    CompilerIdentity,
+    HostReport,
+    LeaseGranted,
+    LeaseRefused,
+    LeaseRequest,
+)
 from ccfarm.scheduler.hostsinfo import parse_hosts_info
 
 GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
@@ -151,3 +158,41 @@ def test_addresses() -> None:
         ("::1", 7),
         ("c", 3634),
     ]
+
+
+def test_local_fields_round_trip_and_old_peers() -> None:
+    req = LeaseRequest(7, "box/ann", GCC, 30.0, 10, local_slot=True, local_speed=2.5)
+    (msg,) = _parse(hello() + m.encode_lease_request(req))
+    assert msg.first()["local_slot"] == "1" and msg.first()["local_speed"] == "2.5"
+    assert m.decode_lease_request(msg, 99)[1] == LeaseRequest(
+        99, "box/ann", GCC, 30.0, 10, local_slot=True, local_speed=2.5
+    )
+    # an old wrapper sends neither: no local slot, speed unknown
+    (old,) = _parse(hello() + m.encode_lease_request(LeaseRequest(7, "b/a", GCC, 30.0)))
+    assert "local_slot" not in old.first() and "local_speed" not in old.first()
+    decoded = m.decode_lease_request(old, 1)[1]
+    assert not decoded.local_slot and decoded.local_speed == 0.0
+    for bad in ({"local_slot": "yes"}, {"local_speed": "-1"}, {"local_speed": "nan"}):
+        (msg,) = _parse(encode(m.LEASE_REQUEST, {"id": 1, "timeout": 5, **bad}), hello_first=False)
+        with pytest.raises(RemoteProtocolError):
+            m.decode_lease_request(msg, 1)
+
+
+def test_grant_speed_tier_and_local_refusal_round_trip() -> None:
+    grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632, False, 3.25, -2)
+    (g,) = _parse(m.encode_granted(7, grant), hello_first=False)
+    assert g.first()["speed"] == "3.25" and g.first()["tier"] == "-2"
+    assert m.decode_granted(g) == LeaseGranted(7, 5, "h:1", "10.0.0.1", 3632, False, 3.25, -2)
+    plain = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632)  # an old scheduler's grant
+    (g,) = _parse(m.encode_granted(7, plain), hello_first=False)
+    assert m.decode_granted(g) == LeaseGranted(7, 5, "h:1", "10.0.0.1", 3632)
+    for tier in ("x", "--1", "1.5", "", "-"):
+        fields = {"lease": 1, "host": "h", "address": "a", "port": 1, "tier": tier}
+        (bad,) = _parse(encode(m.LEASE_GRANTED, fields), hello_first=False)
+        with pytest.raises(RemoteProtocolError):
+            m.decode_granted(bad)
+    refused = LeaseRefused(3, LOCAL, "no free host is faster\n(best 2)")
+    (r,) = _parse(m.encode_refused(4, refused), hello_first=False)
+    assert m.decode_refused(r) == LeaseRefused(4, LOCAL, "no free host is faster (best 2)")
+    (r,) = _parse(m.encode_refused(4, LeaseRefused(3, "no free host in time")), hello_first=False)
+    assert "note" not in r.first() and m.decode_refused(r).note == ""

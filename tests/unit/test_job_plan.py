@@ -113,13 +113,14 @@ def test_safeguard_compiles_here_silently() -> None:
     ],
 )
 def test_analysis_says_local(cmd: str, reason: str) -> None:
-    assert plan_for(cmd) == RunLocal(verbose=f"local: {reason}")
+    # a local compile like any other: it holds a local slot
+    assert plan_for(cmd) == RunLocal(verbose=f"not distributed: {reason}", local_slots=CPU_COUNT)
 
 
 @pytest.mark.parametrize("name", LOCAL_ONLY_ENV)
 def test_compiler_environment_variables_keep_the_job_here(name: str) -> None:
     assert plan_for("gcc -O2 -c x.c", {name: ""}) == RunLocal(
-        verbose="local: compiler environment variables set"
+        verbose=f"not distributed: {name} set", local_slots=CPU_COUNT
     )
 
 
@@ -419,21 +420,12 @@ def test_judge_any_status(status: int, quiet: bool, request_: Request) -> None:
 
 
 def test_reply_notes() -> None:
-    job = job_plan("gcc -O2 -c x.c").job
-    base = "x.c compiled on h:1 from preprocessed text"
-    assert reply_note(CHEAP, "keep", job, "h:1", 0) == base
-    assert reply_note(CHEAP, "failed", job, "h:1", 256) == (
-        base + " (failed: the local compiler shows why)"
+    assert reply_note(CHEAP) == " from preprocessed text"
+    assert reply_note(EXACT) == " (protocol 0x43460001)"
+    assert reply_note(EXACT, after_cheap=True) == (
+        " (protocol 0x43460001) after the preprocessed text said something"
     )
-    assert reply_note(CHEAP, "exact way", job, "h:1", 0) == (
-        base + " (it said something: the exact way decides)"
-    )
-    assert reply_note(EXACT, "keep", job, "h:1", 0) == (
-        "x.c compiled on h:1 (protocol 0x43460001), status 0x0"
-    )
-    assert reply_note(CLASSIC, "failed", job, "h", 256) == (
-        "x.c compiled on h (protocol 0x2), status 0x100"
-    )
+    assert reply_note(CLASSIC) == " (protocol 0x2)"
 
 
 # -- files to send ------------------------------------------------------------------------------
@@ -480,16 +472,30 @@ def test_files_to_send_are_absolute_and_once(names: list[str], absolute: bool) -
 
 def test_route_hosts() -> None:
     assert fallback.route_hosts(None, "bad slot count") == RunLocal(
-        warning="bad host list (bad slot count); compiling locally"
+        warning="bad host list (bad slot count); compiling locally",
+        verbose="bad host list (bad slot count)",
+        local_slots=CPU_COUNT,
     )
-    assert fallback.route_hosts(None) == RunLocal(local_slots=CPU_COUNT)
-    only_here = parse_hosts("localhost/3 --localslots=5")
-    assert fallback.route_hosts(only_here) == RunLocal(local_slots=5)
+    assert fallback.route_hosts(None, source="x.c") == RunLocal(
+        warning="failed to distribute x.c (no host list), running locally instead",
+        verbose="no host list",
+        local_slots=CPU_COUNT,
+    )
+    only_here = parse_hosts("localhost/3 --localslots=5")  # here on purpose: no warning
+    assert fallback.route_hosts(only_here) == RunLocal(
+        verbose="the host list names only localhost", local_slots=5
+    )
     down = parse_hosts("h1,down")
-    assert fallback.route_hosts(down) == RunLocal(local_slots=CPU_COUNT)
+    assert fallback.route_hosts(down, source="x.c") == RunLocal(
+        warning="failed to distribute x.c (every listed host is down), running locally instead",
+        verbose="every listed host is down",
+        local_slots=CPU_COUNT,
+    )
     unsupported = parse_hosts("me@h1 h2,auth h3,down")
-    assert fallback.route_hosts(unsupported) == RunLocal(
-        warning="ssh and ,auth hosts are not supported (me@h1 h2,auth); compiling here",
+    assert fallback.route_hosts(unsupported, source="x.c") == RunLocal(
+        warning="failed to distribute x.c (ssh and ,auth hosts are not supported"
+        " (me@h1 h2,auth)), running locally instead",
+        verbose="ssh and ,auth hosts are not supported (me@h1 h2,auth)",
         local_slots=CPU_COUNT,
     )
     mixed = parse_hosts("me@h1 h2 --localslots=2")
@@ -500,26 +506,62 @@ def test_route_hosts() -> None:
     assert fallback.route_hosts(parse_hosts("h2")) == HostRoute(parse_hosts("h2"))
 
 
+def test_empty_lists_zeroconf_and_failed_schedulers_warn_once() -> None:
+    for text, reason in (
+        ("", "empty host list"),
+        ("  # nothing\n", "empty host list"),
+        ("+zeroconf", "empty host list (+zeroconf is not supported)"),
+    ):
+        assert fallback.route_hosts(parse_hosts(text), source="x.c") == RunLocal(
+            warning=f"failed to distribute x.c ({reason}), running locally instead",
+            verbose=reason,
+            local_slots=CPU_COUNT,
+        )
+    failed = "no scheduler answered (s:3634: timed out), marked for 60 s"
+    here = parse_hosts("localhost/2")  # on purpose, but a scheduler failed first
+    assert fallback.route_hosts(here, source="x.c", before=(failed,)) == RunLocal(
+        warning=f"failed to distribute x.c ({failed}; the host list names only localhost),"
+        " running locally instead",
+        verbose=f"{failed}; the host list names only localhost",
+        local_slots=2,
+    )
+    assert fallback.route_hosts(parse_hosts("h1 +zeroconf"), before=(failed,)) == HostRoute(
+        parse_hosts("h1 +zeroconf"), verbose=f"{failed}; skipping +zeroconf (not supported)"
+    )
+    assert parse_hosts("+zeroconf").zeroconf and not parse_hosts("h1").zeroconf
+
+
 def test_no_free_host_compiles_here_in_the_local_slots() -> None:
-    assert fallback.no_free_host(Tries(3, 4)) == RunLocal(local_slots=4)
-    assert fallback.no_free_host(SCHEDULER_TRIES) == RunLocal(local_slots=CPU_COUNT)
+    backed_off = "every listed host failed lately (backed off)"
+    assert fallback.no_free_host(Tries(3, 4), source="x.c") == RunLocal(
+        warning=f"failed to distribute x.c ({backed_off}), running locally instead",
+        verbose=backed_off,
+        local_slots=4,
+    )
+    assert fallback.no_free_host(SCHEDULER_TRIES, tried=1) == RunLocal(
+        verbose="the other listed hosts failed lately (backed off)", local_slots=CPU_COUNT
+    )
 
 
 def test_scheduler_answers() -> None:
+    assert fallback.after_no_lease(False, "s:3634: refused", backoff=60) == UseHostLists(
+        verbose="no scheduler answered (s:3634: refused), marked for 60 s"
+    )
     assert fallback.after_no_lease(False, "s:3634: refused") == UseHostLists(
-        verbose="no scheduler answered (s:3634: refused); using host lists"
+        verbose="no scheduler answered (s:3634: refused)"
     )
     assert fallback.after_no_lease(True, "no host for gcc") == RunLocal(
-        verbose="local: the scheduler found no host (no host for gcc)", local_slots=CPU_COUNT
+        verbose="the scheduler found no host (no host for gcc)", local_slots=CPU_COUNT
+    )
+    assert fallback.kept_local("no free host") == (
+        "a local slot was free and the scheduler kept it here (no free host)"
     )
     grant = LeaseGranted(7, 8, "fast", "10.0.0.2", 4000, express=True)
     assert fallback.leased_host(grant) == HostSpec(
         "fast", "tcp", "10.0.0.2", 4000, 1, 3, ccfarm=True
     )
-    job = job_plan("gcc -O2 -c x.c").job
-    assert fallback.lease_note(job, grant, 0.01234) == "x.c: fast leased in 0.012 s (express)"
-    plain = LeaseGranted(7, 8, "fast", "10.0.0.2", 4000)
-    assert fallback.lease_note(job, plain, 1.5) == "x.c: fast leased in 1.500 s"
+    assert fallback.lease_note(0.01234) == "leased in 0.012 s"
+    assert fallback.lease_note(1.5) == "waited 1500 ms for a free host"
     assert fallback.lease_compiler(GCC.identity) == GCC.identity
     assert fallback.lease_compiler(CompilerIdentity("unknown", "", "x")) is None
 
@@ -529,7 +571,7 @@ def test_schedulers_that_failed_lately_are_skipped() -> None:
     assert fallback.schedulers_to_ask([a, b], [False, False]) == [a, b]
     assert fallback.schedulers_to_ask([a, b], [True, False]) == [b]  # the next one at once
     assert fallback.schedulers_to_ask([a, b], [True, True]) == UseHostLists(
-        verbose="schedulers failed lately, skipped (a:3634 b:4000); using host lists"
+        verbose="scheduler failed lately, skipped (backoff: a:3634 b:4000)"
     )
     assert fallback.schedulers_to_ask([], []) == []  # asking none: "no scheduler configured"
 
@@ -562,20 +604,33 @@ def after(
 @pytest.mark.parametrize("tries", [LISTED, SCHEDULER_TRIES])
 def test_after_an_answer(tries: Tries) -> None:
     assert after(COMPILED, 1, tries) == Exit(0)
-    assert after(COMPILE_FAILED, 1, tries) == RunLocal()  # the local messages, no slot
-    assert after(PREPROCESSOR_FAILED, 1, tries) == RunLocal()
+    # the local messages, in a local slot like every local compile
+    assert after(COMPILE_FAILED, 1, tries) == RunLocal(
+        verbose="h1 failed it; compiled again here for the messages", local_slots=tries.local_slots
+    )
+    assert after(PREPROCESSOR_FAILED, 1, tries) == RunLocal(
+        verbose="the preprocessor failed; compiled again here for the messages",
+        local_slots=tries.local_slots,
+    )
 
 
 def test_failed_hosts_then_here() -> None:
     failed = fallback.host_failed("timed out")
     elsewhere = "h1 failed (timed out); compiling x.c elsewhere"
-    assert after(failed, 1, LISTED) == NextHost(warning=elsewhere)
-    assert after(failed, 2, LISTED) == NextHost(warning=elsewhere)
+    why = "h1 failed (timed out)"
+    assert after(failed, 1, LISTED) == NextHost(warning=elsewhere, verbose=why)
+    assert after(failed, 2, LISTED) == NextHost(warning=elsewhere, verbose=why)
     assert after(failed, 3, LISTED) == RunLocal(
-        warning="h1 failed (timed out); compiling x.c locally", local_slots=4
+        warning="h1 failed (timed out); compiling x.c locally", verbose=why, local_slots=4
     )
-    assert after(failed, 1, SCHEDULER_TRIES) == RunLocal(
-        warning="h1 failed (timed out); compiling x.c locally", local_slots=CPU_COUNT
+    plan = job_plan("gcc -O2 -c x.c")
+    reported = fallback.after_attempt(
+        plan, failed, host="h1", tried=1, tries=SCHEDULER_TRIES, reported=True
+    )
+    assert reported == RunLocal(
+        warning="h1 failed (timed out); compiling x.c locally",
+        verbose="h1 failed (timed out) and was reported to the scheduler",
+        local_slots=CPU_COUNT,
     )
 
 
@@ -586,12 +641,16 @@ def test_no_fallback_exits_116(tries: Tries, env: dict[str, str]) -> None:
     assert after(failed, 1, tries, env) == Exit(
         EXIT_NO_HOSTS,
         warning="h1 failed (cannot connect: Connection refused); CCFARM_FALLBACK=0, giving up",
+        verbose="h1 failed (cannot connect: Connection refused); CCFARM_FALLBACK=0",
     )
     assert EXIT_NO_HOSTS == 116
-    assert after(COMPILE_FAILED, 1, tries, env) == RunLocal()  # a compile error is no host failure
+    # a compile error is no host failure
+    assert isinstance(after(COMPILE_FAILED, 1, tries, env), RunLocal)
     lost = fallback.host_failed("lease revoked: host gone", lease_lost=True)
     assert after(lost, 1, tries, env) == Exit(
-        EXIT_NO_HOSTS, warning="h1 failed (lease revoked: host gone); CCFARM_FALLBACK=0, giving up"
+        EXIT_NO_HOSTS,
+        warning="h1 failed (lease revoked: host gone); CCFARM_FALLBACK=0, giving up",
+        verbose="h1 failed (lease revoked: host gone), the scheduler knew; CCFARM_FALLBACK=0",
     )
 
 
@@ -611,13 +670,15 @@ def test_after_attempt_any(
     if attempt == COMPILED:
         assert decision == Exit(0)
     elif attempt.outcome != "host failed":
-        assert decision == RunLocal()
+        assert isinstance(decision, RunLocal) and decision.local_slots == local_slots
+        assert not decision.warning  # the local compiler's messages say it all
     elif not allowed:
         assert isinstance(decision, Exit) and decision.status == 116
     elif tried < hosts:
         assert isinstance(decision, NextHost)
     else:
         assert isinstance(decision, RunLocal) and decision.local_slots == local_slots
+    assert "\n" not in decision.verbose and "\n" not in decision.warning
 
 
 def test_a_listed_job_walks_three_hosts_then_compiles_here() -> None:
@@ -638,7 +699,9 @@ def test_a_listed_job_walks_three_hosts_then_compiles_here() -> None:
         "b failed (timed out); compiling x.c elsewhere",
         "c failed (timed out); compiling x.c locally",
     ]
-    assert decision == RunLocal(warning=said[-1], local_slots=CPU_COUNT)
+    assert decision == RunLocal(
+        warning=said[-1], verbose="c failed (timed out)", local_slots=CPU_COUNT
+    )
 
 
 # -- purity -------------------------------------------------------------------------------

@@ -21,7 +21,12 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ccfarm"
 PURE_PACKAGES = ("protocol", "control", "compiler", "model", "limits")
 #: the wrapper's decisions (its shell is the rest of client/job), the job sandbox's
 #: command line (its shell is daemon/process)
-PURE_MODULES = ("ccfarm.client.job.plan", "ccfarm.client.job.fallback", "ccfarm.daemon.sandbox")
+PURE_MODULES = (
+    "ccfarm.client.job.plan",
+    "ccfarm.client.job.fallback",
+    "ccfarm.client.job.explain",
+    "ccfarm.daemon.sandbox",
+)
 #: the scheduler's shell and entry point; every other scheduler module is core
 SCHEDULER_SHELLS = ("service", "main")
 IO_MODULES = {"socket", "_socket", "asyncio", "subprocess", "time", "selectors", "threading"}

@@ -306,8 +306,11 @@ def test_real_client_gets_the_same_reply_from_ccfarmd_and_distccd(captures_dir: 
     ours = _read(captures_dir, "k-ccfarmd-p2", "server")
     assert decode_reply(2, ours) == decode_reply(2, real)
     assert ours == recompressed(real)
-    assert decode_reply(2, _read(captures_dir, "k2-pyserver-p2-store", "server"))[0][:-2] == (
-        decode_reply(2, real)[0][:-2]  # all but the object (another compiler run) and the end
+    assert (
+        decode_reply(2, _read(captures_dir, "k2-pyserver-p2-store", "server"))[0][:-2]
+        == (
+            decode_reply(2, real)[0][:-2]  # all but the object (another compiler run) and the end
+        )
     )
 
 

@@ -621,6 +621,19 @@ class FarmMachine(RuleBasedStateMachine):
         self.pending.add(r.request)
         self._apply(self.farm.request(r, self.now))
 
+    @rule(
+        client=st.sampled_from(["x/1", "y/2", "z/3"]),
+        speed=st.sampled_from([0, 0.5, 1, 2, 4, 8]),
+        size=st.sampled_from([0, 1000, 20000]),
+    )
+    def ask_with_a_local_slot(self, client: str, speed: float, size: int) -> None:
+        """A client with a free local slot is answered at once: a host, or LOCAL."""
+        r = LeaseRequest(next(_ids), client, GCC, 30, size, local_slot=True, local_speed=speed)
+        out = self.farm.request(r, self.now)
+        mine = [o for o in out if o.request == r.request and not isinstance(o, LeaseRevoked)]
+        assert len(mine) == 1 and r.request not in {w.request.request for w in self.farm.queue}
+        self._apply(out)
+
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         if self.live:

@@ -9,6 +9,11 @@ when the command exits and passes its exit status through. With no
 scheduler reachable the command runs with DISTCC_HOSTS as it was; when the
 scheduler has no host in time, with DISTCC_HOSTS=localhost (a local compile).
 
+As the `ccfarm` wrapper, it bounds a scheduler's connect and first answer by
+CCFARM_SCHEDULER_TIMEOUT (2 s) and the wait for a free slot by
+CCFARM_LEASE_WAIT (60 s), and shares its marks of failed schedulers (in
+CCFARM_DIR): one that failed is skipped for CCFARM_BACKOFF_PERIOD (60 s).
+
 With a farm secret (--secret-file FILE before the command, or
 CCFARM_SECRET_FILE) the scheduler must prove it knows it before a lease is
 asked for. The distcc client itself cannot authenticate: the host must take
@@ -56,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"ccfarm-gethost {__version__}\n")
         return 0
-    from ccfarm.client.job.lease import NoLease, parse_schedulers, request_lease
     from ccfarm.errors import ConfigError
     from ccfarm.secretfile import ENVIRONMENT, secret_from
 
@@ -82,16 +86,27 @@ def main(argv: list[str] | None = None) -> int:
     lease = None
     text = env.get("CCFARM_SCHEDULER", "")
     if text:
-        try:
-            lease = request_lease(
-                parse_schedulers(text),
-                _compiler_of(args),
-                wait=float(env.get("CCFARM_LEASE_WAIT", "60")),
-                secret=secret,
-            )
-        except NoLease as exc:
-            if exc.answered:
-                env["DISTCC_HOSTS"] = "localhost"
+        from ccfarm.client.hosts.statedir import state_dir
+        from ccfarm.client.job.lease import NoLease, SchedulerMarks, parse_schedulers, request_lease
+        from ccfarm.client.job.plan import read_settings
+
+        settings = read_settings(env)  # the wrapper's timeouts, waits and backoff period
+        marks = SchedulerMarks(state_dir(env), settings.backoff)
+        schedulers = marks.to_ask(parse_schedulers(text))
+        if isinstance(schedulers, list):  # else each failed lately: DISTCC_HOSTS as it is
+            try:
+                lease = request_lease(
+                    schedulers,
+                    _compiler_of(args),
+                    connect_timeout=settings.scheduler_timeout,
+                    wait=settings.lease_wait,
+                    failed=marks.failed,
+                    answered=marks.answered,
+                    secret=secret,
+                )
+            except NoLease as exc:
+                if exc.answered:
+                    env["DISTCC_HOSTS"] = "localhost"
     if lease is not None:
         g = lease.grant
         env["DISTCC_HOSTS"] = f"{g.address}:{g.port}/1,lzo"

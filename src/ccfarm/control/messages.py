@@ -77,6 +77,15 @@ def _int(
     return value
 
 
+def _signed(fields: dict[str, str], key: str) -> int:
+    """An integer field that may be negative (a speed tier)."""
+    text = fields.get(key, "")
+    digits = text[1:] if text.startswith("-") else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 9:
+        raise RemoteProtocolError(f"control message needs an integer {key!r}, not {text[:40]!r}")
+    return int(text)
+
+
 def _float(
     fields: dict[str, str], key: str, default: float | None = None, maximum: float = math.inf
 ) -> float:
@@ -133,6 +142,10 @@ def encode_lease_request(req: LeaseRequest) -> bytes:
         fields["compiler"] = req.compiler.text()
     if req.size > 0:
         fields["size"] = req.size
+    if req.local_slot:
+        fields["local_slot"] = 1
+    if req.local_speed > 0:
+        fields["local_speed"] = f"{req.local_speed:.4g}"
     return encode(LEASE_REQUEST, fields)
 
 
@@ -146,6 +159,8 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
         compiler,
         _float(f, "timeout", 60.0, MAX_TIMEOUT),
         _int(f, "size", 0, MAX_SIZE),
+        local_slot=_int(f, "local_slot", 0, 1) > 0,
+        local_speed=_float(f, "local_speed", 0.0, MAX_SPEED),
     )
 
 
@@ -159,6 +174,8 @@ def encode_granted(client_id: int, g: LeaseGranted) -> bytes:
             "address": g.address,
             "port": g.port,
             "express": int(g.express),
+            **({"speed": f"{g.speed:.4g}"} if g.speed > 0 else {}),
+            **({} if g.tier is None else {"tier": g.tier}),
         },
     )
 
@@ -173,16 +190,21 @@ def decode_granted(message: Message) -> LeaseGranted:
         _text(f, "address"),
         _port(f),
         f.get("express") == "1",
+        _float(f, "speed", 0.0),
+        _signed(f, "tier") if "tier" in f else None,
     )
 
 
 def encode_refused(client_id: int, r: LeaseRefused) -> bytes:
-    return encode(LEASE_REFUSED, {"id": client_id, "reason": r.reason})
+    fields: dict[str, object] = {"id": client_id, "reason": r.reason}
+    if r.note:
+        fields["note"] = " ".join(r.note.split())
+    return encode(LEASE_REFUSED, fields)
 
 
 def decode_refused(message: Message) -> LeaseRefused:
     f = message.first()
-    return LeaseRefused(_int(f, "id", 0), f.get("reason") or "refused")
+    return LeaseRefused(_int(f, "id", 0), f.get("reason") or "refused", f.get("note", ""))
 
 
 def encode_revoked(client_id: int, r: LeaseRevoked) -> bytes:

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if other:
             print("\n".join(other), file=sys.stderr)
         for line in proc.stderr.splitlines():
-            m = re.search(r"ccfarm: (\S+) compiled on (\S+)", line)
+            m = re.search(r"ccfarm: (\S+): compiled on (\S+)", line)
             if m:
                 print(f"   {m.group(1):<14} -> {m.group(2)}")
         if proc.returncode != 0:

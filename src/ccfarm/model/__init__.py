@@ -8,9 +8,10 @@ network input (the control codec validates before it builds one).
 
 from ccfarm.model.compiler import CompilerIdentity
 from ccfarm.model.host import HostReport
-from ccfarm.model.lease import LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
+from ccfarm.model.lease import LOCAL, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
 
 __all__ = [
+    "LOCAL",
     "CompilerIdentity",
     "HostReport",
     "LeaseGranted",

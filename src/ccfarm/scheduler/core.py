@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from ccfarm.model import HostReport, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
+from ccfarm.model import LOCAL, HostReport, LeaseGranted, LeaseRefused, LeaseRequest, LeaseRevoked
 from ccfarm.scheduler.decisions import Decisions, Turn
 from ccfarm.scheduler.journal import News
 from ccfarm.scheduler.ledger import Lease, LeaseLedger
@@ -127,6 +127,12 @@ class Farm:
         cost = self.evidence.cost(key, req.size)
         host = self.standing.trial(key, req.size, cost) or self.slots.pick(key)
         waiting = self.queue.counts.get(key, 0)
+        if req.local_slot and self.slots.has_compiler(key):
+            # the client's own free slot is the alternative: it never waits
+            why = self.decisions.stay_local(host, req.local_speed)
+            if why or host is None:
+                return [LeaseRefused(req.request, LOCAL, why)]
+            return [self._grant(req, host, now)]
         if host is not None and not waiting and self.decisions.worth(key, host, 0, cost):
             return [self._grant(req, host, now)]
         if not self.slots.has_compiler(key):
@@ -241,7 +247,9 @@ class Farm:
             self.standing.granted(host, lease)
         self.timers.set_lease(expires, lease)
         self.queue.served(req.client)
-        return LeaseGranted(req.request, lease, r.host, r.address, r.port, express)
+        return LeaseGranted(
+            req.request, lease, r.host, r.address, r.port, express, r.speed, host.tier
+        )
 
     def _grant_waiting(
         self, turn: Turn, host: Host, now: float, *, express: bool = False

@@ -79,6 +79,27 @@ class Decisions:
             return 1.0
         return need
 
+    # -- the client's own machine ---------------------------------------------------
+
+    def stay_local(self, host: Host | None, local_speed: float) -> str:
+        """Why a job whose client holds a free local slot should compile there
+        ("": take `host`, the free host `pick` chose).
+
+        The client compiles at once rather than wait: with no free host it
+        stays. With one, it stays unless that host is more than
+        `local_margin` times as fast as the client (a speed of 0: not known,
+        so any free host is taken). The host is the fastest tier's pick:
+        nothing free is much faster. A job that would wait for a faster busy
+        host (`worth`) takes the free one instead, as it is faster than
+        compiling here and the client does not wait.
+        """
+        if host is None:
+            return "no free host"
+        speed = host.report.speed
+        if local_speed <= 0 or speed > local_speed * self.policy.local_margin:
+            return ""
+        return f"no free host is faster (best free {speed:.3g}, client {local_speed:.3g})"
+
     # -- fairness ------------------------------------------------------------------
 
     def turn(self, host: Host, now: float) -> Turn | None:

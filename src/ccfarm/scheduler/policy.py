@@ -53,6 +53,16 @@ class Policy:
     usage_half_life: float = setting(
         60.0, "seconds for a client's past farm use to count half as much", metavar="S"
     )
+    #: a client with a free local slot sends its machine's speed: its job
+    #: stays there unless a free host is more than this much faster (the
+    #: transfer costs; icecream likewise keeps a job local when the local
+    #: machine is nearly as fast as the best free host, within 10 %)
+    local_margin: float = setting(
+        1.1,
+        "a job whose client has a free local slot compiles there unless a free host"
+        " is more than FACTOR times as fast",
+        metavar="FACTOR",
+    )
     #: a light client below its fair share (offered slots / active clients)
     #: whose request would wait gets an express lease: one job beyond the
     #: slots of the fastest host whose express lane is free, run there ahead

@@ -75,6 +75,7 @@ class HostList:
     randomize: bool = False
     local_slots: int = DEFAULT_LOCAL_SLOTS
     local_slots_cpp: int = DEFAULT_LOCAL_SLOTS_CPP
+    zeroconf: bool = False  # `+zeroconf` was listed (Avahi discovery: not supported)
 
 
 def _number(text: str, what: str, entry: str, high: int) -> int:
@@ -203,7 +204,7 @@ def parse_hosts(text: str, *, ccfarm: bool = False) -> HostList:
     """Parse a whole host list; `ccfarm=True` makes every TCP host a ccfarmd."""
     hosts: list[HostSpec] = []
     settings: dict[str, int] = {}
-    randomize = False
+    randomize = zeroconf = False
     for word in _words(text):
         if word == "--randomize":
             randomize = True
@@ -213,7 +214,7 @@ def parse_hosts(text: str, *, ccfarm: bool = False) -> HostList:
                 raise HostListError(f"unknown host list option {word!r}")
             settings[option[0]] = option[1]
         elif word == "+zeroconf":
-            continue  # Avahi discovery is not supported: contributes no hosts
+            zeroconf = True  # Avahi discovery is not supported: contributes no hosts
         else:
             spec = parse_entry(word)
             if ccfarm and spec.kind == "tcp":
@@ -226,6 +227,7 @@ def parse_hosts(text: str, *, ccfarm: bool = False) -> HostList:
         randomize,
         settings.get("local_slots", here),
         settings.get("local_slots_cpp", DEFAULT_LOCAL_SLOTS_CPP),
+        zeroconf,
     )
 
 

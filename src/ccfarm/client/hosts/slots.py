@@ -180,6 +180,12 @@ def mark_scheduler_backoff(state: str, address: str, port: int) -> None:
     _mark(state, scheduler_backoff_file(state, address, port))
 
 
+def clear_scheduler_backoff(state: str, address: str, port: int) -> None:
+    """Forget a scheduler's failure mark (it answered); best effort."""
+    with contextlib.suppress(OSError):
+        os.unlink(scheduler_backoff_file(state, address, port))
+
+
 def _is_marked(path: str, *, now: float, period: float) -> bool:
     if period <= 0:
         return False
@@ -320,6 +326,7 @@ __all__ = [
     "mark_scheduler_backoff",
     "scheduler_backoff_file",
     "clear_backoff",
+    "clear_scheduler_backoff",
     "is_backed_off",
     "make_state_dirs",
     "mark_backoff",

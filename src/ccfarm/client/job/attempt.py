@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 
-from ccfarm.client.job.fallback import COMPILE_FAILED, COMPILED, Attempt, host_failed
+from ccfarm.client.job.fallback import COMPILE_FAILED, Attempt, host_failed
 from ccfarm.client.job.plan import host_failure, judge, reply_note
 from ccfarm.errors import HostFailure, LeaseLost
 
@@ -55,6 +55,7 @@ def attempt(
     text, cpp_stderr = preprocessed
     spec = target.spec
     job = remote.job
+    spoke = False  # the cheap way's compile said something: the exact way decides
     for request in remote.requests(spec, express=target.express, cpp_stderr=cpp_stderr, text=text):
         try:
             result = _send(remote, settings, target, request, text)
@@ -65,15 +66,15 @@ def attempt(
         verdict = judge(request, result.wait_status, quiet=not result.stdout and not result.stderr)
         if verdict == "host failed":
             return host_failed(host_failure(result.wait_status))
-        say(settings, verbose=reply_note(request, verdict, job, spec.text, result.wait_status))
         if verdict == "exact way":
+            spoke = True
             continue
         if verdict == "failed" or not _write_object(job.output, result.obj):
             return COMPILE_FAILED  # the local re-run shows what went wrong
         _write(sys.stdout, result.stdout)
         # a host sent sources preprocessed them itself, and reported what the preprocessor said
         _write(sys.stderr, (b"" if request.files else cpp_stderr) + result.stderr)
-        return COMPILED
+        return Attempt("compiled", how=reply_note(request, after_cheap=spoke))
     return COMPILE_FAILED  # not reached: the last request always decides
 
 
@@ -133,12 +134,28 @@ def _write(stream: object, data: bytes) -> None:
 
 
 def say(settings: Settings, *, warning: str = "", verbose: str = "") -> None:
-    """The wrapper's own messages: a warning always, a verbose line with CCFARM_VERBOSE."""
+    """The wrapper's own messages: a warning always, a verbose line with CCFARM_VERBOSE;
+    to CCFARM_LOG (or DISTCC_LOG) when set, as distcc, else to stderr."""
+    lines = []
     if warning:
-        sys.stderr.write(f"ccfarm: warning: {warning}\n")
-        sys.stderr.flush()
+        lines.append(f"ccfarm: warning: {warning}\n")
     if verbose and settings.verbose:
-        sys.stderr.write(f"ccfarm: {verbose}\n")
+        lines.append(f"ccfarm: {verbose}\n")
+    if not lines:
+        return
+    if settings.log:
+        try:
+            fd = os.open(settings.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError:
+            pass  # an unwritable log: the lines go to stderr
+        else:
+            try:
+                os.write(fd, "".join(f"[{os.getpid()}] {line}" for line in lines).encode())
+            finally:
+                os.close(fd)
+            return
+    sys.stderr.write("".join(lines))
+    sys.stderr.flush()
 
 
 __all__ = ["Target", "attempt", "say"]

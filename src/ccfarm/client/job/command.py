@@ -20,7 +20,10 @@ Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_HOSTS=LIST         ccfarmd hosts, distcc's syntax (host[:port][/slots])
   DISTCC_HOSTS=LIST         distcc hosts (else ~/.distcc/hosts, /etc/distcc/hosts);
                             localhost/N or --localslots=N: local compiles at once
-                            after a fallback (default: this machine's CPUs)
+                            (default: this machine's CPUs); with a scheduler a
+                            job compiles here when a local slot is free and no
+                            free host is faster, and a job waiting for the farm
+                            takes a local slot that frees first
   CCFARM_SCHEDULER_TIMEOUT=S  a scheduler's connect and first answer (2)
   CCFARM_LEASE_WAIT=S       the wait in the scheduler's queue for a free slot (60)
   CCFARM_CONNECT_TIMEOUT=S  connecting to a host (4)
@@ -28,9 +31,15 @@ Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_BACKOFF_PERIOD=S   a failed host or scheduler is skipped this long
                             (60; DISTCC_BACKOFF_PERIOD)
   DISTCC_PAUSE_TIME_MSEC=MS  between looks for a free slot when all are taken (1000)
+  CCFARM_LOCAL_SPEED=X      this machine's speed for the scheduler's choice
+                            between here and a host (default: measured once;
+                            0: not told, any free host is taken)
+  CCFARM_LOG=FILE           the wrapper's own messages go there, not to stderr
+                            (DISTCC_LOG)
   CCFARM_FALLBACK=0         fail (exit 116) instead of compiling here after a
                             remote failure (DISTCC_FALLBACK)
-  CCFARM_VERBOSE=1          say where each job ran (DISTCC_VERBOSE)
+  CCFARM_VERBOSE=1          say in one line per job where it ran and why
+                            (DISTCC_VERBOSE)
   CCFARM_MODE=exact         always ship the sources and headers to ccfarmd hosts
   CCFARM_SECRET_FILE=FILE   the farm secret (docs/security.md): prove it to the
                             scheduler and to ccfarmd hosts, and check theirs

@@ -14,25 +14,37 @@ import _socket
 import contextlib
 import os
 import sys
+import time
 
 from ccfarm.client.job.net import authenticate, read_message
 from ccfarm.client.job.net import connect as tcp_connect
 from ccfarm.control import messages as m
-from ccfarm.control.codec import MessageParser, hello
+from ccfarm.control.codec import Message, MessageParser, hello
 from ccfarm.errors import CcfarmError, ConfigError, RemoteProtocolError
-from ccfarm.model import CompilerIdentity, LeaseGranted, LeaseRequest
+from ccfarm.model import LOCAL, CompilerIdentity, LeaseGranted, LeaseRequest
 
 MYPY = False
 if MYPY:
     from collections.abc import Callable
+    from typing import TypeVar
+
+    from ccfarm.client.job.fallback import UseHostLists
+
+    Local = TypeVar("Local")
+
+
+#: while a request waits, how often the client's own free slot is looked for
+LOCAL_POLL = 0.05
 
 
 class NoLease(CcfarmError):
-    """No scheduler answered (`answered` False), or it found no host in time."""
+    """No scheduler answered (`answered` False), or it found no host in time,
+    or (`local`) it says the job is better compiled on the client's machine."""
 
-    def __init__(self, message: str, *, answered: bool) -> None:
+    def __init__(self, message: str, *, answered: bool, local: bool = False) -> None:
         super().__init__(message)
         self.answered = answered
+        self.local = local
 
 
 def parse_schedulers(text: str) -> list[tuple[str, int]]:
@@ -56,6 +68,40 @@ def client_name() -> str:
         return os.environ["CCFARM_CLIENT_NAME"]
     user = os.environ.get("USER") or str(os.getuid())
     return f"{os.uname().nodename}/{user}"
+
+
+class SchedulerMarks:
+    """The state directory's marks of schedulers that failed (unreachable,
+    silent, garbage), shared by every job and `ccfarm-gethost` here: a
+    marked scheduler is skipped for the backoff `period`; one that answers
+    is unmarked at once."""
+
+    def __init__(self, state: str, period: float) -> None:
+        self.state = state
+        self.period = period
+
+    def to_ask(self, schedulers: list[tuple[str, int]]) -> list[tuple[str, int]] | UseHostLists:
+        """The schedulers not marked lately, in order (UseHostLists: none is left)."""
+        from ccfarm.client.hosts.slots import is_scheduler_backed_off
+        from ccfarm.client.job.fallback import schedulers_to_ask
+
+        now = time.time()
+        marks = [
+            is_scheduler_backed_off(self.state, address, port, now=now, period=self.period)
+            for address, port in schedulers
+        ]
+        return schedulers_to_ask(schedulers, marks)
+
+    def failed(self, address: str, port: int) -> None:
+        from ccfarm.client.hosts.slots import mark_scheduler_backoff
+
+        if self.period > 0:
+            mark_scheduler_backoff(self.state, address, port)
+
+    def answered(self, address: str, port: int) -> None:
+        from ccfarm.client.hosts.slots import clear_scheduler_backoff
+
+        clear_scheduler_backoff(self.state, address, port)
 
 
 class Lease:
@@ -111,7 +157,12 @@ def request_lease(
     connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
     failed: Callable[[str, int], None] | None = None,
     secret: bytes | None = None,
-) -> Lease:
+    answered: Callable[[str, int], None] | None = None,
+    local: Callable[[], Local | None] | None = None,
+    local_slot: bool = False,
+    local_speed: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Lease | Local:
     """A lease from the first scheduler that answers; NoLease otherwise.
 
     `connect_timeout` bounds the connect and, separately, the scheduler's
@@ -119,7 +170,15 @@ def request_lease(
     grant may take `wait` more (the scheduler refuses by then).
     `connect(address, port, timeout)` opens the connection (a TCP socket
     by default; tests pass a fake scheduler's end). `failed(address, port)`
-    hears of each scheduler that failed (unreachable, silent, garbage).
+    hears of each scheduler that failed (unreachable, silent, garbage),
+    `answered(address, port)` of the one that answered.
+
+    The client's own machine: `local_slot` says the caller holds a free
+    local slot (a scheduler then grants a host faster than `local_speed`,
+    or refuses with LOCAL: NoLease with `local` set). While a request waits,
+    `local()` is asked every LOCAL_POLL seconds for a local slot (first at
+    once, after "queued"); the first it gives ends the wait (the request is
+    withdrawn by closing its connection) and is returned in place of a lease.
     With the farm `secret`, a scheduler must prove it knows it before the
     request is sent (one round trip more); one that does not has failed.
     """
@@ -133,7 +192,9 @@ def request_lease(
                 failed(address, port)
             continue
         try:
-            req = LeaseRequest(1, client or client_name(), compiler, wait, size)
+            req = LeaseRequest(
+                1, client or client_name(), compiler, wait, size, local_slot, local_speed
+            )
             sock.settimeout(connect_timeout)
             parser = MessageParser(expect_hello=False)
             if secret is None:
@@ -147,10 +208,18 @@ def request_lease(
             reply = read_message(sock, parser)
             if reply.kind == m.LEASE_QUEUED:
                 m.decode_queued(reply)
-                sock.settimeout(wait + connect_timeout)
-                reply = read_message(sock, parser)
+                if answered is not None:
+                    answered(address, port)
+                waited = _wait(sock, parser, clock() + wait + connect_timeout, local, clock)
+                if not isinstance(waited, Message):
+                    sock.close()  # withdraws the request (a grant meanwhile is released)
+                    return waited
+                reply = waited
             if reply.kind == m.LEASE_GRANTED:
-                return Lease(sock, m.decode_granted(reply), parser)
+                lease = Lease(sock, m.decode_granted(reply), parser)
+                if answered is not None:
+                    answered(address, port)
+                return lease
             if reply.kind == m.FAILED:
                 raise RemoteProtocolError(reply.first().get("reason") or "failed")
             if reply.kind != m.LEASE_REFUSED:
@@ -163,5 +232,40 @@ def request_lease(
                 failed(address, port)
             continue
         sock.close()
+        if answered is not None:
+            answered(address, port)
+        if refused.reason == LOCAL:
+            raise NoLease(refused.note or LOCAL, answered=True, local=True)
         raise NoLease(refused.reason, answered=True)
     raise NoLease(last, answered=False)
+
+
+def _wait(
+    sock: _socket.socket,
+    parser: MessageParser,
+    deadline: float,
+    local: Callable[[], Local | None] | None,
+    clock: Callable[[], float],
+) -> Message | Local:
+    """The answer to a waiting request, or first a local slot from `local()`
+    (an answer already read wins).
+
+    TimeoutError once `deadline` passes. A message that comes in parts is
+    kept by `parser` across the polls.
+    """
+    while True:
+        message = parser.next_message()
+        if message is not None:  # it came with "queued", or in the last read
+            return message
+        if local is not None:
+            slot = local()
+            if slot is not None:
+                return slot
+        left = deadline - clock()
+        if left <= 0:
+            raise TimeoutError("no answer in time")
+        sock.settimeout(min(left, LOCAL_POLL) if local is not None else left)
+        try:
+            return read_message(sock, parser)
+        except TimeoutError:
+            continue

@@ -22,6 +22,7 @@ import posixpath
 from collections.abc import Iterator, Mapping
 
 from ccfarm._record import record
+from ccfarm.client.hosts.hostlist import CPU_COUNT
 from ccfarm.client.job.fallback import RunLocal
 from ccfarm.compiler.args import CompileJob, LocalOnly, analyse
 from ccfarm.compiler.commands import (
@@ -78,6 +79,7 @@ class Settings:
     scheduler_timeout: float  # connect to a scheduler, and its first answer
     checked_preprocessed: bool  # ccfarmd hosts: the cheap way first, where it is exact
     secret_file: str  # the farm secret's (CCFARM_SECRET_FILE; "": none)
+    log: str = ""  # the wrapper's own messages go to this file, not stderr ("": stderr)
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
@@ -92,6 +94,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         scheduler_timeout=_number(env, "CCFARM_SCHEDULER_TIMEOUT", 2.0),
         checked_preprocessed=env.get("CCFARM_MODE", "auto") != "exact",
         secret_file=env.get("CCFARM_SECRET_FILE", ""),
+        log=env.get("CCFARM_LOG") or env.get("DISTCC_LOG") or "",
     )
 
 
@@ -165,10 +168,13 @@ def plan_job(
     if env.get(SAFEGUARD):
         return RunLocal()
     analysis = analyse(inv.argv)
+    # (a local compile holds one of this machine's local slots, as in distcc;
+    # a compiler that ccfarm started, above, takes none: its caller holds one)
     if isinstance(analysis, LocalOnly):
-        return RunLocal(verbose=f"local: {analysis.reason}")
-    if any(name in env for name in LOCAL_ONLY_ENV):
-        return RunLocal(verbose="local: compiler environment variables set")
+        return RunLocal(verbose=f"not distributed: {analysis.reason}", local_slots=CPU_COUNT)
+    named = [name for name in LOCAL_ONLY_ENV if name in env]
+    if named:
+        return RunLocal(verbose=f"not distributed: {' '.join(named)} set", local_slots=CPU_COUNT)
     return JobPlan(
         job=analysis,
         settings=settings,
@@ -256,18 +262,12 @@ def host_failure(wait_status: int) -> str:
     return f"host could not run the compiler (status {wait_status:#x})"
 
 
-_CHEAP_OUTCOME = {
-    "failed": " (failed: the local compiler shows why)",
-    "exact way": " (it said something: the exact way decides)",
-}
-
-
-def reply_note(request: Request, verdict: Verdict, job: CompileJob, host: str, status: int) -> str:
-    """The verbose line for a host's answer (`status`: the compiler's wait status)."""
+def reply_note(request: Request, *, after_cheap: bool = False) -> str:
+    """How the answer that was kept came (for the job's verbose line)."""
     if request.cheap:
-        outcome = _CHEAP_OUTCOME.get(verdict, "")
-        return f"{job.source} compiled on {host} from preprocessed text{outcome}"
-    return f"{job.source} compiled on {host} (protocol {request.version:#x}), status {status:#x}"
+        return " from preprocessed text"
+    spoke = " after the preprocessed text said something" if after_cheap else ""
+    return f" (protocol {request.version:#x}){spoke}"
 
 
 # -- files to send ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from ccfarm.client.hosts import hostlist, slots
 from ccfarm.client.job import fallback
 from ccfarm.client.job.attempt import Target, attempt, say
+from ccfarm.client.job.explain import HERE, Story, leased_where, listed_where, waited
 from ccfarm.client.job.fallback import Exit, HostRoute, NextHost, RunLocal, UseHostLists
 from ccfarm.client.job.invocation import Invocation, find_compiler
 from ccfarm.client.job.plan import SAFEGUARD, JobPlan, RemotePlan, Settings, plan_job, read_settings
@@ -50,20 +51,24 @@ if MYPY:  # imported only when used (start-up time)
         @property
         def tries(self) -> fallback.Tries: ...
         def hold(self, tried: list[hostlist.HostSpec]) -> Target | Ending: ...
-        def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> None: ...
+        def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> bool: ...
+        def where(self, target: Target, how: str) -> str: ...
 
 
 def compile_job(inv: Invocation, env: Mapping[str, str]) -> int:
     """Run the job somewhere; return the exit status the build must see."""
     settings = read_settings(env)
-    return _end(inv, env, settings, _run(inv, env, settings))
+    story = Story()
+    return _end(inv, env, settings, story, _run(inv, env, settings, story))
 
 
-def _run(inv: Invocation, env: Mapping[str, str], settings: Settings) -> Ending:
+def _run(inv: Invocation, env: Mapping[str, str], settings: Settings, story: Story) -> Ending:
     plan = plan_job(inv, env, settings, terminal=os.isatty(2))
     if isinstance(plan, RunLocal):
+        story.told = bool(plan.verbose)  # else a compiler ccfarm started: it says nothing
         return plan
-    job = _Job(env, plan)
+    story.source = plan.job.source
+    job = _Job(env, plan, story)
     if settings.secret_file:
         from ccfarm.errors import ConfigError
         from ccfarm.secretfile import read_secret
@@ -72,9 +77,10 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings) -> Ending:
             job.secret = read_secret(settings.secret_file)
         except ConfigError as exc:  # no talking to the farm unproven
             return RunLocal(warning=f"CCFARM_SECRET_FILE: {exc}; compiling locally")
+    before: tuple[str, ...] = ()
     if plan.schedulers:
         schedulers = _schedulers(job)
-        leased: Target | RunLocal | UseHostLists
+        leased: Target | Ending | UseHostLists
         if isinstance(schedulers, UseHostLists):
             leased = schedulers
         else:
@@ -84,31 +90,49 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings) -> Ending:
                     return _distribute(job, cpp, _Leased(leased))
         if not isinstance(leased, UseHostLists):
             return leased
-        _say(settings, leased)
+        before = (leased.verbose,)
     try:
-        route = fallback.route_hosts(hostlist.hosts_from_environment(env, read_file=_read_text))
+        route = fallback.route_hosts(
+            hostlist.hosts_from_environment(env, read_file=_read_text),
+            source=plan.job.source,
+            before=before,
+        )
     except hostlist.HostListError as exc:
         route = fallback.route_hosts(None, str(exc))
     if not isinstance(route, HostRoute):
         return route
-    _say(settings, route)
+    _say(job, route)
     with Preprocessing(plan, job.child_env) as cpp:
         return _distribute(job, cpp, _Listed(job, route))
 
 
-def _end(inv: Invocation, env: Mapping[str, str], settings: Settings, ending: Ending) -> int:
-    """The one way out: the exit status, or the local compiler in place of this process."""
+def _end(
+    inv: Invocation, env: Mapping[str, str], settings: Settings, story: Story, ending: Ending
+) -> int:
+    """The one way out: the exit status, or the local compiler in place of this process.
+
+    Every local compile holds one of this machine's local slots (but for a
+    compiler ccfarm started itself). With CCFARM_VERBOSE the job says, in
+    one line, where it ran and why.
+    """
     if isinstance(ending, Exit):
-        _say(settings, ending)
+        say(settings, warning=ending.warning)
+        story.note(ending.verbose)
+        if ending.status != 0 or not story.where:
+            story.ran(f"not compiled (exit {ending.status})")
+        if story.told:
+            say(settings, verbose=story.line())
         return ending.status
     slot = ending if isinstance(ending, slots.Slot) else None
     if isinstance(ending, RunLocal):
-        _say(settings, ending)
+        say(settings, warning=ending.warning)
+        story.note(ending.verbose)
         count = ending.local_slots
         if count == hostlist.CPU_COUNT:
             count = _cpus()
         if count > 0:
             state = slots.state_dir(env)
+            asked = time.monotonic()
             try:
                 slot = slots.acquire_local_slot(
                     state, count, sleep=time.sleep, pause=settings.pause
@@ -118,6 +142,10 @@ def _end(inv: Invocation, env: Mapping[str, str], settings: Settings, ending: En
                     f"state directory {state} unusable ({exc.strerror}); compiling without a slot"
                 )
                 say(settings, warning=warning)
+            if slot is not None:
+                story.ran(HERE + waited(time.monotonic() - asked))
+    if story.told:
+        say(settings, verbose=story.line())
     if slot is not None:
         os.set_inheritable(slot.fd, True)  # the lock stays held while the compiler runs
     import _signal
@@ -134,9 +162,10 @@ def _end(inv: Invocation, env: Mapping[str, str], settings: Settings, ending: En
 class _Job:
     """A distributable job while it runs: its plan, and what the shell learns on the way."""
 
-    def __init__(self, env: Mapping[str, str], plan: JobPlan) -> None:
+    def __init__(self, env: Mapping[str, str], plan: JobPlan, story: Story) -> None:
         self.env = env
         self.plan = plan
+        self.story = story
         self.child_env = {**env, SAFEGUARD: "1"}  # for the compilers started here
         self._info: CompilerInfo | None = None
         self._remote: RemotePlan | None = None
@@ -175,38 +204,40 @@ def _distribute(job: _Job, cpp: Preprocessing, hosts: Hosts) -> Ending:
                 outcome = fallback.PREPROCESSOR_FAILED
             else:
                 outcome = attempt(remote, job.plan.settings, target, preprocessed)
-            hosts.learn(target.spec, outcome)
+            reported = hosts.learn(target.spec, outcome)
         finally:
             target.release()
         tried.append(target.spec)
+        if outcome.outcome == "compiled":
+            job.story.ran(hosts.where(target, outcome.how))
         after = fallback.after_attempt(
-            job.plan, outcome, host=target.spec.text, tried=len(tried), tries=hosts.tries
+            job.plan,
+            outcome,
+            host=target.spec.text,
+            tried=len(tried),
+            tries=hosts.tries,
+            reported=reported,
         )
         if not isinstance(after, NextHost):
             return after
-        _say(job.plan.settings, after)
+        _say(job, after)
 
 
 def _schedulers(job: _Job) -> list[tuple[str, int]] | UseHostLists:
     """The schedulers to ask: those not marked as failed lately (by any job here)."""
-    from ccfarm.client.job.lease import parse_schedulers
+    from ccfarm.client.job.lease import SchedulerMarks, parse_schedulers
 
-    schedulers = parse_schedulers(job.plan.schedulers)
-    state = slots.state_dir(job.env)
-    now = time.time()
-    period = job.plan.settings.backoff
-    marks = [
-        slots.is_scheduler_backed_off(state, address, port, now=now, period=period)
-        for address, port in schedulers
-    ]
-    return fallback.schedulers_to_ask(schedulers, marks)
+    marks = SchedulerMarks(slots.state_dir(job.env), job.plan.settings.backoff)
+    return marks.to_ask(parse_schedulers(job.plan.schedulers))
 
 
 def _lease(
     job: _Job, cpp: Preprocessing, schedulers: list[tuple[str, int]]
-) -> Target | RunLocal | UseHostLists:
-    """A host from the scheduler, asked for once the preprocessor is done."""
-    from ccfarm.client.job.lease import NoLease, request_lease
+) -> Target | Ending | UseHostLists:
+    """A host from the scheduler, asked for once the preprocessor is done; or
+    this machine, in one of its local slots, when the scheduler says so or
+    a local slot frees before a host does."""
+    from ccfarm.client.job.lease import NoLease, SchedulerMarks, request_lease
 
     plan = job.plan
     state = slots.state_dir(job.env)
@@ -217,29 +248,83 @@ def _lease(
     # to fast hosts.
     preprocessed = cpp.result()
     if preprocessed is None:
-        return RunLocal()  # shows the preprocessor's own errors
+        return fallback.rerun_here(
+            fallback.PREPROCESSOR_FAILED, host="", tries=fallback.SCHEDULER_TRIES
+        )
+    local = _LocalSlots(state)
+    held = local.take()  # held during the round trip: no other job counts on it
+    speed = 0.0
+    if held is not None:
+        from ccfarm.client.hosts.speed import local_speed
+
+        speed = local_speed(job.env, state, plan.compiler_path, now=time.time())
+    marks = SchedulerMarks(state, plan.settings.backoff)
     asked = time.monotonic()
     try:
-        lease = request_lease(
+        got = request_lease(
             schedulers,
             compiler,
             connect_timeout=plan.settings.scheduler_timeout,
             wait=plan.settings.lease_wait,
             size=len(preprocessed[0]),
-            failed=lambda address, port: slots.mark_scheduler_backoff(state, address, port),
+            failed=marks.failed,
+            answered=marks.answered,
+            local=local.take,
+            local_slot=held is not None,
+            local_speed=speed,
             secret=job.secret,
         )
     except NoLease as exc:
-        return fallback.after_no_lease(exc.answered, str(exc))
-    grant = lease.grant
-    say(plan.settings, verbose=fallback.lease_note(plan.job, grant, time.monotonic() - asked))
+        after = fallback.after_no_lease(exc.answered, str(exc), backoff=plan.settings.backoff)
+        if held is not None and exc.answered:  # compile here, in the slot held
+            job.story.note(fallback.kept_local(str(exc)) if exc.local else after.verbose)
+            return held
+        if held is not None:
+            held.release()
+        return after
+    if isinstance(got, slots.Slot):
+        seconds = time.monotonic() - asked
+        if got is held:  # an older scheduler queued it while a local slot was free
+            job.story.note("a local slot was free and the scheduler had no free host")
+        else:
+            job.story.note(f"waited {seconds * 1000:.0f} ms; a local slot freed before a host")
+        return got
+    if held is not None:
+        held.release()
+    grant = got.grant
+    job.story.note(fallback.lease_note(time.monotonic() - asked))
     return Target(
         fallback.leased_host(grant),
-        lease.release,
+        got.release,
         express=grant.express,
-        lease=lease,
+        lease=got,
         secret=job.secret,
     )
+
+
+class _LocalSlots:
+    """This machine's local slots (one per CPU), taken without waiting."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        self.count = _cpus()
+        self.held: slots.Slot | None = None
+        self.broken = False  # the state directory is unusable: no local slots to offer
+
+    def take(self) -> slots.Slot | None:
+        """The slot held, else a free one now, else None."""
+        if self.held is None and not self.broken:
+            try:
+                self.held = slots.acquire_local_slot(
+                    self.state, self.count, sleep=_no_sleep, deadline=0.0
+                )
+            except OSError:
+                self.broken = True
+        return self.held
+
+
+def _no_sleep(seconds: float) -> None:
+    pass
 
 
 class _Leased:
@@ -250,15 +335,23 @@ class _Leased:
     def __init__(self, target: Target) -> None:
         self.target: Target | None = target
         self.lease = target.lease
+        self.grant = target.lease.grant if target.lease is not None else None
 
     def hold(self, tried: list[hostlist.HostSpec]) -> Target | Ending:
         target, self.target = self.target, None
-        return target or fallback.no_free_host(self.tries)
+        return target or fallback.no_free_host(self.tries, tried=len(tried))
 
-    def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> None:
+    def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> bool:
         """A host that failed is reported (before the release), so it is leased no more."""
         if attempt.outcome == "host failed" and not attempt.lease_lost and self.lease is not None:
             self.lease.report_failed(attempt.reason)
+            return True
+        return False
+
+    def where(self, target: Target, how: str) -> str:
+        if self.grant is None:
+            return listed_where(target.spec.text, how)
+        return leased_where(self.grant, how)
 
 
 class _Listed:
@@ -266,6 +359,7 @@ class _Listed:
 
     def __init__(self, job: _Job, route: HostRoute) -> None:
         self.settings = job.plan.settings
+        self.source = job.plan.job.source
         self.listing = route.listing
         self.tries = route.tries
         self.state = slots.state_dir(job.env)
@@ -287,17 +381,21 @@ class _Listed:
                 warning=f"state directory {self.state} unusable ({exc.strerror}); compiling locally"
             )
         if slot is None:
-            return fallback.no_free_host(self.tries)
+            return fallback.no_free_host(self.tries, tried=len(tried), source=self.source)
         if slot.spec.kind == "local":
             return slot  # a `localhost` entry: compile here, in its slot
         return Target(slot.spec, slot.release, express=False, secret=self.secret)
 
-    def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> None:
+    def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> bool:
         """distcc's backoff marks, seen by every wrapper here (set while the slot is held)."""
         if attempt.outcome == "host failed":
             slots.mark_backoff(self.state, spec)
         elif attempt != fallback.PREPROCESSOR_FAILED:
             slots.clear_backoff(self.state, spec)
+        return False
+
+    def where(self, target: Target, how: str) -> str:
+        return listed_where(target.spec.text, how)
 
 
 def _cpus() -> int:
@@ -316,8 +414,10 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def _say(settings: Settings, said: RunLocal | Exit | NextHost | UseHostLists | HostRoute) -> None:
-    say(settings, warning=said.warning, verbose=said.verbose)
+def _say(job: _Job, said: RunLocal | Exit | NextHost | UseHostLists | HostRoute) -> None:
+    """A step's warning now; its reason goes into the job's one verbose line."""
+    say(job.plan.settings, warning=said.warning)
+    job.story.note(said.verbose)
 
 
 __all__ = ["compile_job"]
