@@ -33,6 +33,8 @@ def decompress(data: bytes, limit: int) -> bytes:
     """Inverse of `compress`; refuses output larger than `limit` bytes (`TooLarge`)."""
     if not data:
         return b""
+    if limit <= 0:  # no room at all: any body is too large
+        raise TooLarge(f"LZO body expands beyond {limit} bytes")
     # Past the limit the codec would grow its buffer without bound: walk first.
     could_pass = len(data) * _MAX_RATIO > limit
     hint = plain_size(data, limit) if could_pass else min(len(data) * 4, limit)
