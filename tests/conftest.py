@@ -71,11 +71,16 @@ def ccfarmd(tmp_path: Path) -> Iterator[object]:
     started: list[LocalDaemon] = []
 
     def start(
-        jobs: int = 2, extra: tuple[str, ...] = (), allow: tuple[str, ...] = ("127.0.0.0/8",)
+        jobs: int = 2,
+        extra: tuple[str, ...] = (),
+        allow: tuple[str, ...] = ("127.0.0.0/8",),
+        limit_files: int = 0,
     ) -> LocalDaemon:
+        """`limit_files`: the daemon's RLIMIT_NOFILE from its start (0: as ours)."""
         address = next_address()
+        wrapper = ("prlimit", f"--nofile={limit_files}:", "--") if limit_files else ()
         daemon = start_daemon(
-            address, free_port(address), jobs, str(tmp_path), extra=extra, allow=allow
+            address, free_port(address), jobs, str(tmp_path), extra, wrapper, allow
         )
         started.append(daemon)
         return daemon

@@ -14,7 +14,7 @@ import pytest
 
 from bench.attacks import ATTACKS, exchange, make_scratch, outcome
 from tests.adversity.test_bad_input import GOOD
-from tests.conftest import wait_for
+from tests.conftest import job_dirs, wait_for
 
 #: `.incbin` reads through the assembler, which no argument check sees: the
 #: per-job sandbox stops it (bench/attacks.py still sends it)
@@ -27,10 +27,13 @@ DEFUSED = {"line-marker"}
 @pytest.mark.parametrize(
     "attack", [a for a in ATTACKS if a.name not in SANDBOX_ONLY], ids=lambda a: a.name
 )
-def test_attack_refused_and_daemon_keeps_serving(attack, tmp_path: Path, ccfarmd) -> None:  # type: ignore[no-untyped-def]
-    work = tmp_path / "jobs"
+def test_attack_refused_and_daemon_keeps_serving(attack, daemon_dir: Path, ccfarmd) -> None:  # type: ignore[no-untyped-def]
+    # (a daemon started as root gives up root: its job and marker directories
+    # must be reachable for its user, or an attack would fail for that alone)
+    work = daemon_dir / "jobs"
     work.mkdir()
-    scratch = make_scratch(str(tmp_path))
+    os.chown(work, daemon_dir.stat().st_uid, daemon_dir.stat().st_gid)
+    scratch = make_scratch(str(daemon_dir))
     daemon = ccfarmd(extra=("--tmpdir", str(work), "--io-timeout", "10"))
     request = attack.build(scratch)
     reply = exchange(daemon.address, daemon.port, request)
@@ -40,7 +43,7 @@ def test_attack_refused_and_daemon_keeps_serving(attack, tmp_path: Path, ccfarmd
     assert list(scratch.marker(attack.name).iterdir()) == []
     good = exchange(daemon.address, daemon.port, GOOD)
     assert good.startswith(b"DONE00000001STAT00000000")
-    wait_for(lambda: not os.listdir(work))
+    wait_for(lambda: not job_dirs(work))
     log = Path(daemon.log_path).read_text()
     assert "Traceback" not in log and "internal error" not in log
     assert scratch.token.decode() not in log

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from ccfarm.model import HostReport, LeaseRequest
 from ccfarm.protocol import LZO, PUMP, FileEntry, JobHeader, encode_request
 from ccfarm.protocol.compression import compress
 from ccfarm.protocol.tokens import encode_blob
-from tests.conftest import free_port, job_dirs, next_address, wait_for
+from tests.conftest import daemon_account, free_port, job_dirs, next_address, wait_for
 
 MiB = 1 << 20
 ARGV = (b"gcc", b"-c", b"x.c", b"-o", b"x.o")
@@ -58,10 +61,27 @@ def _exchange(address: str, port: int, data: bytes, timeout: float = 60) -> byte
 
 
 def _jobs(tmp_path: Path) -> Path:
-    """The daemon's --tmpdir (its log goes beside it, in tmp_path)."""
-    path = tmp_path / "jobs"
-    path.mkdir(exist_ok=True)
+    """The daemon's --tmpdir (its log goes beside it, in tmp_path): one its user
+    may use once it gave up root (pytest's tmp_path is private to root)."""
+    if tmp_path in _made:
+        return _made[tmp_path]
+    path = Path(tempfile.mkdtemp(prefix="ccfarm-test-jobs-"))
+    account = daemon_account()
+    if account is not None:
+        os.chown(path, *account)
+    _made[tmp_path] = path
     return path
+
+
+_made: dict[Path, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _remove_job_dirs() -> Iterator[None]:
+    yield
+    for path in _made.values():
+        shutil.rmtree(path, ignore_errors=True)
+    _made.clear()
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +114,29 @@ def test_an_lzo_bomb_is_refused_while_other_jobs_are_answered(
     # the decompression threads start with the first bomb
     wait_for(lambda: len(os.listdir(f"/proc/{daemon.process.pid}/task")) > 1)
     answered_during = 0
+    slowest = 0.0
     began = time.monotonic()
     while any(t.is_alive() for t in bombs):
+        asked = time.monotonic()
         reply = _exchange(daemon.address, daemon.port, SMALL)
+        slowest = max(slowest, time.monotonic() - asked)
         assert reply.startswith(b"DONE00000002STAT00000000"), reply[:60]
         if any(t.is_alive() for t in bombs):
             answered_during += 1
     for thread in bombs:
         thread.join()
-    print(f"{answered_during} small jobs answered in {time.monotonic() - began:.1f} s of bombs")
-    assert answered_during >= 1  # the event loop went on while the bombs were decompressed
+    took = time.monotonic() - began
+    print(
+        f"{answered_during} small jobs answered in {took:.1f} s of bombs, slowest {slowest:.2f} s"
+    )
+    # the event loop went on while the bombs were handled (one froze it 7.9 s):
+    # a small job is answered during them, or they are refused before one is done
+    assert answered_during >= 1 or took < slowest + 1.0
+    assert slowest < 5.0
     assert [outcome[f"bomb{i}"] for i in range(3)] == [b""] * 3  # each refused (closed)
     log = Path(daemon.log_path).read_text()
     assert log.count("LZO body expands beyond 134217728 bytes") == 3, log[-2000:]
-    assert not job_dirs(tmp_path / "jobs")
+    assert not job_dirs(_jobs(tmp_path))
 
 
 def test_half_sent_big_bodies_stay_within_the_memory_budget(tmp_path: Path, ccfarmd) -> None:
@@ -173,10 +202,13 @@ def test_out_of_file_descriptors_no_workspace_leaks_and_the_log_stays_small(
     tmp_path: Path, ccfarmd
 ) -> None:
     # an explicit cap far above what the descriptors allow: EMFILE does happen
-    daemon = ccfarmd(jobs=2, extra=("--tmpdir", str(_jobs(tmp_path)), "--max-connections", "2000"))
-    pid = daemon.process.pid
-    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (48, hard))
+    # (the limit is set before it starts: a daemon that gave up root is not
+    # this test's to change, without CAP_SYS_RESOURCE)
+    daemon = ccfarmd(
+        jobs=2,
+        extra=("--tmpdir", str(_jobs(tmp_path)), "--max-connections", "2000"),
+        limit_files=48,
+    )
     request = _pump_request(20)
     stop = time.monotonic() + 6
 
@@ -201,10 +233,9 @@ def test_out_of_file_descriptors_no_workspace_leaks_and_the_log_stays_small(
         thread.start()
     for thread in workers:
         thread.join()
-    wait_for(lambda: not job_dirs(tmp_path / "jobs"), timeout=30)
+    wait_for(lambda: not job_dirs(_jobs(tmp_path)), timeout=30)
     log_size = os.path.getsize(daemon.log_path)
     assert log_size < 256 * 1024, log_size  # 6 s of flood: not megabytes
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
     # once the flood's connections are gone, jobs are served again
     wait_for(
         lambda: _exchange(daemon.address, daemon.port, SMALL).startswith(b"DONE00000002STAT0"),
@@ -222,7 +253,7 @@ def test_workspaces_left_by_sigkill_are_removed_by_the_next_daemon(tmp_path: Pat
         request = _pump_request(5)
         sock = socket.create_connection((address, port), timeout=10)
         sock.sendall(request[: len(request) - 20])  # the files are being written
-        root = tmp_path / "jobs" / f"ccfarmd-{address}-{port}"
+        root = _jobs(tmp_path) / f"ccfarmd-{address}-{port}"
         wait_for(lambda: any(root.iterdir()))
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGKILL)
@@ -231,7 +262,7 @@ def test_workspaces_left_by_sigkill_are_removed_by_the_next_daemon(tmp_path: Pat
         assert any(root.iterdir())  # left behind
         again = start_daemon(address, port, 1, str(tmp_path), extra=extra)
         try:
-            assert not job_dirs(tmp_path / "jobs")  # the workspace and its link
+            assert not job_dirs(_jobs(tmp_path))  # the workspace and its link
             assert "removed 1 job director" in Path(again.log_path).read_text()
         finally:
             stop_daemon(again)

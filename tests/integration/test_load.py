@@ -51,12 +51,11 @@ def _job(address: str, port: int, source: str) -> str:
     return "ok" if status == 0 and obj.startswith(b"\x7fELF") else repr(data[:80])
 
 
-def test_idle_connections_and_a_burst_of_jobs_on_a_4_slot_daemon(tmp_path: Path, ccfarmd) -> None:
+def test_idle_connections_and_a_burst_of_jobs_on_a_4_slot_daemon(daemon_dir: Path, ccfarmd) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 1024:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1024), hard))
-    jobs_dir = tmp_path / "jobs"
-    jobs_dir.mkdir()
+    jobs_dir = daemon_dir  # (one the daemon's user may use once it gave up root)
     extra = ("--tmpdir", str(jobs_dir), "--idle-timeout", "3", "--max-connections", "300")
     daemon = ccfarmd(jobs=4, extra=extra)
     pid = daemon.process.pid

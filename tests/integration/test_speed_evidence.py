@@ -35,7 +35,8 @@ def _build(root: Path, env: dict[str, str]) -> collections.Counter[str]:
     )
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
-    return collections.Counter(re.findall(r"compiled on (\S+)", err))
+    # a job compiles here when every host slot is busy and a local slot is free
+    return collections.Counter(re.findall(r"compiled (?:on (\S+)|here)", err))
 
 
 def test_a_host_claiming_speed_100_gets_a_fair_share_once_its_jobs_show_its_speed(
@@ -51,7 +52,7 @@ def test_a_host_claiming_speed_100_gets_a_fair_share_once_its_jobs_show_its_spee
     env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
 
     first = _build(_tree(tmp_path / "first"), env)
-    assert sum(first.values()) == FILES, first  # every job went through the farm
+    assert sum(first.values()) == FILES, first  # every job said where it ran ("" is here)
     assert first[liar] < 39, first
     second = _build(_tree(tmp_path / "second"), env)
     assert sum(second.values()) == FILES, second
@@ -60,12 +61,14 @@ def test_a_host_claiming_speed_100_gets_a_fair_share_once_its_jobs_show_its_spee
 
     rows = {row["host"]: row for row in ctl(sched, "hosts")}
     print("liar's jobs", first[liar], second[liar], "of", FILES, rows[liar])
-    assert rows[liar]["claimed"] == "100"
-    assert rows[liar]["observed"] != "-" and float(rows[liar]["observed"]) < 10, rows[liar]
+    assert float(rows[liar]["claimed"]) == 100
+    assert rows[liar]["observed"] not in ("-", None) and float(rows[liar]["observed"]) < 10, rows[
+        liar
+    ]
     assert float(rows[liar]["speed"]) < 10, rows[liar]
     assert int(rows[liar]["tier"]) < 10  # tier of 100 is 20; of 1, 0
     for daemon in honest:
-        assert rows[f"{daemon.address}:{daemon.port}"]["claimed"] == "1"
+        assert float(rows[f"{daemon.address}:{daemon.port}"]["claimed"]) == 1
 
     for build in ("first", "second"):  # objects identical to local compiles
         for i in range(FILES):
