@@ -11,8 +11,9 @@ fault against the same build without it, in the same run:
                    resumed after the build: seconds it adds to the build
   killed host      one host SIGKILLed 1 s into the build: the last lease the
                    scheduler granted on it, in seconds after its death, and
-                   jobs compiled locally
-  restarted host   one host restarted 1 s into the build: jobs compiled locally
+                   jobs compiled on the client (by a failure, or because a
+                   local slot was free and no free host was faster)
+  restarted host   one host restarted 1 s into the build: jobs compiled on the client
   silent scheduler CCFARM_SCHEDULER at a port that accepts and never answers,
                    no host list: 5 sequential compiles against the same 5
                    compiled locally by gcc
@@ -89,7 +90,7 @@ class Farm:
     def hosts_up(self) -> int:
         argv = [sys.executable, "-m", "ccfarm.cli.ctl", "--scheduler", f"{SCHED[0]}:{SCHED[1]}"]
         out = subprocess.run([*argv, "--json", "hosts"], capture_output=True, text=True)
-        return out.stdout.count('"up"') if out.returncode == 0 else 0
+        return out.stdout.count('"host":') if out.returncode == 0 else 0
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -232,7 +233,7 @@ def silent_listener(address: str) -> Iterator[int]:
 @contextmanager
 def all_slots_held() -> Iterator[None]:
     """Another client's leases on every slot, held until the block ends."""
-    sock = socket.create_connection(SCHED, timeout=10)
+    sock = socket.create_connection(SCHED, timeout=60)
     want = len(HOSTS) * SLOTS
     requests = [
         m.encode_lease_request(LeaseRequest(i, "holder/bench", None, 600)) for i in range(want)
@@ -283,8 +284,8 @@ def one_round(work: str, src: str, files: int, base: dict[str, str], note: Note)
         since = host_logs(farm.work)
         build(src, env, restart)
         note("restarted host: jobs compiled locally", files - jobs_on_hosts(farm.work, since))
-        with all_slots_held():
-            full = sequential(src, env, ["ccfarm"])
+    with farm_up(os.path.join(work, "full")), all_slots_held():
+        full = sequential(src, env, ["ccfarm"])
     local = sequential(src, base, [])
     note("full farm: 5 jobs, s", full)
     note("gcc's 5 jobs, s", local)
