@@ -15,6 +15,7 @@ from ccfarm import __version__
 from ccfarm.cli import ctl, gethost
 from ccfarm.client.job.command import USAGE, run_job
 from ccfarm.daemon import main as daemon_main
+from ccfarm.demo import __main__ as demo_main
 from ccfarm.scheduler import main as scheduler_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def _argparse_version(main: Callable[[list[str]], int], capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("prog", "main"),
     [("ccfarmd", daemon_main.main), ("ccfarm-scheduler", scheduler_main.main),
-     ("ccfarm-ctl", ctl.main)],
+     ("ccfarm-ctl", ctl.main), ("ccfarm-demo", demo_main.main)],
 )  # fmt: skip
 def test_version_of_the_argparse_programs(
     prog: str, main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]

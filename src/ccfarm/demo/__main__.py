@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from ccfarm import __version__
+
+    p.add_argument("--version", action="version", version=f"ccfarm-demo {__version__}")
     p.add_argument("--hosts", type=int, default=3, help="daemons (default 3)")
     p.add_argument(
         "--no-scheduler", action="store_true", help="a static host list, no ccfarm-scheduler"
