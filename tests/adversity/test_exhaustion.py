@@ -251,19 +251,22 @@ def test_workspaces_left_by_sigkill_are_removed_by_the_next_daemon(tmp_path: Pat
     daemon = start_daemon(address, port, 1, str(tmp_path), extra=extra)
     try:
         request = _pump_request(5)
-        sock = socket.create_connection((address, port), timeout=10)
-        sock.sendall(request[: len(request) - 20])  # the files are being written
         root = _jobs(tmp_path) / f"ccfarmd-{address}-{port}"
-        wait_for(lambda: any(root.iterdir()))
-        assert daemon.process is not None
-        daemon.process.send_signal(signal.SIGKILL)
-        daemon.process.wait(10)
-        sock.close()
+        with socket.create_connection((address, port), timeout=10) as sock:
+            sock.sendall(request[: len(request) - 20])  # the files are being written
+            # the root is claimed once the daemon runs as its own user, maybe
+            # only after it answers connections
+            wait_for(lambda: root.is_dir() and any(root.iterdir()))
+            assert daemon.process is not None
+            daemon.process.send_signal(signal.SIGKILL)
+            daemon.process.wait(10)
         assert any(root.iterdir())  # left behind
         again = start_daemon(address, port, 1, str(tmp_path), extra=extra)
         try:
+            # (it listens first, then claims the root as its own user)
+            log = Path(again.log_path)
+            wait_for(lambda: "removed 1 job director" in log.read_text())
             assert not job_dirs(_jobs(tmp_path))  # the workspace and its link
-            assert "removed 1 job director" in Path(again.log_path).read_text()
         finally:
             stop_daemon(again)
         assert not root.exists()  # a clean exit removes its directory
