@@ -21,7 +21,7 @@ BUSY = [sys.executable, "-c", "while True: pass"]
 MEASURE = """
 import sys, time
 from ccfarm.daemon.agent import availability
-from ccfarm.daemon.probe import effective_cpus
+from ccfarm.cgroups import effective_cpus
 what, measure = availability(effective_cpus(), lambda: 0)
 print(what, flush=True)
 for line in sys.stdin:  # one figure per line asked, over the time since the last
@@ -82,3 +82,19 @@ def test_limited_host_measures_its_own_group(group: Path) -> None:
             assert _figure(measurer, 2.0) > 0.7
         _figure(measurer, 1.2)
         assert _figure(measurer, 2.0) < 0.2
+
+
+def test_a_wrapper_in_a_limited_group_has_one_local_slot_per_cpu_of_its_quota(
+    group: Path,
+) -> None:
+    """A build in a container limited to 0.3 CPU compiles one job here at a
+    time, not one per CPU of the machine (the local slots of distcc's
+    --localslots default)."""
+    ask = [sys.executable, "-c", "from ccfarm.client.job.run import _cpus; print(_cpus())"]
+    pipes = dict(stdout=subprocess.PIPE)
+    with started(ask, group, **pipes) as inside:
+        out, _ = inside.communicate(timeout=60)
+    assert int(out) == 1
+    with started(ask, None, **pipes) as outside:
+        out, _ = outside.communicate(timeout=60)
+    assert int(out) == len(os.sched_getaffinity(0))

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ccfarm.cgroups import effective_cpus
 from ccfarm.daemon.activity import desktop_in_use, parse_source
 from ccfarm.daemon.agent import HostAgent, RefinedSpeed
-from ccfarm.daemon.probe import SpeedEstimate, effective_cpus, measure_speed
+from ccfarm.daemon.probe import SpeedEstimate, measure_speed
 from ccfarm.errors import ConfigError
 from ccfarm.model import CompilerIdentity
 

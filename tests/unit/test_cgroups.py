@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccfarm.daemon import cgroups
-from ccfarm.daemon.cgroups import CpuCgroup, find_cpu_cgroup, read_usage
-from ccfarm.daemon.probe import effective_cpus, tree_cpu
+from ccfarm import cgroups
+from ccfarm.cgroups import CpuCgroup, effective_cpus, find_cpu_cgroup, read_usage
+from ccfarm.daemon.probe import tree_cpu
 
 V1 = "4:memory:/x\n2:cpu,cpuacct:/farm/host1\n1:name=systemd:/\n0::/\n"
 V1_SPLIT = "2:cpuacct:/farm/host1\n1:cpu:/farm/host1\n0::/\n"

@@ -134,16 +134,15 @@ def test_distccds_flags_ccfarmd_lacks_are_refused_with_distccds_status(
 
 
 def test_the_job_slots_default_to_the_cpus_this_host_may_use() -> None:
-    from ccfarm.daemon.cgroups import CpuCgroup
-    from ccfarm.daemon.probe import default_jobs, machine_cpus
+    from ccfarm.cgroups import CpuCgroup, cpu_slots, machine_cpus
 
     def group(limit: float | None) -> CpuCgroup:
         return CpuCgroup(2, limit, None)  # type: ignore[arg-type]
 
-    assert default_jobs(group(None)) == machine_cpus()
-    assert default_jobs(group(0.3)) == 1  # a fraction of a CPU is still one job
-    assert default_jobs(group(1.5)) == min(2, machine_cpus())
-    assert default_jobs(group(1000.0)) == machine_cpus()  # a quota above the affinity mask
+    assert cpu_slots(group(None)) == machine_cpus()
+    assert cpu_slots(group(0.3)) == 1  # a fraction of a CPU is still one job
+    assert cpu_slots(group(1.5)) == min(2, machine_cpus())
+    assert cpu_slots(group(1000.0)) == machine_cpus()  # a quota above the affinity mask
 
 
 def test_the_scheduler_is_not_a_background_service_unless_asked() -> None:

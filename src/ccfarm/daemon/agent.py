@@ -20,10 +20,10 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+from ccfarm.cgroups import in_container, machine_cpus, own_cgroup, read_usage
 from ccfarm.control.codec import hello
 from ccfarm.control.messages import HOST_LEAVING, encode_host_name, encode_host_report
-from ccfarm.daemon.cgroups import in_container, read_usage
-from ccfarm.daemon.probe import SpeedEstimate, machine_cpus, own_cgroup, tree_cpu
+from ccfarm.daemon.probe import SpeedEstimate, tree_cpu
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP

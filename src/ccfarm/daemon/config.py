@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccfarm.addresses import DAEMON_PORT, STATS_PORT
+from ccfarm.cgroups import cpu_slots
 from ccfarm.config import secret_file_setting, setting
-from ccfarm.daemon.probe import default_jobs
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 SANDBOX_MODES = ("auto", "require", "off")
@@ -46,7 +46,7 @@ class DaemonConfig:
         False, "allow the private networks too (10/8, 172.16/12, 192.168/16, 127/8, IPv6 ones)"
     )
     jobs: int = setting(
-        default_jobs(),
+        cpu_slots(),
         "compilers run at once",
         flags=("-j", "--jobs"),
         shown="this host's CPUs: its affinity mask, capped by a cgroup CPU quota, rounded up",

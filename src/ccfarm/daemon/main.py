@@ -299,9 +299,10 @@ async def _agent_tasks(
     if not config.scheduler:
         return None, []
     from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
+    from ccfarm.cgroups import effective_cpus
     from ccfarm.daemon.activity import desktop_in_use, parse_source
     from ccfarm.daemon.agent import HostAgent, RefinedSpeed
-    from ccfarm.daemon.probe import children_cpu, compiler_identities, effective_cpus, measure_speed
+    from ccfarm.daemon.probe import children_cpu, compiler_identities, measure_speed
 
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 import subprocess
 import tempfile
 import time
 
+from ccfarm.cgroups import parse_proc_stat
 from ccfarm.compiler.identity import parse_version_output
-from ccfarm.daemon.cgroups import CpuCgroup, find_cpu_cgroup, parse_proc_stat
 from ccfarm.daemon.compilers import CompilerAllowList
 from ccfarm.model import CompilerIdentity
 
@@ -20,35 +19,6 @@ _REFERENCE = "\n".join(
     f"s = s * x / (k + {i + 1}.0) + (s > {i} ? k : -k); return s; }}"
     for i in range(100)
 )
-
-
-def machine_cpus() -> int:
-    """CPUs this process may run on (its affinity mask)."""
-    return len(os.sched_getaffinity(0))
-
-
-def own_cgroup(root: str = "/sys/fs/cgroup") -> CpuCgroup | None:
-    """This process's CPU cgroup (v1 or v2), or None."""
-    try:
-        with open("/proc/self/cgroup") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return find_cpu_cgroup(text, root)
-
-
-def effective_cpus(cgroup: CpuCgroup | None = None) -> float:
-    """CPUs this process may use: its affinity, capped by a v1 or v2 quota."""
-    cgroup = cgroup if cgroup is not None else own_cgroup()
-    cpus = float(machine_cpus())
-    if cgroup is not None and cgroup.limit is not None:
-        cpus = min(cpus, cgroup.limit)
-    return cpus
-
-
-def default_jobs(cgroup: CpuCgroup | None = None) -> int:
-    """ccfarmd's default --jobs: `effective_cpus`, a fraction rounded up."""
-    return max(1, math.ceil(effective_cpus(cgroup)))
 
 
 def tree_cpu(pid: int | None = None, proc: str = "/proc") -> float:

@@ -306,6 +306,7 @@ def module_stamps() -> dict[str, tuple[int, int]]:
 
 def _warm_imports() -> None:
     """Everything a job may import, loaded once here (fork shares it)."""
+    import ccfarm.cgroups
     import ccfarm.client.hosts.hostlist
     import ccfarm.client.hosts.slots
     import ccfarm.client.job.command

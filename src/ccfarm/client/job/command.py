@@ -20,7 +20,8 @@ Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_HOSTS=LIST         ccfarmd hosts, distcc's syntax (host[:port][/slots])
   DISTCC_HOSTS=LIST         distcc hosts (else ~/.distcc/hosts, /etc/distcc/hosts);
                             localhost/N or --localslots=N: local compiles at once
-                            (default: this machine's CPUs); with a scheduler a
+                            (default: the CPUs it may use, a cgroup's CPU quota
+                            counted, as in a container); with a scheduler a
                             job compiles here when a local slot is free and no
                             free host is faster, and a job waiting for the farm
                             takes a local slot that frees first

@@ -399,11 +399,11 @@ class _Listed:
 
 
 def _cpus() -> int:
-    """The CPUs this process may run on (its affinity mask: taskset, cpusets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """This machine's local slots: the CPUs this process may use (affinity
+    mask, capped by a cgroup's CPU quota, a fraction rounded up)."""
+    from ccfarm.cgroups import cpu_slots
+
+    return cpu_slots()
 
 
 def _read_text(path: str) -> str | None:

@@ -1,4 +1,8 @@
-"""Where this host's CPU really is: the daemon's cgroup, its CPU limit and use.
+"""Where this machine's CPU really is: the process's cgroup, its CPU limit and use.
+
+Used by ccfarmd (its default slots, its availability) and by the wrapper
+(its local slots: a build in a container limited to half a CPU gets one,
+not one per CPU of the machine).
 
 Inside a container or a CPU-limited cgroup the load average is the whole
 machine's; what this host can give is its cgroup's quota, and what others
@@ -27,6 +31,7 @@ names the machine's path while the mount's root is the container's cgroup.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
@@ -34,8 +39,12 @@ from ccfarm._record import record
 
 __all__ = [
     "CpuCgroup",
+    "cpu_slots",
+    "effective_cpus",
     "find_cpu_cgroup",
     "in_container",
+    "machine_cpus",
+    "own_cgroup",
     "parse_cfs",
     "parse_cpu_max",
     "parse_cpuacct_usage",
@@ -236,3 +245,36 @@ def in_container(root: str = "/", environ: dict[str, str] | None = None) -> bool
     return bool(env.get("container")) or any(
         os.path.exists(os.path.join(root, p)) for p in (".dockerenv", "run/.containerenv")
     )
+
+
+def machine_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # (not Linux)
+        return os.cpu_count() or 1
+
+
+def own_cgroup(root: str = "/sys/fs/cgroup") -> CpuCgroup | None:
+    """This process's CPU cgroup (v1 or v2), or None."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return find_cpu_cgroup(text, root)
+
+
+def effective_cpus(cgroup: CpuCgroup | None = None) -> float:
+    """CPUs this process may use: its affinity, capped by a v1 or v2 quota."""
+    cgroup = cgroup if cgroup is not None else own_cgroup()
+    cpus = float(machine_cpus())
+    if cgroup is not None and cgroup.limit is not None:
+        cpus = min(cpus, cgroup.limit)
+    return cpus
+
+
+def cpu_slots(cgroup: CpuCgroup | None = None) -> int:
+    """Compile slots for `effective_cpus`: a fraction of a CPU rounded up
+    (ccfarmd's default --jobs, the wrapper's local slots)."""
+    return max(1, math.ceil(effective_cpus(cgroup)))
