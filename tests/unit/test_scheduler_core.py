@@ -22,6 +22,7 @@ from ccfarm.model import (
 from ccfarm.scheduler import core
 from ccfarm.scheduler.core import Farm
 from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+from ccfarm.scheduler.timers import Timers
 
 GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
 CLANG = CompilerIdentity("clang", "14.0.6", "x86_64-pc-linux-gnu")
@@ -781,3 +782,30 @@ TestFarmMachine.settings = settings(max_examples=150, stateful_step_count=60, de
 
 def test_replace_keeps_identity() -> None:
     assert replace(host("a"), load=1.0).load == 1.0
+
+
+def test_ended_leases_deadlines_do_not_pile_up_for_the_lease_timeout() -> None:
+    """A busy farm ends leases at once, while each one's deadline is due only
+    after `lease_timeout` (600 s): the heap is compacted, not grown by every
+    lease of the last ten minutes; deadlines that still apply stay and fire."""
+    farm = Farm(Policy(lease_timeout=600, host_timeout=10), rng=random.Random(30))
+    farm.host_report(host("a", slots=4), 0)
+    farm.host_report(host("b", slots=4), 0)
+    held = granted(farm.request(req(), 0))[0]  # one lease held all along
+    most = 0
+    now = 0.0
+    for i in range(60_000):
+        now = i * 0.001  # 1,000 leases a second for a minute
+        if i % 1000 == 0:
+            for name in ("a", "b"):
+                farm.host_report(host(name, slots=4), now)
+            farm.tick(now)
+        g = granted(farm.request(req(), now))[0]
+        farm.release(g.lease, now)
+        most = max(most, len(farm.timers))
+    farm.check(now)  # the deadlines that must be pending still are
+    assert most <= 2 * Timers.COMPACT_FLOOR
+    assert held.lease in farm.leases
+    out = farm.tick(600.5)  # both hosts fell silent; the held lease's host goes
+    assert LeaseRevoked(held.lease, held.request, "host stopped sending heartbeats") in out
+    assert not farm.hosts and len(farm.timers) <= 2

@@ -77,3 +77,40 @@ def test_check_finds_a_broken_heap() -> None:
     timers._heap.reverse()  # what a bug in the heap's upkeep would do
     with pytest.raises(AssertionError, match="out of order"):
         timers.check()
+
+
+def test_compact_drops_what_no_longer_applies_and_keeps_the_order() -> None:
+    timers = Timers()
+    for lease in range(10):
+        timers.set_lease(float(lease % 3), lease)
+    timers.set_host(1.0, "a")
+    ended = {1, 4, 5, 8}
+    dropped = timers.compact(
+        lambda when, d: not (isinstance(d, LeaseDeadline) and d.lease in ended)
+    )
+    assert dropped == 4 and len(timers) == 7
+    timers.check()
+    out = []
+    while (due := timers.pop_due(10.0)) is not None:
+        out.append(due)
+    # time first, then the order they were set, as before compacting
+    assert out == [
+        LeaseDeadline(0),
+        LeaseDeadline(3),
+        LeaseDeadline(6),
+        LeaseDeadline(9),
+        LeaseDeadline(7),
+        HostDeadline("a"),
+        LeaseDeadline(2),
+    ]
+
+
+def test_compacting_is_worth_it_only_past_the_floor_and_twice_the_live() -> None:
+    timers = Timers()
+    for lease in range(Timers.COMPACT_FLOOR):
+        timers.set_lease(1.0, lease)
+    assert not timers.needs_compacting(live=0)  # at the floor: never
+    timers.set_lease(1.0, -1)
+    assert timers.needs_compacting(live=0)
+    assert timers.needs_compacting(live=Timers.COMPACT_FLOOR // 2)
+    assert not timers.needs_compacting(live=Timers.COMPACT_FLOOR // 2 + 1)

@@ -29,6 +29,7 @@ from ccfarm.scheduler.queue import WaitingRequest, WaitQueue
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
 from ccfarm.scheduler.standing import HostStanding
 from ccfarm.scheduler.timers import (
+    Deadline,
     HostDeadline,
     LeaseDeadline,
     PatienceDeadline,
@@ -192,7 +193,24 @@ class Farm:
                     if waiting is not None and waiting.deadline <= now:
                         self._unqueue(request)
                         outcomes.append(LeaseRefused(request, "no free host in time"))
+        # what can still expire: per host a heartbeat and a quarantine, per
+        # lease its timeout, per waiting request its wait and its patience
+        live = 2 * len(self.hosts) + len(self.leases) + 2 * len(self.queue)
+        if self.timers.needs_compacting(live):
+            self.timers.compact(self._deadline_applies)
         return outcomes
+
+    def _deadline_applies(self, when: float, deadline: Deadline) -> bool:
+        """Could `deadline`, due at `when`, still do something in `tick`?"""
+        match deadline:
+            case HostDeadline(name):
+                host = self.hosts.get(name)
+                return host is not None and when >= host.last_seen + self.policy.host_timeout
+            case LeaseDeadline(lease):
+                return lease in self.leases
+            case PatienceDeadline(request) | WaitDeadline(request):
+                return self.queue.get(request) is not None
+        return True  # a quarantine's end (few: one per host at most)
 
     def next_deadline(self) -> float | None:
         return self.timers.next()

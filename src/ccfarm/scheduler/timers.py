@@ -9,7 +9,7 @@ applies; the stale ones cost one pop each. One record class per kind.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -68,10 +68,19 @@ class Timers:
 
     They go in as a kind and a subject and come out as records. In the heap
     they are plain tuples (time, order, kind number, subject), which the
-    garbage collector stops tracking: the heap holds a deadline for each
+    garbage collector stops tracking: the heap may hold a deadline for each
     lease of the last `lease_timeout` (released ones included), and records
     there would be two more tracked objects each (measured: more collections,
-    and slower ones)."""
+    and slower ones).
+
+    Stale deadlines are also dropped in bulk: `compact` keeps only those
+    the caller says still apply, and the farm calls it whenever the heap
+    holds more than twice what can still expire (`needs_compacting`), so
+    the heap stays within a constant factor of the live deadlines at O(1)
+    amortized cost per deadline set."""
+
+    #: below this many deadlines the heap is never compacted (not worth it)
+    COMPACT_FLOOR = 4096
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int, int | str]] = []
@@ -114,6 +123,21 @@ class Timers:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def needs_compacting(self, live: int) -> bool:
+        """Do stale deadlines outnumber the `live` ones (at most that many can
+        still apply) by enough to make `compact` worth its O(n)?"""
+        return len(self._heap) > max(self.COMPACT_FLOOR, 2 * live)
+
+    def compact(self, applies: Callable[[float, Deadline], bool]) -> int:
+        """Drop every deadline for which `applies(when, deadline)` is false
+        (what it guarded has ended); the order of the others is kept.
+        Returns how many were dropped."""
+        before = len(self._heap)
+        kept = [e for e in self._heap if applies(e[0], _record(e[2], e[3]))]
+        heapq.heapify(kept)  # (the (time, order) keys are unique: the same order)
+        self._heap = kept
+        return before - len(kept)
 
     def check(self, expect: Iterable[tuple[float, Deadline]] = ()) -> None:
         """Raise AssertionError unless the heap is a heap of known kinds and
