@@ -249,6 +249,7 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o1777)  # a daemon started as root runs as its own user
         daemon = start_daemon(DAEMON, free_port(DAEMON), 4, tmp, extra=("--tmpdir", tmp))
         sport = free_port(SCHEDULER)
         sched = subprocess.Popen(

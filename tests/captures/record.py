@@ -35,6 +35,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+from ccfarm.protocol.compression import store  # noqa: E402
+
 ADDRESS = "127.0.0.1"
 ARGV0 = b"x86_64-linux-gnu-gcc"
 
@@ -163,20 +166,6 @@ def client_env(work: Path, hosts: str) -> dict[str, str]:
 def keep(work: Path, name: str, *files: str) -> None:
     for f in files:
         shutil.copyfile(work / f, HERE / f"{name}{Path(f).suffix}")
-
-
-def _lzo_store(data: bytes) -> bytes:
-    """A literal-only LZO1X stream (valid, uncompressed): what a minimal peer may send."""
-    if not data:
-        return b""
-    if len(data) <= 238:
-        head = bytes([17 + len(data)])
-    else:  # a literal run of 4+ bytes: 0, zero bytes of 255 each, then the rest - 18
-        rest = len(data) - 18
-        head = b"\0" + b"\0" * (rest // 255) + bytes([rest % 255])
-        if rest % 255 == 0:  # the length's last byte must not be zero
-            head = b"\0" + b"\0" * (rest // 255 - 1) + b"\xff"
-    return head + data + b"\x11\0\0"
 
 
 def token(name: bytes, value: int) -> bytes:
@@ -309,7 +298,7 @@ def store_client(work: Path) -> None:
     daemon = Distccd()
     try:
         relay = Relay(daemon.port)
-        body = _lzo_store(preprocessed(work, "hello.c"))
+        body = store(preprocessed(work, "hello.c"))
         raw_client(relay.port, request(2, [ARGV0, b"-c", b"hello.i", b"-o", b"store.o"], body))
         relay.save("j2-py-p2-store")
     finally:
@@ -373,7 +362,7 @@ def store_server(work: Path) -> None:
             obj = Path(tmp, "job.o").read_bytes()
         reply = token(b"DONE", 2) + token(b"STAT", done.returncode << 8)
         for name, data in ((b"SERR", done.stderr), (b"SOUT", done.stdout), (b"DOTO", obj)):
-            body = _lzo_store(data)
+            body = store(data)
             reply += token(name, len(body)) + body
         conn.sendall(reply)
         conn.close()

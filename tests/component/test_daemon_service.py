@@ -26,8 +26,10 @@ from ccfarm.protocol import (
     LinkEntry,
     encode_request,
 )
-from tests.component._daemon import DaemonRig, plain_request
+from ccfarm.protocol.compression import is_stored
+from tests.component._daemon import DaemonRig, parse_reply, plain_request
 from tests.component._loop import idle, now
+from tests.unit.conftest import walk_tokens
 
 ARGV = tuple(b"gcc -O2 -c x.c -o x.o".split())
 SOURCE = b"int x = 1;\n"
@@ -58,6 +60,25 @@ async def test_a_preprocessed_job_is_compiled_and_answered(tmp_path: Path, versi
         assert plan.env["TMPDIR"] == plan.cwd  # its private directory
         assert compile_.nice == 0
         assert rig.service.jobs_done == 1 and rig.service.running == 0
+
+
+@pytest.mark.parametrize("stored", [True, False])
+async def test_the_reply_comes_stored_when_the_request_came_stored(
+    tmp_path: Path, stored: bool
+) -> None:
+    """A client that sends its bodies stored (ccfarm's default, as fast as the
+    link) is answered stored; one that packs them (a real distcc) packed."""
+    source = b"int table[] = {" + b"1, 2, 3, " * 2000 + b"};\n"  # (packs well)
+    async with DaemonRig(tmp_path) as rig:
+        request = encode_request(JobHeader(LZO, ARGV), source=source, stored=stored)
+        client = rig.client()
+        client.send(request)
+        data = await client.received()
+    reply = parse_reply(data, LZO)
+    assert reply.wait_status == 0 and reply.obj == b"OBJ\n" + source
+    (obj,) = [p for n, _, p in walk_tokens(data) if n == b"DOTO"]
+    assert is_stored(obj) == stored
+    assert len(obj) > len(source) if stored else len(obj) < len(source) // 10
 
 
 async def test_a_pump_job_mirrors_the_files_and_answers_in_the_clients_paths(

@@ -160,21 +160,23 @@ def walk_tokens(data: bytes) -> list[tuple[bytes, int, bytes | None]]:
     return tokens
 
 
-def recompressed(data: bytes) -> bytes:
-    """`data` with each LZO body replaced by what ccfarm's `compress` writes for it.
+def recompressed(data: bytes, *, stored: bool = False) -> bytes:
+    """`data` with each LZO body replaced by what ccfarm writes for it:
+    `compress`, or `store` when `stored` (as a request of stored bodies is
+    answered).
 
     The framing stays byte for byte; only the LZO streams change (distcc
     writes LZO1X-1, ccfarm another LZO1X encoder: both decode alike). Call it
     on streams of a compressed protocol version only.
     """
-    from ccfarm.protocol.compression import compress, decompress
+    from ccfarm.protocol.compression import decompress, packer
 
     out = []
     pos = 0
     for name, value, payload in walk_tokens(data):
         size = TOKEN_SIZE + (value if payload is not None else 0)
         if name in LZO_TOKENS and payload:
-            body = compress(decompress(payload, 1 << 30))
+            body = packer(True, stored=stored)(decompress(payload, 1 << 30))
             out.append(b"%s%08x%s" % (name, len(body), body))
         else:
             out.append(data[pos : pos + size])

@@ -161,6 +161,9 @@ def test_settings_defaults_and_distcc_names() -> None:
     assert both.fallback and not both.checked_preprocessed
     assert s.scheduler_timeout == 2.0
     assert read_settings({"CCFARM_SCHEDULER_TIMEOUT": "0.5"}).scheduler_timeout == 0.5
+    # LZO bodies stored unless asked to pack (the codec is slower than a wired link)
+    assert not s.packed and read_settings({"CCFARM_COMPRESS": "lzo"}).packed
+    assert not read_settings({"CCFARM_COMPRESS": "yes"}).packed
 
 
 @settings(max_examples=200, deadline=None)

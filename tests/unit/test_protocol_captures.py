@@ -37,7 +37,7 @@ from ccfarm.protocol import (
     encode_request,
     sends_files,
 )
-from ccfarm.protocol.compression import compress, decompress
+from ccfarm.protocol.compression import compress, decompress, is_stored, store
 from tests.unit import conftest
 from tests.unit.conftest import (
     LITERAL_ONLY,
@@ -97,12 +97,12 @@ def request_bytes(events: list[object]) -> bytes:
     if not sends_files(header.version):
         (source,) = body
         assert isinstance(source, PreprocessedSource)
-        return encode_request(header, source=source.data)
+        return encode_request(header, source=source.data, stored=end.stored)
     assert all(isinstance(e, FileEntry | LinkEntry) for e in body)
-    return encode_request(header, files=body)  # type: ignore[arg-type]
+    return encode_request(header, files=body, stored=end.stored)  # type: ignore[arg-type]
 
 
-def reply_bytes(events: list[object]) -> bytes:
+def reply_bytes(events: list[object], *, stored: bool = False) -> bytes:
     """`encode_reply` of decoded reply events (checking their order on the way)."""
     head, status, err, out, obj, *rest = events
     assert isinstance(head, ReplyHeader) and isinstance(status, CompileStatus)
@@ -113,7 +113,13 @@ def reply_bytes(events: list[object]) -> bytes:
         deps = rest[0].data
     assert len(rest) in (1, 2) and isinstance(rest[-1], ReplyComplete)
     return encode_reply(
-        head.version, status.wait_status, stderr=err.data, stdout=out.data, obj=obj.data, deps=deps
+        head.version,
+        status.wait_status,
+        stderr=err.data,
+        stdout=out.data,
+        obj=obj.data,
+        deps=deps,
+        stored=stored,
     )
 
 
@@ -224,8 +230,10 @@ def test_request_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> N
     assert error is None
     encoded = request_bytes(events)
     version = request_version(data)
+    end = events[-1]
+    assert isinstance(end, RequestComplete)
     # LZO bodies are ccfarm's encoder's, not distcc's LZO1X-1: the rest is byte for byte
-    assert encoded == (recompressed(data) if compressed(version) else data)
+    assert encoded == (recompressed(data, stored=end.stored) if compressed(version) else data)
     assert decode_request(encoded) == (events, None)
 
 
@@ -235,15 +243,18 @@ def test_reply_reencodes_to_the_same_bytes(captures_dir: Path, name: str) -> Non
     version = request_version(_read(captures_dir, name, "client"))
     events, error = decode_reply(version, data)
     assert error is None
-    encoded = reply_bytes(events)
+    stored = LITERAL_ONLY.get(name) == "server"
+    encoded = reply_bytes(events, stored=stored)
     # LZO bodies are ccfarm's encoder's, not distcc's LZO1X-1: the rest is byte for byte
-    assert encoded == (recompressed(data) if compressed(version) else data)
+    assert encoded == (recompressed(data, stored=stored) if compressed(version) else data)
     assert decode_reply(version, encoded) == (events, None)
 
 
 @pytest.mark.parametrize("name", sorted(LITERAL_ONLY))
 def test_literal_only_bodies_carry_their_plain_bytes(captures_dir: Path, name: str) -> None:
-    """Why those two cannot be re-encoded: their LZO bodies are stored literals."""
+    """Their LZO bodies are stored literals, byte for byte what ccfarm's
+    `store` writes (so real distccd and distcc read ccfarm's stored bodies),
+    and `is_stored` knows them."""
     side = LITERAL_ONLY[name]
     data = _read(captures_dir, name, side)
     version = request_version(_read(captures_dir, name, "client"))
@@ -253,6 +264,7 @@ def test_literal_only_bodies_carry_their_plain_bytes(captures_dir: Path, name: s
         plain = decompress(body, 1 << 20)
         assert plain in body and body.endswith(b"\x11\x00\x00")  # literals + end marker
         assert compress(plain) != body and len(compress(plain)) < len(body)
+        assert store(plain) == body and is_stored(body) and not is_stored(compress(plain))
 
 
 # -- payloads against the files the real client wrote ---------------------------

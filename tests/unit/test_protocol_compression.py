@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ccfarm.errors import RemoteProtocolError
 from ccfarm.protocol import VERSIONS, Limits, ReplyParser, compressed
 from ccfarm.protocol._lzo_size import plain_size
-from ccfarm.protocol.compression import compress, decompress
+from ccfarm.protocol.compression import compress, decompress, is_stored, packer, store
 from tests.lzo_samples import samples
 from tests.unit.conftest import (
     LZO_TOKENS,
@@ -229,3 +229,47 @@ def test_the_size_walk_agrees_with_the_decompressor(data: bytes, draw: st.DataOb
         out = None
     assert (size is None) == (out is None), (size, out and len(out))
     assert out is None or len(out) == size
+
+
+# -- stored bodies: one literal run ---------------------------------------------------
+
+#: lengths where the encoding of a literal run changes form
+EDGES = [1, 3, 4, 18, 19, 237, 238, 239, 240, 272, 273, 274, 527, 528, 529, 65_536, 1 << 20]
+
+
+@pytest.mark.parametrize("n", EDGES)
+def test_a_stored_body_of_any_length_decodes_within_exactly_its_size(n: int) -> None:
+    plain = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+    stream = store(plain)
+    assert stream.endswith(b"\x11\x00\x00") and plain in stream
+    assert len(stream) <= n + n // 255 + 5  # a byte per 255, the head and end marker
+    assert decompress(stream, n) == plain
+    assert plain_size(stream, n) == n
+    with pytest.raises(RemoteProtocolError, match="expands beyond"):
+        decompress(stream, n - 1)
+    assert is_stored(stream)
+    assert packer(True, stored=True)(plain) == stream
+    assert packer(False, stored=True)(plain) == plain  # a version without compression
+
+
+@settings(max_examples=200, deadline=None)
+@given(data_blobs.filter(bool))
+def test_stored_round_trips_and_is_known(data: bytes) -> None:
+    assert decompress(store(data), len(data)) == data
+    assert is_stored(store(data))
+    assert not is_stored(store(data)[:-1]) and not is_stored(store(data) + b"\x00")
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"",
+        b"\x11\x00\x00",  # the end marker alone: nothing stored
+        b"\x15abc\x11\x00\x00",  # a short run that says 4 and holds 3
+        b"\x00\x00\x00",  # a long run whose length never ends
+        b"\x00\x01" + b"a" * 19 + b"\x11\x00\x00",  # one byte more than the run says
+        b"\x05" + b"a" * 8 + b"\x11\x00\x00",  # a run instruction below 18 bytes: not ours
+    ],
+)
+def test_what_is_not_a_stored_body(stream: bytes) -> None:
+    assert not is_stored(stream)

@@ -42,6 +42,7 @@ class CompilePlan:
     dep_target: str | None
     system_deps: bool = True  # the client's .d lists system headers (-MD, not -MMD)
     job_dir: str = ""  # the job's directory: all the compiler may write (the sandbox's)
+    stored: bool = False  # the reply's bodies stored, not packed, as the request's came
 
 
 class JobBuilder:
@@ -62,6 +63,8 @@ class JobBuilder:
             raise RemoteProtocolError(f"refused arguments: {checked.reason}")
         self.job: DaemonJob = checked
         self._input: str | None = None
+        #: the request's compressed bodies came stored (`RequestComplete.stored`)
+        self.stored = False
 
     def add_source(self, data: bytes) -> None:
         self._input = self.ws.write_input(self.job.input_suffix, data)
@@ -101,6 +104,7 @@ class JobBuilder:
                 None,
                 None,
                 job_dir=self.ws.path,
+                stored=self.stored,
             )
         assert self.header.cwd is not None
         cwd = self.ws.client_dir(self.header.cwd)
@@ -117,6 +121,7 @@ class JobBuilder:
             rooted.dep_target,
             rooted.system_deps,
             self.ws.path,
+            self.stored,
         )
 
 

@@ -308,6 +308,7 @@ class DaemonService:
                 builder.add_entry(event)
             elif isinstance(event, RequestComplete):
                 assert builder is not None
+                builder.stored = event.stored
                 return builder
         raise RemoteProtocolError("request ended without completing")
 
@@ -336,7 +337,9 @@ class DaemonService:
                 if watch in done:
                     raise ConnectionError("client disconnected, compile killed")
                 message = b"ccfarmd: compilation took too long, killed\n"
-                return encode_reply(plan.version, EXIT_TIMEOUT << 8, stderr=message)
+                return encode_reply(
+                    plan.version, EXIT_TIMEOUT << 8, stderr=message, stored=plan.stored
+                )
         finally:
             watch.cancel()
             self._plain.discard(proc)
@@ -352,7 +355,13 @@ class DaemonService:
             if plan.root is not None:
                 deps = deps_reply(plan, _read(ws.deps))
         return encode_reply(
-            plan.version, status, stderr=unroot(plan, stderr), stdout=stdout, obj=obj, deps=deps
+            plan.version,
+            status,
+            stderr=unroot(plan, stderr),
+            stdout=stdout,
+            obj=obj,
+            deps=deps,
+            stored=plan.stored,
         )
 
 

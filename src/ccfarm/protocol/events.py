@@ -124,7 +124,12 @@ class Inflate:
 
 @record
 class RequestComplete:
-    """The request has been read in full."""
+    """The request has been read in full.
+
+    `stored`: every compressed body in it came stored, not packed
+    (`compression.is_stored`); a daemon answers such a client in kind."""
+
+    stored: bool = False
 
 
 @record

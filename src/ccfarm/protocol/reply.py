@@ -123,9 +123,12 @@ class ReplyParser:
         return payload
 
 
-def encode_reply_head(version: int, wait_status: int, stderr: bytes) -> bytes:
-    """DONE, STAT and SERR: what a daemon sends even when it aborts a job."""
-    pack = compression.compress if compressed(version) else bytes
+def encode_reply_head(
+    version: int, wait_status: int, stderr: bytes, *, stored: bool = False
+) -> bytes:
+    """DONE, STAT and SERR: what a daemon sends even when it aborts a job.
+    `stored`: the bodies stored, not packed (see `encode_reply`)."""
+    pack = compression.packer(compressed(version), stored=stored)
     return (
         encode_token(b"DONE", version)
         + encode_token(b"STAT", wait_status)
@@ -141,11 +144,15 @@ def encode_reply(
     stdout: bytes = b"",
     obj: bytes = b"",
     deps: bytes = b"",
+    stored: bool = False,
 ) -> bytes:
-    """A complete reply; DOTD is added for versions 3+ when the compile succeeded."""
-    pack = compression.compress if compressed(version) else bytes
+    """A complete reply; DOTD is added for versions 3+ when the compile succeeded.
+
+    `stored`: compressed versions carry the bodies stored, not packed
+    (`compression.store`): the answer to a request that came so."""
+    pack = compression.packer(compressed(version), stored=stored)
     parts = [
-        encode_reply_head(version, wait_status, stderr),
+        encode_reply_head(version, wait_status, stderr, stored=stored),
         encode_blob(b"SOUT", pack(stdout)),
         encode_blob(b"DOTO", pack(obj if wait_status == 0 else b"")),
     ]

@@ -109,6 +109,8 @@ class RequestParser:
         self._name = b""
         self._file_bytes = 0
         self._reported_complete = False
+        #: all compressed bodies so far came stored (None: none came yet)
+        self._stored: bool | None = None
         self._handlers: dict[
             str, Callable[[bytes, int, bytes | None], RequestEvent | Inflate | None]
         ] = {
@@ -172,7 +174,7 @@ class RequestParser:
                 return event
         if not self._reported_complete:
             self._reported_complete = True
-            return RequestComplete()
+            return RequestComplete(stored=self._stored is True)
         return NEED_DATA
 
     # -- one handler per state -------------------------------------------------
@@ -274,6 +276,9 @@ class RequestParser:
         """`make(plain body)`, or an `Inflate` of it (see `inline_inflate`)."""
         if not compressed(self._version):
             return make(payload)
+        if payload:  # (an empty body is a bare token either way)
+            stored = compression.is_stored(payload)
+            self._stored = stored if self._stored is None else self._stored and stored
         inline = self.inline_inflate
         if inline is None or inline >= limit:
             return make(compression.decompress(payload, limit))
@@ -299,12 +304,16 @@ def encode_request(
     *,
     source: bytes | None = None,
     files: Sequence[FileEntry | LinkEntry] = (),
+    stored: bool = False,
 ) -> bytes:
-    """The whole request for one job: `source` for versions 1/2, `files` for 3+."""
+    """The whole request for one job: `source` for versions 1/2, `files` for 3+.
+
+    `stored`: compressed versions carry the bodies stored, not packed
+    (`compression.store`)."""
     version = header.version
     if version not in VERSIONS:
         raise LocalProtocolError(f"unknown protocol version {version}")
-    pack = compression.compress if compressed(version) else bytes
+    pack = compression.packer(compressed(version), stored=stored)
     parts = [encode_token(b"DIST", version)]
     if sends_env(version):
         parts.append(encode_token(b"ENVC", len(header.env)))

@@ -92,12 +92,14 @@ def _send(
         None if cwd is None else os.fsencode(cwd),
         _encode(request.env),
     )
+    stored = not settings.packed
     if cwd is None:
-        body = protocol.encode_request(header, source=text)
+        body = protocol.encode_request(header, source=text, stored=stored)
     else:
         from ccfarm.client.job.sources import entries
 
-        body = protocol.encode_request(header, files=entries(text, remote.job, cwd))
+        files = entries(text, remote.job, cwd)
+        body = protocol.encode_request(header, files=files, stored=stored)
     spec = target.spec
     return run_remote(
         spec.host,

@@ -42,6 +42,9 @@ Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_VERBOSE=1          say in one line per job where it ran and why
                             (DISTCC_VERBOSE)
   CCFARM_MODE=exact         always ship the sources and headers to ccfarmd hosts
+  CCFARM_COMPRESS=lzo       pack LZO bodies (smaller, ~17 MB/s of CPU: for links
+                            under ~100 Mbit/s); default off: stored LZO, which
+                            any distccd reads, as fast as the link
   CCFARM_SECRET_FILE=FILE   the farm secret (docs/security.md): prove it to the
                             scheduler and to ccfarmd hosts, and check theirs
   CCFARM_CLIENT_NAME=NAME   who this build is to the scheduler's fairness
