@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +80,30 @@ async def test_the_reply_comes_stored_when_the_request_came_stored(
     (obj,) = [p for n, _, p in walk_tokens(data) if n == b"DOTO"]
     assert is_stored(obj) == stored
     assert len(obj) > len(source) if stored else len(obj) < len(source) // 10
+
+
+async def test_a_big_packed_reply_is_packed_off_the_event_loop(tmp_path: Path) -> None:
+    """The packer runs at 10-40 MB/s: a big object would hold every other
+    connection for tens of milliseconds."""
+    source = b"int big[] = {" + b"7, " * 100_000 + b"};\n"
+    async with DaemonRig(tmp_path) as rig:
+        bounds = rig.service.bounds
+        calls: list[object] = []
+
+        async def spy(work: Any, *args: object) -> Any:  # (virtual time: no threads)
+            calls.append(work)
+            return work(*args)
+
+        bounds.off_loop = spy  # type: ignore[method-assign]
+        small = encode_request(JobHeader(LZO, ARGV), source=SOURCE)
+        assert (await rig.job(small, LZO)).obj == b"OBJ\n" + SOURCE
+        assert not calls  # a small reply: packed at once
+        big = encode_request(JobHeader(LZO, ARGV), source=source)
+        assert (await rig.job(big, LZO)).obj == b"OBJ\n" + source
+        assert len(calls) == 1  # the reply (the request's body: inflated at once)
+        stored = encode_request(JobHeader(LZO, ARGV), source=source, stored=True)
+        assert (await rig.job(stored, LZO)).obj == b"OBJ\n" + source
+        assert len(calls) == 1  # (stored bodies: a copy, done at once)
 
 
 async def test_a_pump_job_mirrors_the_files_and_answers_in_the_clients_paths(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from ccfarm.protocol import (
     LinkEntry,
     PreprocessedSource,
     RequestComplete,
+    compressed,
     encode_reply,
     encode_reply_head,
 )
@@ -53,6 +55,9 @@ EXIT_TIMEOUT = 118  # distcc's code when --job-lifetime expired
 #: `scheduler.decisions.Decisions.express_host`): the CPU goes to it while
 #: both run (CFS weights 1024 vs 110)
 EXPRESS_NICE = 10
+#: replies to pack on the event loop up to this many plain bytes (~1-3 ms of
+#: the packer); bigger ones in a codec thread
+INLINE_PACK = 32 * 1024
 
 
 class DaemonService:
@@ -354,7 +359,8 @@ class DaemonService:
             obj = _read(ws.output)
             if plan.root is not None:
                 deps = deps_reply(plan, _read(ws.deps))
-        return encode_reply(
+        reply = functools.partial(
+            encode_reply,
             plan.version,
             status,
             stderr=unroot(plan, stderr),
@@ -363,6 +369,10 @@ class DaemonService:
             deps=deps,
             stored=plan.stored,
         )
+        packed = compressed(plan.version) and not plan.stored
+        if packed and len(obj) + len(deps) + len(stderr) + len(stdout) > INLINE_PACK:
+            return await self.bounds.off_loop(reply)  # (the packer: 10-40 MB/s)
+        return reply()
 
 
 async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
