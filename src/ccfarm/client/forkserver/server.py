@@ -59,7 +59,7 @@ class ForkServer:
         self.jobs: dict[int, _Job] = {}
         self.last_active = time.monotonic()
         self.stamps = stamps  # the code as it was before it was imported
-        self.checked = time.monotonic()  # when the code was last compared with them
+        self.checked = -STAMP_INTERVAL  # when the code was last compared (first job: now)
         self.stopping = False
 
     # -- the loop ---------------------------------------------------------
