@@ -6,6 +6,7 @@ that died is never a compile error: the compiler starts afresh."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
@@ -193,3 +194,72 @@ def test_no_fork_between_spawn_and_exec(sandbox: Sandbox, job: str) -> None:
     assert warm[0] == cold[0] == 0
     assert not confined._forked
     assert resource.getrlimit(resource.RLIMIT_CPU) == before
+
+
+# -- the warm pool in a real ccfarmd ------------------------------------------------
+
+
+def _request() -> bytes:
+    from ccfarm.protocol import PLAIN, JobHeader, encode_request
+
+    argv = (b"gcc", b"-O2", b"-c", b"x.c", b"-o", b"x.o")
+    return encode_request(JobHeader(PLAIN, argv), source=b"int f(int x) { return x * 3; }\n")
+
+
+def _exchange(daemon) -> bytes:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.create_connection((daemon.address, daemon.port), timeout=60) as sock:
+        sock.sendall(_request())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def _rooms(mark: str) -> list[int]:
+    """The waiting shells' sandboxes (bwrap ... -- /bin/sh -s) of a daemon's --tmpdir."""
+    from tests.conftest import processes
+
+    return [
+        pid
+        for pid, argv, _ in processes()
+        if argv[-3:] == [b"/bin/sh", b"-s", b""] and any(mark.encode() in a for a in argv)
+    ]
+
+
+def _ready(root: Path) -> list[Path]:
+    return [p for d in root.glob("ccfarmd-*-*") for p in d.glob("ready.*")]
+
+
+def test_dead_ready_sandboxes_never_fail_a_job(daemon_dir: Path, ccfarmd) -> None:  # type: ignore[no-untyped-def]
+    require_binary("bwrap")
+    daemon = ccfarmd(jobs=2, extra=("--tmpdir", str(daemon_dir), "--warm-pool", "2"))
+    wait_for(lambda: "bubblewrap sandbox" in Path(daemon.log_path).read_text())
+    wait_for(lambda: len(_ready(daemon_dir)) == 2 and len(_rooms(str(daemon_dir))) >= 2)
+    assert _exchange(daemon).startswith(b"DONE00000001STAT00000000")
+    wait_for(lambda: len(_ready(daemon_dir)) == 2)  # taken, and made again
+    for _ in range(2):  # every ready sandbox killed behind the daemon's back
+        for pid in _rooms(str(daemon_dir)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        reply = _exchange(daemon)
+        assert reply.startswith(b"DONE00000001STAT00000000"), reply[:80]
+        assert b"DOTO" in reply and b"\x7fELF" in reply  # an object, not an empty one
+    log = Path(daemon.log_path).read_text()
+    assert "Traceback" not in log and "internal error" not in log
+
+
+def test_ready_job_directories_go_with_the_daemon(daemon_dir: Path, ccfarmd) -> None:  # type: ignore[no-untyped-def]
+    require_binary("bwrap")
+    daemon = ccfarmd(jobs=3, extra=("--tmpdir", str(daemon_dir), "--warm-pool", "3"))
+    wait_for(lambda: len(_ready(daemon_dir)) == 3)
+    assert _exchange(daemon).startswith(b"DONE00000001STAT00000000")
+    wait_for(lambda: len(_ready(daemon_dir)) == 3)
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.process.wait(30) == 0
+    assert list(daemon_dir.iterdir()) == []  # every workspace, ready or used, and the root
+    wait_for(lambda: not _rooms(str(daemon_dir)))
+    log = Path(daemon.log_path).read_text()
+    assert "Traceback" not in log and "Exception ignored" not in log
