@@ -345,10 +345,10 @@ class DaemonService:
         # (else the express job shares the CPU with each job that follows)
         start_nice = nice + (EXPRESS_NICE if self._express and not express else 0)
         spawn = self._spawn if self.pool is None else self.pool.spawn
-        proc = await spawn(plan, start_nice)
-        if express:
+        if express:  # before it starts: a warm room's compiler starts within a millisecond
             self._demote_others(nice)
-        else:
+        proc = await spawn(plan, start_nice)
+        if not express:
             self._plain.add(proc)
         run = asyncio.ensure_future(proc.communicate())
         watch = asyncio.ensure_future(_wait_for_eof(reader))
