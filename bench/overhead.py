@@ -4,7 +4,9 @@
 
 local gcc vs ccfarm -> ccfarmd vs distcc -> distccd (each daemon on its
 own 127.0.1.N address), and the same ccfarm jobs on a second ccfarmd with
-its job sandbox off (--sandbox=off): the sandbox's cost per job. Prints
+its job sandbox off (--sandbox=off): the sandbox's cost per job; and on a
+third with no warm pool (--warm-pool 0: each job's sandbox starts when its
+request arrives). Prints
 medians and the ratio of time added per job over local gcc, ccfarm/distcc
 (target <= 1.5). Rounds are interleaved so that machine noise hits all
 alike.
@@ -51,11 +53,13 @@ def main() -> int:
         "distcc-ccfarmd": [],
         "ccfarm-nosandbox": [],
         "ccfarm-exact-nosandbox": [],
+        "ccfarm-nopool": [],
     }
     with (
         ccfarmd("127.0.1.1", 2, work) as cf,
         distccd("127.0.1.2", 2, work) as (dhost, dport),
         ccfarmd("127.0.1.3", 2, work, extra=("--sandbox=off",)) as off,
+        ccfarmd("127.0.1.4", 2, work, extra=("--warm-pool", "0")) as nopool,
     ):
         envs = {
             "local": base,
@@ -83,6 +87,8 @@ def main() -> int:
                 "CCFARM_MODE": "exact",
                 "CCFARM_FALLBACK": "0",
             },
+            # sandboxed, but each job's sandbox starts when its request arrives
+            "ccfarm-nopool": {**base, "CCFARM_HOSTS": nopool.spec, "CCFARM_FALLBACK": "0"},
         }
         cmds = {
             "local": ["gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
@@ -95,6 +101,7 @@ def main() -> int:
             "distcc-ccfarmd": [distcc, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-nosandbox": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
             "ccfarm-exact-nosandbox": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
+            "ccfarm-nopool": [ccfarm, "gcc", "-O2", "-c", "tiny.c", "-o", "tiny.o"],
         }
         for name in times:  # warm-up (caches, page cache)
             timed(cmds[name], work, envs[name])
@@ -117,6 +124,7 @@ def main() -> int:
         "distcc-ccfarmd": "distcc -> ccfarmd (protocol 1)",
         "ccfarm-nosandbox": "ccfarm -> ccfarmd, --sandbox=off",
         "ccfarm-exact-nosandbox": "ccfarm -> ccfarmd, exact, --sandbox=off",
+        "ccfarm-nopool": "ccfarm -> ccfarmd, --warm-pool 0",
     }
     for name, label in labels.items():
         print(f"  {label:<38} median {med[name]:7.2f} ms  (+{med[name] - med['local']:.2f})")
@@ -127,6 +135,8 @@ def main() -> int:
     cost = med["ccfarm"] - med["ccfarm-nosandbox"]
     cost_exact = med["ccfarm-exact"] - med["ccfarm-exact-nosandbox"]
     print(f"  the job sandbox per job: {cost:.2f} ms (preprocessed), {cost_exact:.2f} ms (exact)")
+    pool = med["ccfarm-nopool"] - med["ccfarm"]
+    print(f"  the warm pool saves per job: {pool:.2f} ms (preprocessed)")
     unconfined = med["ccfarm-nosandbox"] - med["local"]
     print(f"  ratio ccfarm --sandbox=off/distcc (added time): {unconfined / added_dc:.2f}")
     return 0

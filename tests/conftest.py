@@ -154,16 +154,23 @@ def lua_root() -> Path:
 
 def job_dirs(tmpdir: Path) -> list[Path]:
     """The job directories under a daemon's --tmpdir: everything but its own
-    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), and what they hold."""
+    directories (`ccfarmd-ADDRESS-PORT`, there while it runs), what they hold,
+    and the workspaces of its warm pool, made ahead of any job (linked there
+    as `ready.NAME`)."""
     import re
 
     found: list[Path] = []
+    ready: set[str] = set()
     for entry in tmpdir.iterdir():
         if re.fullmatch(r"ccfarmd-[0-9a-f.:]+-[0-9]+", entry.name) and entry.is_dir():
-            found.extend(entry.iterdir())
+            for link in entry.iterdir():
+                if link.name.startswith("ready."):
+                    ready.add(link.name.removeprefix("ready."))
+                else:
+                    found.append(link)
         else:
             found.append(entry)
-    return found
+    return [p for p in found if p.name not in ready]
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

@@ -256,7 +256,12 @@ def test_workspaces_left_by_sigkill_are_removed_by_the_next_daemon(tmp_path: Pat
             sock.sendall(request[: len(request) - 20])  # the files are being written
             # the root is claimed once the daemon runs as its own user, maybe
             # only after it answers connections
-            wait_for(lambda: root.is_dir() and any(root.iterdir()))
+            # (and its warm pool's workspaces are linked there too, as ready.NAME)
+            wait_for(
+                lambda: (
+                    root.is_dir() and any(not e.name.startswith("ready.") for e in root.iterdir())
+                )
+            )
             assert daemon.process is not None
             daemon.process.send_signal(signal.SIGKILL)
             daemon.process.wait(10)
@@ -266,7 +271,8 @@ def test_workspaces_left_by_sigkill_are_removed_by_the_next_daemon(tmp_path: Pat
             # (it listens first, then claims the root as its own user)
             log = Path(again.log_path)
             wait_for(lambda: "removed 1 job director" in log.read_text())
-            assert not job_dirs(_jobs(tmp_path))  # the workspace and its link
+            # the workspace and its link (a ready one is made, then linked: wait)
+            wait_for(lambda: not job_dirs(_jobs(tmp_path)))
         finally:
             stop_daemon(again)
         assert not root.exists()  # a clean exit removes its directory

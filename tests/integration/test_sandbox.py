@@ -110,6 +110,8 @@ def _good_job_still_works(daemon) -> None:  # type: ignore[no-untyped-def]
 def test_the_daemon_runs_as_an_unprivileged_user(ccfarmd) -> None:
     daemon = ccfarmd()
     assert daemon.process is not None
+    # (it listens, bound as root, before it gives up root and serves)
+    wait_for(lambda: "bubblewrap sandbox" in Path(daemon.log_path).read_text())
     status = Path(f"/proc/{daemon.process.pid}/status").read_text()
     fields = {k: v.split() for k, _, v in (line.partition(":") for line in status.splitlines())}
     account = daemon_account()
@@ -121,7 +123,6 @@ def test_the_daemon_runs_as_an_unprivileged_user(ccfarmd) -> None:
         assert fields["Uid"] == [str(uid)] * 4  # real, effective, saved, filesystem
         assert fields["Gid"] == [str(gid)] * 4
         assert fields["Groups"] == []
-    wait_for(lambda: "bubblewrap sandbox" in Path(daemon.log_path).read_text())
     _good_job_still_works(daemon)
 
 
@@ -225,15 +226,23 @@ def test_options_that_write_elsewhere_write_nothing(daemon_dir: Path, ccfarmd) -
 
 
 def _left(daemon_dir: Path, daemon) -> list[int]:  # type: ignore[no-untyped-def]
-    """Processes of this test's fake compiler (or its sandbox) still running."""
+    """Processes of this test's fake compiler (or its sandbox) still running
+    (but the ready sandboxes of the daemon's warm pool, waiting in a shell)."""
     mark = str(daemon_dir).encode()
     me = daemon.process.pid
-    return [pid for pid, argv, _ in processes() if pid != me and any(mark in a for a in argv)]
+    return [
+        pid
+        for pid, argv, _ in processes()
+        if pid != me and any(mark in a for a in argv) and argv[-3:] != [b"/bin/sh", b"-s", b""]
+    ]
 
 
 def test_a_fork_bomb_is_stopped_and_the_daemon_keeps_serving(daemon_dir: Path, ccfarmd) -> None:
     compiler = _fake_compiler(daemon_dir, "bomb() { bomb | bomb & }; bomb; sleep 600")
-    daemon = ccfarmd(extra=(*compiler, "--limit-processes", "40", "--job-lifetime", "5"))
+    # (no ready sandboxes: their processes would count against the 40, which
+    # every process of the daemon's user on this machine shares)
+    limits = ("--limit-processes", "40", "--job-lifetime", "5", "--warm-pool", "0")
+    daemon = ccfarmd(extra=(*compiler, *limits))
     reply = _exchange(daemon, ATTACK)
     status, _, err = _status(reply, 1)
     # the process limit made a fork fail (the shell gave up), or the wall clock ended it

@@ -42,7 +42,7 @@ NEW_DAEMON_FLAGS = {"--drain-timeout", "--detach", "--no-log-stderr"}
 #: the job sandbox and the daemon's user
 NEW_DAEMON_FLAGS |= {
     "--user", "--sandbox", "--sandbox-path", "--limit-cpu", "--limit-memory",
-    "--limit-file-size", "--limit-processes",
+    "--limit-file-size", "--limit-processes", "--warm-pool",
 }
 NEW_SCHEDULER_FLAGS = {"--io-timeout", "--prefer-fast", "--no-express", "--local-margin"}
 #: the farm secret

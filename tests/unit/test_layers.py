@@ -20,12 +20,14 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "ccfarm"
 PURE_PACKAGES = ("protocol", "control", "compiler", "model", "limits")
 #: the wrapper's decisions (its shell is the rest of client/job), the job sandbox's
-#: command line (its shell is daemon/process)
+#: command line (its shell is daemon/process) and the warm rooms' script and
+#: pool rules (daemon/process, daemon/pool)
 PURE_MODULES = (
     "ccfarm.client.job.plan",
     "ccfarm.client.job.fallback",
     "ccfarm.client.job.explain",
     "ccfarm.daemon.sandbox",
+    "ccfarm.daemon.warm",
 )
 #: the scheduler's shell and entry point; every other scheduler module is core
 SCHEDULER_SHELLS = ("service", "main")

@@ -11,6 +11,9 @@ from ccfarm.config import secret_file_setting, setting
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 SANDBOX_MODES = ("auto", "require", "off")
+#: the default warm pool: one ready job directory per job slot, at most this many
+#: (each is three processes of the daemon's user: see --limit-processes)
+MAX_DEFAULT_POOL = 8
 #: distccd's --allow-private: the private IPv4 networks, loopback, and
 #: IPv6 loopback, unique local and link-local addresses
 PRIVATE_NETWORKS = (
@@ -159,6 +162,14 @@ class DaemonConfig:
     sandbox_path: tuple[str, ...] = setting(
         (), "a directory the sandboxed compilers may read, besides /usr", metavar="DIR"
     )
+    warm_pool: int = setting(
+        -1,
+        "job directories made ahead, each with its sandbox started and waiting for"
+        " its compiler, so that a job does not wait for a sandbox to start"
+        " (0 = none: a job's starts when its request arrives)",
+        metavar="N",
+        shown="-1 = the job slots, at most 8",
+    )
     limit_cpu: int = setting(300, "CPU seconds of each compiler process (0 = unlimited)")
     limit_memory: int = setting(
         4096, "address space of each compiler process, MiB (0 = unlimited)", metavar="MIB"
@@ -173,3 +184,10 @@ class DaemonConfig:
     @property
     def queue_limit(self) -> int:
         return self.queue or 4 * self.jobs
+
+    @property
+    def warm_pool_size(self) -> int:
+        """Ready job directories kept (`warm_pool`, its default resolved)."""
+        if self.warm_pool < 0:
+            return min(self.jobs, MAX_DEFAULT_POOL)
+        return self.warm_pool

@@ -63,7 +63,12 @@ class Bounds:
         )
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.caps = ConnectionCaps(
-            fd_headroom(soft, FD_RESERVE + FD_PER_JOB * config.jobs, 1, config.max_connections),
+            fd_headroom(
+                soft,
+                FD_RESERVE + FD_PER_JOB * (config.jobs + config.warm_pool_size),
+                1,
+                config.max_connections,
+            ),
             config.max_client_connections,
         )
         self.budget = MemoryBudget(config.body_memory * MiB)

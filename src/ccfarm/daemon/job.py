@@ -45,6 +45,16 @@ class CompilePlan:
     stored: bool = False  # the reply's bodies stored, not packed, as the request's came
 
 
+def program_of(header: JobHeader, compilers: CompilerAllowList) -> str:
+    """The allowed compiler a request names, as a path (RemoteProtocolError if none)."""
+    if not header.argv:
+        raise RemoteProtocolError("no command")
+    try:
+        return compilers.resolve(compilers.check(os.fsdecode(header.argv[0])))
+    except ValueError as exc:
+        raise RemoteProtocolError(str(exc)) from None
+
+
 class JobBuilder:
     """Collects one request's events into a workspace; then `plan()`."""
 
@@ -52,11 +62,7 @@ class JobBuilder:
         self.header = header
         self.ws = ws
         argv = [os.fsdecode(a) for a in header.argv]
-        try:
-            name = compilers.check(argv[0])
-            self.program = compilers.resolve(name)
-        except ValueError as exc:
-            raise RemoteProtocolError(str(exc)) from None
+        self.program = program_of(header, compilers)
         cwd = os.fsdecode(header.cwd) if header.cwd is not None else None
         checked = check_request_args(argv, version=header.version, cwd=cwd)
         if isinstance(checked, Refusal):

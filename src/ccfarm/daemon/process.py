@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
+from ccfarm.daemon import warm
 from ccfarm.daemon.job import CompilePlan
 from ccfarm.daemon.sandbox import (
     SYSTEM_PATHS,
@@ -30,6 +32,9 @@ from ccfarm.daemon.sandbox import (
     Sandbox,
     compiler_dirs,
 )
+from ccfarm.daemon.warm import Binds, compiler_env, job_script, started_output
+
+log = logging.getLogger("ccfarmd")
 
 
 class CompilerProcess(Protocol):
@@ -94,36 +99,128 @@ class _Subprocess:
 
 #: seconds the start-up check of the sandbox may take
 PROBE_TIMEOUT = 10.0
+#: the shell a room waits in (inside the sandbox: the host's, read-only)
+SHELL = "/bin/sh"
 
 
 class Confined:
-    """Spawn for `ccfarmd`: each compiler with `limits`, in `sandbox` if there is one."""
+    """Spawn for `ccfarmd`: each compiler with `limits`, in `sandbox` if there is one.
+
+    Called, it starts a job's compiler afresh. `room` starts a shell for a
+    job directory ahead of its job (in that job's sandbox), which `Room.run`
+    later turns into the compiler: `daemon/pool.py` keeps a few ready.
+
+    No code runs between `fork` and `exec` (a `preexec_fn` makes Python fork
+    the ~50 MB daemon instead of `vfork`, measured at 4-7 ms a spawn): the
+    process starts blocked, bwrap reading its `--args` from a pipe, a room's
+    shell reading its script, and its limits and niceness are set from here
+    (`prlimit`, `setpriority`) before it goes on. So they hold for bwrap and
+    everything under it, as before: RLIMIT_NPROC is in force when bwrap makes
+    its user namespace, whose processes the kernel counts against it.
+    """
 
     def __init__(self, limits: JobLimits, sandbox: Sandbox | None) -> None:
         self.sandbox = sandbox
         self._rlimits = limits.rlimits()
+        self._forked = False  # limits could not be set from outside: set in the child
 
     async def __call__(self, plan: CompilePlan, nice: int) -> CompilerProcess:
-        argv = [plan.program, *plan.argv[1:]]
+        if self.sandbox is None:  # a shell that runs the compiler at once
+            room = await self.room(plan.cwd, (), plan.env, nice, cwd=plan.cwd)
+            shell = await room.run(plan, nice, afresh=False)
+            if shell is None:
+                raise OSError("the compiler's shell did not start")
+            return shell
+        argv = self.sandbox.command(
+            plan.program,
+            plan.argv[1:],
+            job_dir=_job_dir(plan),
+            cwd=plan.cwd,
+            compiler_dirs=_compiler_dirs(plan.program),
+        )
+        proc = await self._start(argv, plan.cwd, plan.env, nice, stdin=asyncio.subprocess.DEVNULL)
+        return _Sandboxed(proc)
+
+    def binds(self, program: str, parent: str) -> Binds:
+        """The extra read-only directories `program` needs in a sandbox whose
+        job directory is in `parent` (a room is for the jobs with the same)."""
+        if self.sandbox is None:
+            return ()
+        return self.sandbox.binds(_compiler_dirs(program), os.path.join(parent, "ccfarmd-"))
+
+    async def room(
+        self,
+        job_dir: str,
+        binds: Binds,
+        env: Mapping[str, str],
+        nice: int,
+        *,
+        cwd: str = "",
+    ) -> Room:
+        """A shell waiting for a job of `job_dir` (in its sandbox, with `binds`
+        read-only); `env`: the environment it starts with."""
+        argv = [SHELL, "-s"]
         if self.sandbox is not None:
             argv = self.sandbox.command(
-                plan.program,
-                plan.argv[1:],
-                job_dir=_job_dir(plan),
-                cwd=plan.cwd,
-                compiler_dirs=_compiler_dirs(plan.program),
+                SHELL, ["-s"], job_dir=job_dir, cwd=job_dir, compiler_dirs=binds
             )
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=plan.cwd,
-            env=dict(plan.env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=functools.partial(_limit_child, nice, self._rlimits),
-        )
-        return _Sandboxed(proc) if self.sandbox is not None else _Subprocess(proc)
+        proc = await self._start(argv, cwd or job_dir, env, nice, stdin=asyncio.subprocess.PIPE)
+        return Room(proc, job_dir, binds, env, nice, self)
+
+    async def _start(
+        self, argv: list[str], cwd: str, env: Mapping[str, str], nice: int, *, stdin: int
+    ) -> asyncio.subprocess.Process:
+        """`argv` started, limited and niced before it runs anything of the job's."""
+        hold = -1
+        go = -1
+        command = argv
+        if argv[0] != SHELL and not self._forked:  # bwrap: it reads (empty) --args first
+            hold, go = os.pipe()
+            command = [argv[0], "--args", str(hold), *argv[1:]]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                cwd=cwd,
+                env=dict(env),
+                stdin=stdin,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(hold,) if hold >= 0 else (),
+                preexec_fn=functools.partial(_limit_child, nice, self._rlimits)
+                if self._forked
+                else None,
+            )
+        except BaseException:
+            if go >= 0:
+                os.close(go)
+            raise
+        finally:
+            if hold >= 0:
+                os.close(hold)
+        try:
+            if not self._forked:
+                _limit(proc.pid, nice, self._rlimits)
+        except OSError as exc:
+            # (a setuid bwrap is not ours to limit) from now on, in the forked child
+            log.warning("cannot set a compiler's limits from the daemon (%s): forking", exc)
+            self._forked = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.communicate()
+            return await self._start(argv, cwd, env, nice, stdin=stdin)
+        finally:
+            if go >= 0:
+                os.close(go)  # bwrap reads no arguments there, and goes on
+        return proc
+
+
+def _limit(pid: int, nice: int, rlimits: Sequence[tuple[int, int, int]]) -> None:
+    """From the daemon, before the process runs anything of the job's."""
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+    for which, soft, hard in rlimits:
+        resource.prlimit(pid, which, (soft, hard))
 
 
 def _limit_child(nice: int, rlimits: Sequence[tuple[int, int, int]]) -> None:
@@ -150,10 +247,136 @@ class _Sandboxed(_Subprocess):
 
     @property
     def returncode(self) -> int | None:
-        code = self._proc.returncode
-        if code is not None and 128 < code <= 128 + 64:
-            return 128 - code
-        return code
+        return warm.returncode(self._proc.returncode, sandboxed=True)
+
+
+class Room:
+    """A job directory's shell, started ahead (in its sandbox), waiting for its script."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        job_dir: str,
+        binds: Binds,
+        env: Mapping[str, str],
+        nice: int,
+        confined: Confined,
+    ) -> None:
+        self._proc = proc
+        self.job_dir = job_dir
+        self.binds = binds
+        self._env = dict(env)
+        self._nice = nice
+        self._confined = confined
+        self._used = False
+
+    @property
+    def alive(self) -> bool:
+        """Not used, and its process has not exited (as far as the loop knows)."""
+        return not self._used and self._proc.returncode is None
+
+    async def run(
+        self,
+        plan: CompilePlan,
+        nice: int,
+        *,
+        afresh: bool = True,
+    ) -> CompilerProcess | None:
+        """The job's compiler, started by sending the script; None when this
+        room cannot run it (dead, used, niced beyond `nice`, an environment a
+        shell cannot make): start it afresh instead. `afresh`: if the room
+        dies before the compiler starts, start it afresh (else the output is
+        the shell's)."""
+        sandboxed = self._confined.sandbox is not None
+        env = compiler_env(plan.env, plan.cwd, sandboxed=sandboxed)
+        script = job_script(plan.program, plan.argv[1:], cwd=plan.cwd, env=env, room_env=self._env)
+        if not self.alive or script is None or nice < self._nice:
+            self.kill()
+            return None
+        self._used = True
+        if nice > self._nice:
+            with contextlib.suppress(OSError):
+                target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+                os.setpriority(os.PRIO_PGRP, self._proc.pid, target)
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(script)
+            await self._proc.stdin.drain()
+            self._proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            self.kill()
+            return None
+        confined = self._confined
+
+        async def again() -> CompilerProcess:
+            return await confined(plan, nice)
+
+        return _Warm(self._proc, sandboxed, again if afresh else None)
+
+    def kill(self) -> None:
+        """Stop it and what it started (its job is over, or the pool closes)."""
+        self._used = True
+        if self._proc.returncode is None:  # (once reaped, its pid may be another's)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+
+    async def wait(self) -> None:
+        """Until it has exited (after `kill`), its pipes read."""
+        with contextlib.suppress(OSError):
+            await self._proc.communicate()
+
+
+class _Warm(_Subprocess):
+    """A room's shell that was sent its job: the compiler once it printed the marker."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        sandboxed: bool,
+        again: Callable[[], Awaitable[CompilerProcess]] | None,
+    ) -> None:
+        super().__init__(proc)
+        self._sandboxed = sandboxed
+        self._again = again
+        self._afresh: CompilerProcess | None = None
+        self._killed = False
+
+    @property
+    def returncode(self) -> int | None:
+        if self._afresh is not None:
+            return self._afresh.returncode
+        return warm.returncode(self._proc.returncode, sandboxed=self._sandboxed)
+
+    async def communicate(self) -> tuple[bytes, bytes]:
+        stdout, stderr = await self._proc.communicate()
+        own = started_output(stdout)
+        if own is not None:
+            return own, stderr
+        if self._again is None or self._killed:
+            return stdout, stderr
+        said = stderr.decode(errors="replace").strip().splitlines()
+        log.warning(
+            "a ready sandbox failed before its compiler started (%s): starting it afresh",
+            said[-1] if said else f"exit status {self._proc.returncode}",
+        )
+        self._afresh = await self._again()
+        if self._killed:
+            self._afresh.kill()
+        return await self._afresh.communicate()
+
+    def kill(self) -> None:
+        self._killed = True
+        super().kill()
+        if self._afresh is not None:
+            self._afresh.kill()
+
+    def renice(self, nice: int) -> None:
+        if self._afresh is not None:
+            self._afresh.renice(nice)
+        else:
+            super().renice(nice)
 
 
 def host_layout(extra: Sequence[str] = ()) -> HostLayout:

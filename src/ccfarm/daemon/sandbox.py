@@ -115,16 +115,22 @@ class Sandbox:
                 argv += ["--symlink", target, path]
             elif not _covered(path, self.layout.readonly):
                 argv += ["--ro-bind", path, path]
-        bound = list(self.layout.readonly)
         for path in self.layout.readonly:
             argv += ["--ro-bind", path, path]
-        for path in compiler_dirs:
-            if not _covered(path, bound) and not _covered(job_dir, [path]):
-                bound.append(path)
-                argv += ["--ro-bind", path, path]
+        for path in self.binds(compiler_dirs, job_dir):
+            argv += ["--ro-bind", path, path]
         argv += ["--dev", "/dev", "--proc", "/proc"]
         argv += ["--bind", job_dir, job_dir, "--remount-ro", "/", "--chdir", cwd]
         return [*argv, "--", program, *args]
+
+    def binds(self, compiler_dirs: Sequence[str], job_dir: str) -> tuple[str, ...]:
+        """Of `compiler_dirs`, those mounted read-only besides the host's system
+        paths: not under one of them already, nor holding the job directory."""
+        bound = list(self.layout.readonly)
+        for path in compiler_dirs:
+            if not _covered(path, bound) and not _covered(job_dir, [path]):
+                bound.append(path)
+        return tuple(bound[len(self.layout.readonly) :])
 
 
 def compiler_dirs(program: str, real: str) -> tuple[str, ...]:

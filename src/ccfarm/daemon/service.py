@@ -28,11 +28,14 @@ from ccfarm.daemon.job import (
     JobBuilder,
     check_reads,
     deps_reply,
+    program_of,
     unroot,
     wait_status,
 )
-from ccfarm.daemon.process import CompilerProcess, Spawn, spawn_compiler
+from ccfarm.daemon.pool import WarmPool
+from ccfarm.daemon.process import CompilerProcess, Confined, Spawn, spawn_compiler
 from ccfarm.daemon.sandbox import refusal
+from ccfarm.daemon.warm import PoolRules
 from ccfarm.daemon.workroot import WorkRoot
 from ccfarm.daemon.workspace import Workspace
 from ccfarm.errors import RemoteProtocolError
@@ -90,6 +93,9 @@ class DaemonService:
         self.bounds = Bounds(config)
         #: where job directories go once `start` made it (before: $TMPDIR)
         self.workroot: WorkRoot | None = None
+        #: job directories made ahead with their sandboxes (once `run_compilers`
+        #: gave a `Confined` spawn and the workroot is claimed)
+        self.pool: WarmPool | None = None
         self._confined = False  # compilers have their spawn (`run_compilers`)
         self.jobs_done = 0
         self.running = 0  # compilers running now (reported to schedulers)
@@ -131,6 +137,17 @@ class DaemonService:
             self.workroot = WorkRoot.claim(
                 self.config.tmpdir or None, f"ccfarmd-{self.config.listen}-{self.port}"
             )
+            if isinstance(self._spawn, Confined):
+                self.pool = WarmPool(
+                    self._spawn,
+                    self.workroot,
+                    self.config.tmpdir or None,
+                    self.env,
+                    self.config.nice,
+                    PoolRules(self.config.warm_pool_size, self.config.jobs),
+                    self._draining.is_set,
+                )
+                self.pool.fill()
 
     @property
     def port(self) -> int:
@@ -162,6 +179,8 @@ class DaemonService:
             if self._active:
                 await asyncio.wait(set(self._active), timeout=self.config.drain_timeout)
             log.info("stopped after %d jobs", self.jobs_done)
+            if self.pool is not None:
+                await self.pool.aclose()
         finally:
             self.close()
 
@@ -170,6 +189,8 @@ class DaemonService:
         for task in self._active:  # past the drain timeout: their finally blocks clean up
             task.cancel()
         self.bounds.close()
+        if self.pool is not None:
+            self.pool.close()
         if self.workroot is not None:
             self.workroot.close()
 
@@ -267,6 +288,8 @@ class DaemonService:
             )
         finally:
             for ws in made:
+                if self.pool is not None:
+                    self.pool.release(ws)
                 if self.workroot is None:
                     ws.remove()
                 elif not self.workroot.remove(ws.path):
@@ -301,9 +324,12 @@ class DaemonService:
                 )
                 if refused:
                     raise RemoteProtocolError(f"refused: {refused}")
-                made.append(Workspace(self.config.tmpdir or None))
-                if self.workroot is not None:
-                    self.workroot.track(made[-1].path)
+                if self.pool is not None:
+                    made.append(await self.pool.take(program_of(event, self.compilers)))
+                else:
+                    made.append(Workspace(self.config.tmpdir or None))
+                    if self.workroot is not None:
+                        self.workroot.track(made[-1].path)
                 builder = JobBuilder(event, self.compilers, made[-1])
             elif isinstance(event, PreprocessedSource):
                 assert builder is not None
@@ -324,10 +350,11 @@ class DaemonService:
         # a plain job that starts while an express job runs starts nicer too
         # (else the express job shares the CPU with each job that follows)
         start_nice = nice + (EXPRESS_NICE if self._express and not express else 0)
-        proc = await self._spawn(plan, start_nice)
-        if express:
+        spawn = self._spawn if self.pool is None else self.pool.spawn
+        if express:  # before it starts: a warm room's compiler starts within a millisecond
             self._demote_others(nice)
-        else:
+        proc = await spawn(plan, start_nice)
+        if not express:
             self._plain.add(proc)
         run = asyncio.ensure_future(proc.communicate())
         watch = asyncio.ensure_future(_wait_for_eof(reader))

@@ -7,7 +7,9 @@ symbolic link to it in `$TMPDIR/ccfarmd-<listen>-<port>`, the daemon's own
 directory, made at start (mode 0700) and locked (`flock`) while the daemon
 runs: what a daemon killed with SIGKILL left is removed by the next one on
 the same address and port, and a second daemon never cleans a live one's
-jobs (it takes a fresh directory). A link costs no file descriptor; a
+jobs (it takes a fresh directory). The link of a workspace made ahead of
+its job (the warm pool's) is named `ready.ccfarmd-XXXXXXXX` until a job
+takes it. A link costs no file descriptor; a
 workspace that cannot be removed now (no descriptors left: the removal
 itself needs some) is removed later, at the latest at exit, which removes
 the directory too.
@@ -27,6 +29,8 @@ import tempfile
 log = logging.getLogger("ccfarmd")
 #: seconds between attempts at removing what could not be removed
 SWEEP_DELAY = 2.0
+#: the prefix of the links to workspaces made ahead of their job (`daemon/pool.py`)
+READY = "ready."
 
 
 class WorkRoot:
@@ -59,14 +63,27 @@ class WorkRoot:
                 _rmtree(target)
             with contextlib.suppress(OSError):
                 os.unlink(link) if os.path.islink(link) else shutil.rmtree(link)
+        ready = len([e for e in left if e.startswith(READY)])
         if left:
-            log.info("removed %d job director(ies) an earlier daemon left", len(left))
+            log.info(
+                "removed %d job director(ies) an earlier daemon left (and %d ready one(s))",
+                len(left) - ready,
+                ready,
+            )
         return root
 
-    def track(self, workspace: str) -> None:
-        """Note a new workspace (a link to it), so that no way out leaves it."""
+    def track(self, workspace: str, *, ready: bool = False) -> None:
+        """Note a new workspace (a link to it), so that no way out leaves it;
+        `ready`: made ahead of its job (`handed` when a job takes it)."""
+        name = (READY if ready else "") + os.path.basename(workspace)
         with contextlib.suppress(OSError):
-            os.symlink(workspace, os.path.join(self.path, os.path.basename(workspace)))
+            os.symlink(workspace, os.path.join(self.path, name))
+
+    def handed(self, workspace: str) -> None:
+        """A ready workspace is a job's now."""
+        name = os.path.basename(workspace)
+        with contextlib.suppress(OSError):
+            os.rename(os.path.join(self.path, READY + name), os.path.join(self.path, name))
 
     def remove(self, path: str) -> bool:
         """Remove a workspace (and any that failed before); False if it stays."""
@@ -79,8 +96,9 @@ class WorkRoot:
     def _remove(self, path: str) -> bool:
         if not _rmtree(path):
             return False
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.path, os.path.basename(path)))
+        for name in (os.path.basename(path), READY + os.path.basename(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.path, name))
         return True
 
     def sweep(self) -> bool:
