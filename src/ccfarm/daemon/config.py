@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccfarm.addresses import DAEMON_PORT, STATS_PORT
-from ccfarm.config import secret_file_setting, setting
+from ccfarm.config import (
+    secret_file_setting,
+    setting,
+    tls_ca_setting,
+    tls_cert_setting,
+    tls_key_setting,
+    tls_require_setting,
+)
 from ccfarm.daemon.probe import default_jobs
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
@@ -39,9 +46,19 @@ class DaemonConfig:
     secret_file: str = secret_file_setting()
     distcc_clients: bool = setting(
         True,
-        "with --secret-file: still take plain distcc requests (protocols 1-3, which cannot"
-        " authenticate) from --allow networks; --no-distcc-clients refuses them",
+        "with --secret-file or --tls-require: still take plain distcc requests (protocols"
+        " 1-3, which cannot authenticate) from --allow networks; --no-distcc-clients"
+        " refuses them",
     )
+    tls_cert: str = tls_cert_setting(
+        "with --tls-key, the port accepts TLS too; with --tls-ca also presented to schedulers"
+    )
+    tls_key: str = tls_key_setting()
+    tls_ca: str = tls_ca_setting(
+        "TLS clients must present a certificate it signed, and the host agent connects"
+        " to schedulers with TLS, checking theirs"
+    )
+    tls_require: bool = tls_require_setting()
     allow_private: bool = setting(
         False, "allow the private networks too (10/8, 172.16/12, 192.168/16, 127/8, IPv6 ones)"
     )

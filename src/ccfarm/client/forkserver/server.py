@@ -321,6 +321,11 @@ def _warm_imports() -> None:
     import ccfarm.protocol.auth  # (hashlib, hmac: a job with CCFARM_SECRET_FILE)
     import ccfarm.secretfile  # noqa: F401
 
+    if os.environ.get("CCFARM_TLS_CA"):  # jobs of builds that use TLS (ssl: several ms)
+        import ssl  # noqa: F401
+
+        import ccfarm.tls  # noqa: F401
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv

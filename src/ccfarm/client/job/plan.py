@@ -79,6 +79,8 @@ class Settings:
     scheduler_timeout: float  # connect to a scheduler, and its first answer
     checked_preprocessed: bool  # ccfarmd hosts: the cheap way first, where it is exact
     secret_file: str  # the farm secret's (CCFARM_SECRET_FILE; "": none)
+    #: TLS: (CCFARM_TLS_CERT, CCFARM_TLS_KEY, CCFARM_TLS_CA), each "" when not set
+    tls: tuple[str, str, str] = ("", "", "")
     log: str = ""  # the wrapper's own messages go to this file, not stderr ("": stderr)
 
 
@@ -94,6 +96,11 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         scheduler_timeout=_number(env, "CCFARM_SCHEDULER_TIMEOUT", 2.0),
         checked_preprocessed=env.get("CCFARM_MODE", "auto") != "exact",
         secret_file=env.get("CCFARM_SECRET_FILE", ""),
+        tls=(
+            env.get("CCFARM_TLS_CERT", ""),
+            env.get("CCFARM_TLS_KEY", ""),
+            env.get("CCFARM_TLS_CA", ""),
+        ),
         log=env.get("CCFARM_LOG") or env.get("DISTCC_LOG") or "",
     )
 
