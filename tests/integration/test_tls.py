@@ -96,14 +96,17 @@ def test_a_farm_over_tls_with_the_secret_builds_what_a_local_compile_builds(
     err = proc.stderr.decode()
     hosts = {f"{d.address}:{d.port}" for d in daemons}
     compiled_on = [line for line in err.splitlines() if "compiled on" in line]
-    assert len(compiled_on) >= len(SOURCES), err
+    # (a job may stay here when a local slot frees first)
+    assert len(compiled_on) >= len(SOURCES) - 1, err
     assert all(any(h in line for h in hosts) for line in compiled_on), err
+    assert "failed" not in err, err
     for name in SOURCES:
         assert (build / name).with_suffix(".o").read_bytes() == _local_object(build, name), name
-    for daemon in daemons:
-        log = Path(daemon.log_path).read_text()
+    logs = [Path(daemon.log_path).read_text() for daemon in daemons]
+    for log in logs:
         assert "refused" not in log and "handshake failed" not in log, log
-        assert " v4346" in log  # ccfarm's own protocol ran there, over TLS (--tls-require)
+    # ccfarm's own protocol ran there, so over TLS (--tls-require refuses it in plain)
+    assert any(" v4346" in log for log in logs), logs
     # ctl can also disable a host over TLS
     host = sorted(hosts)[0]
     assert ctl(sched, *proven, "disable", host) == {"host": host, "disabled": True}
@@ -137,7 +140,7 @@ def test_without_a_certificate_the_ca_signed_no_client_gets_in(
         )
     )
     log = tmp_path / f"scheduler-{sched.split(':')[0]}.log"
-    wait_for(lambda: log.read_text().count("TLS handshake failed") >= 4, timeout=30)
+    wait_for(lambda: log.read_text().count("TLS handshake failed") >= 5, timeout=30)
     assert len(ctl(sched, *_client_flags(pki), "hosts")) == 1  # type: ignore[arg-type]
     # a wrapper without a certificate: the daemon refuses it, the job compiles here
     (tmp_path / "a.c").write_text(SOURCES["a.c"])
@@ -168,15 +171,15 @@ def test_a_wrong_ca_on_the_client_is_a_failed_host_never_a_failed_build(
     base = {**client_env, "CCFARM_VERBOSE": "1", "CCFARM_FALLBACK": "1"}
     listed = " ".join(f"{d.address}:{d.port}/1,ccfarm" for d in (strange, nameless, good))
     cases = [
-        # the wrapper's CA is a stranger's: every host fails, the job compiles here
-        ({**_client_env(pki, ca=pki.other_ca, cert=False)}, f"{good.address}:{good.port}/1,ccfarm", ""),
         # the farm's CA: the stranger and the host whose certificate names no
         # address fail, the good host compiles it
-        ({**_client_env(pki, cert=False)}, listed, f"{good.address}:{good.port}"),
+        (_client_env(pki, cert=False), listed, f"{good.address}:{good.port}"),
+        # the wrapper's CA is a stranger's: the good host fails too, the job compiles here
+        (_client_env(pki, ca=pki.other_ca, cert=False), f"{good.address}:{good.port}/1,ccfarm", ""),
     ]
     for extra, hosts, where in cases:
         (tmp_path / "b.o").unlink(missing_ok=True)
-        env = {**base, **extra, "DISTCC_HOSTS": hosts, "DISTCC_BACKOFF_PERIOD": "0"}
+        env = {**base, **extra, "DISTCC_HOSTS": hosts}
         proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "b.c"], tmp_path, env)
         err = proc.stderr.decode()
         assert proc.returncode == 0, err
@@ -227,14 +230,17 @@ def test_plain_distcc_still_works_on_a_port_that_requires_tls(
         "CCFARM_VERBOSE": "1",
         "CCFARM_FALLBACK": "1",
     }
-    (tmp_path / "d.o").unlink()
+    (tmp_path / "d.o").unlink(missing_ok=True)
     proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "d.c"], tmp_path, env)
     assert proc.returncode == 0 and b"compiled on" not in proc.stderr, proc.stderr
     assert (tmp_path / "d.o").read_bytes() == local
     assert "without TLS, and --tls-require is set" in Path(daemon.log_path).read_text()
-    # and with TLS (a certificate, as the port requires) it runs there
-    env.update(_client_env(pki))
-    (tmp_path / "d.o").unlink()
+    # and with TLS (a certificate, as the port requires) it runs there (a fresh
+    # state directory: the refusal marked the host as failed)
+    fresh = tmp_path / "fresh-state"
+    fresh.mkdir()
+    env.update({**_client_env(pki), "CCFARM_DIR": str(fresh), "DISTCC_DIR": str(fresh)})
+    (tmp_path / "d.o").unlink(missing_ok=True)
     proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "d.c"], tmp_path, env)
     assert proc.returncode == 0 and b"compiled on" in proc.stderr, proc.stderr
     assert (tmp_path / "d.o").read_bytes() == local
@@ -284,22 +290,23 @@ def test_stalled_and_garbage_handshakes_do_not_hold_up_others(
         with context.wrap_socket(raw, server_hostname=daemon.address) as tls:
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
     # the garbage is closed at once, the stalled ones at the handshake's timeout
+    # (a recv that times out fails the test)
     garbage.settimeout(30)
-    assert _closed(garbage)
+    _wait_closed(garbage)
+    garbage.close()
     started = time.monotonic()
     for sock in stalled:
         sock.settimeout(60)
-        assert _closed(sock)
+        _wait_closed(sock)
         sock.close()
     assert time.monotonic() - started < 45  # (--io-timeout 3: not the 60 s default)
     assert "TLS handshake failed" in Path(daemon.log_path).read_text()
 
 
-def _closed(sock: socket.socket) -> bool:
-    """Does the server close `sock` (reading whatever it says first)?"""
+def _wait_closed(sock: socket.socket) -> None:
+    """Until the server closes `sock` (reading whatever it says first)."""
     try:
         while sock.recv(4096):
             pass
     except ConnectionResetError:
         pass
-    return True

@@ -264,7 +264,11 @@ class HostAgent:
 
     async def _session(self, address: str, port: int) -> None:
         reader, writer = await asyncio.wait_for(self._connect(address, port), 5)
-        local = writer.get_extra_info("sockname")[0]
+        sockname = writer.get_extra_info("sockname")
+        if sockname is None:  # closed already (a TLS scheduler that refused our certificate)
+            writer.close()
+            raise ConnectionError("the scheduler closed the connection at once")
+        local = sockname[0]
         if self.secret is not None:
             try:
                 await asyncio.wait_for(_authenticate(reader, writer, self.secret), 10)
