@@ -286,9 +286,11 @@ def test_stalled_and_garbage_handshakes_do_not_hold_up_others(
     assert proc.returncode == 0 and b"compiled on" in proc.stderr, proc.stderr
     # a plain TLS client is served meanwhile too
     context = ssl.create_default_context(cafile=pki.ca)
-    with socket.create_connection(where, timeout=30) as raw:
-        with context.wrap_socket(raw, server_hostname=daemon.address) as tls:
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    with (
+        socket.create_connection(where, timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname=daemon.address) as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
     # the garbage is closed at once, the stalled ones at the handshake's timeout
     # (a recv that times out fails the test)
     garbage.settimeout(30)
