@@ -75,7 +75,6 @@ class Listener:
         #: connections not handed to the handler yet (cancelled by `close`)
         self._opening: set[asyncio.Task[None]] = set()
         self._accepting: asyncio.Task[None] | None = None
-        self.tls_failed = 0  # handshakes that failed (for tests and logs)
 
     def start(self) -> None:
         self._sock.setblocking(False)
@@ -129,6 +128,8 @@ class Listener:
         task = asyncio.current_task()
         try:
             streams = await self._open(conn, name)
+        except Exception:  # (a bug: one line and a traceback, and the others go on)
+            self._log.exception("internal error opening %s", name)
         finally:
             self._gate.leave(address)
             if streams is None:
@@ -169,8 +170,7 @@ class Listener:
         reader = asyncio.StreamReader(limit=LIMIT)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
-            if kind == tls.TLS:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if kind == tls.TLS:  # (asyncio sets TCP_NODELAY either way)
                 transport, _ = await loop.connect_accepted_socket(
                     lambda: protocol,
                     conn,
@@ -181,7 +181,6 @@ class Listener:
                 transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
         except (OSError, TimeoutError) as exc:  # (ssl.SSLError is an OSError)
             if kind == tls.TLS:
-                self.tls_failed += 1
                 self._log.warning("%s: TLS handshake failed: %s", name, _why(exc))
             return None
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)

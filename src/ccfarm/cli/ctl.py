@@ -71,11 +71,12 @@ def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
     secret, context = auth
     try:
         with socket.create_connection(address, timeout=TIMEOUT) as plain:
-            sock = plain if context is None else _secure(plain, context, address[0], where)
-            if secret is None:
-                sock.sendall(hello() + request)
-                return read_message(sock)
-            return _ask_proven(sock, request, secret, where)
+            secure = plain if context is None else _secure(plain, context, address[0], where)
+            with secure as sock:
+                if secret is None:
+                    sock.sendall(hello() + request)
+                    return read_message(sock)
+                return _ask_proven(sock, request, secret, where)
     except socket.gaierror as exc:
         raise CtlError(f"cannot resolve {address[0]}: {exc.strerror}", EXIT_BAD_ADDRESS) from None
     except ConnectionRefusedError:

@@ -337,7 +337,6 @@ def _warm_imports() -> None:
     import ccfarm.secretfile  # noqa: F401
 
 
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
