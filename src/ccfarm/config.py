@@ -384,12 +384,8 @@ def tls_ca_setting(role: str) -> str:
     return setting("", f"the farm's CA certificate(s) (PEM): {role}", metavar="FILE", shown="none")
 
 
-def tls_require_setting() -> bool:
-    return setting(
-        False,
-        "refuse ccfarm's own connections that are not TLS (plain distcc clients"
-        " within --allow are still served)",
-    )
+def tls_require_setting(what: str) -> bool:
+    return setting(False, f"refuse {what} that are not TLS")
 
 
 def add_tls(parser: argparse.ArgumentParser) -> None:

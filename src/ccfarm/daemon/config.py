@@ -58,7 +58,10 @@ class DaemonConfig:
         "TLS clients must present a certificate it signed, and the host agent connects"
         " to schedulers with TLS, checking theirs"
     )
-    tls_require: bool = tls_require_setting()
+    tls_require: bool = tls_require_setting(
+        "ccfarm's own connections (plain distcc requests from --allow networks are still"
+        " served, unless --no-distcc-clients)"
+    )
     allow_private: bool = setting(
         False, "allow the private networks too (10/8, 172.16/12, 192.168/16, 127/8, IPv6 ones)"
     )

@@ -36,7 +36,7 @@ class SchedulerConfig:
     tls_cert: str = tls_cert_setting("with --tls-key, the port accepts TLS too")
     tls_key: str = tls_key_setting()
     tls_ca: str = tls_ca_setting("TLS clients must present a certificate it signed")
-    tls_require: bool = tls_require_setting()
+    tls_require: bool = tls_require_setting("control connections")
     detach: bool = setting(
         False, "run in the background, once listening (logs then go to syslog or --log-file)"
     )
