@@ -206,7 +206,7 @@ def _remove_pid_file(config: DaemonConfig) -> None:
 
 #: imported when first used, after root is given up, when a Python whose library
 #: only root may read (one under root's home) can no longer import them
-_USED_LATER = ("concurrent.futures.thread", "ccfarm.listener")  # asyncio's default executor
+_USED_LATER = ("concurrent.futures.thread",)  # asyncio's default executor
 _AGENT_MODULES = (
     "ccfarm.addresses",
     "ccfarm.daemon.activity",
