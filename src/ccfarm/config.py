@@ -364,6 +364,57 @@ def add_secret_file(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -- TLS, the same settings in the servers and the clients --------------------
+
+TLS_CERT_HELP = "this program's TLS certificate (PEM, with any intermediate CAs)"
+TLS_KEY_HELP = "the private key of --tls-cert (PEM)"
+
+
+def tls_cert_setting(role: str) -> str:
+    """The `tls_cert` field of a server's config class; `role` says what the
+    certificate does there."""
+    return setting("", f"{TLS_CERT_HELP}: {role}", metavar="FILE", shown="none: no TLS")
+
+
+def tls_key_setting() -> str:
+    return setting("", TLS_KEY_HELP, metavar="FILE", shown="none")
+
+
+def tls_ca_setting(role: str) -> str:
+    return setting("", f"the farm's CA certificate(s) (PEM): {role}", metavar="FILE", shown="none")
+
+
+def tls_require_setting(what: str) -> bool:
+    return setting(False, f"refuse {what} that are not TLS")
+
+
+def add_tls(parser: argparse.ArgumentParser) -> None:
+    """`--tls-ca`, `--tls-cert`, `--tls-key` for a client without a config
+    class (ccfarm-ctl), defaulting, as the wrapper does, to `$CCFARM_TLS_CA`,
+    `$CCFARM_TLS_CERT` and `$CCFARM_TLS_KEY`."""
+    from ccfarm.tls import CA_ENV, CERT_ENV, KEY_ENV
+
+    parser.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        default=os.environ.get(CA_ENV, ""),
+        help="connect with TLS and check the scheduler's certificate against this CA"
+        f" (PEM) and the name dialled (default: ${CA_ENV}, else no TLS)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        default=os.environ.get(CERT_ENV, ""),
+        help=f"{TLS_CERT_HELP}, presented to the scheduler (default: ${CERT_ENV}, else none)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        default=os.environ.get(KEY_ENV, ""),
+        help=f"{TLS_KEY_HELP} (default: ${KEY_ENV}, else none)",
+    )
+
+
 # -- the environment ---------------------------------------------------------
 
 _TRUE = ("1", "true", "yes", "on")
@@ -439,6 +490,7 @@ __all__ = [
     "Option",
     "Setting",
     "add_secret_file",
+    "add_tls",
     "build",
     "command_line",
     "default_files",
@@ -451,4 +503,8 @@ __all__ = [
     "read_toml",
     "secret_file_setting",
     "setting",
+    "tls_ca_setting",
+    "tls_cert_setting",
+    "tls_key_setting",
+    "tls_require_setting",
 ]

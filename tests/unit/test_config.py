@@ -69,6 +69,10 @@ NEW_SCHEDULER_FLAGS |= {
     "--idle-timeout", "--max-connections", "--max-client-connections", "--max-waiting",
     "--max-client-waiting",
 }
+#: TLS on the port (and the host agent's connections)
+TLS_FLAGS = {"--tls-cert", "--tls-key", "--tls-ca", "--tls-require", "--no-tls-require"}
+NEW_DAEMON_FLAGS |= TLS_FLAGS
+NEW_SCHEDULER_FLAGS |= TLS_FLAGS
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

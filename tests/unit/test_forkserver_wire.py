@@ -108,3 +108,22 @@ def test_socket_names_separate_what_must_not_share_a_forkserver() -> None:
     assert wire.socket_name(1000, base) == name  # stable across processes (no hash())
     assert wire.socket_name(1001, base) != name
     assert len({wire.socket_name(1000, k) for k in others} | {name}) == 5
+
+
+@pytest.mark.parametrize(
+    ("env", "wants"),
+    [
+        ([], False),
+        ([b"CCFARM_TLS_CA=/etc/ccfarm/ca.pem"], True),
+        ([b"PATH=/usr/bin", b"CCFARM_TLS_CA=ca.pem"], True),
+        ([b"CCFARM_TLS_CA="], False),  # set but empty: no TLS
+        ([b"CCFARM_TLS_CERT=c.pem", b"CCFARM_TLS_KEY=k.pem"], False),  # no CA: no TLS
+        ([b"X_CCFARM_TLS_CA=ca.pem"], False),
+    ],
+)
+def test_the_fork_server_warms_ssl_only_for_jobs_that_use_tls(
+    env: list[bytes], wants: bool
+) -> None:
+    from ccfarm.client.forkserver.server import _wants_tls
+
+    assert _wants_tls(([b"ccfarm", b"gcc"], b"/", 0o22, env)) is wants

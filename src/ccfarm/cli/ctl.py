@@ -10,6 +10,10 @@ HOST may be any unique prefix of a host's name (build1 for build1:3632).
 With a farm secret (--secret-file, or $CCFARM_SECRET_FILE) the scheduler
 must prove it knows it, and so must ccfarm-ctl; a scheduler that has one
 answers nothing without it.
+
+With --tls-ca (or $CCFARM_TLS_CA) ccfarm-ctl connects with TLS and checks
+the scheduler's certificate against that CA and the name or address given
+to --scheduler; --tls-cert and --tls-key present ccfarm-ctl's own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from ccfarm import __version__
 from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
@@ -32,11 +37,17 @@ from ccfarm.cli.ctlview import (
     typed_row,
 )
 from ccfarm.client.job.net import read_message
-from ccfarm.config import add_secret_file
+from ccfarm.config import add_secret_file, add_tls
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, encode, hello
 from ccfarm.errors import ConfigError, RemoteProtocolError
 from ccfarm.secretfile import secret_from
+
+if TYPE_CHECKING:
+    import ssl
+
+#: the farm secret and the TLS context to reach the scheduler with (None: none)
+Auth = tuple[bytes | None, "ssl.SSLContext | None"]
 
 #: exit statuses, one per way of failing (2 is argparse's usage error)
 EXIT_REFUSED = 1  # the scheduler answered FAIL
@@ -55,14 +66,17 @@ class CtlError(Exception):
         self.status = status
 
 
-def _ask(address: tuple[str, int], request: bytes, secret: bytes | None) -> Message:
+def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
     where = f"{address[0]}:{address[1]}"
+    secret, context = auth
     try:
-        with socket.create_connection(address, timeout=TIMEOUT) as sock:
-            if secret is None:
-                sock.sendall(hello() + request)
-                return read_message(sock)
-            return _ask_proven(sock, request, secret, where)
+        with socket.create_connection(address, timeout=TIMEOUT) as plain:
+            secure = plain if context is None else _secure(plain, context, address[0], where)
+            with secure as sock:
+                if secret is None:
+                    sock.sendall(hello() + request)
+                    return read_message(sock)
+                return _ask_proven(sock, request, secret, where)
     except socket.gaierror as exc:
         raise CtlError(f"cannot resolve {address[0]}: {exc.strerror}", EXIT_BAD_ADDRESS) from None
     except ConnectionRefusedError:
@@ -75,6 +89,18 @@ def _ask(address: tuple[str, int], request: bytes, secret: bytes | None) -> Mess
         raise CtlError(f"scheduler {where}: bad answer: {exc}", EXIT_BAD_ANSWER) from None
     except OSError as exc:
         raise CtlError(f"cannot reach {where}: {exc.strerror or exc}", EXIT_NO_SCHEDULER) from None
+
+
+def _secure(sock: socket.socket, context: ssl.SSLContext, host: str, where: str) -> socket.socket:
+    """TLS on `sock`; the scheduler's certificate must name `host`."""
+    import ssl
+
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError as exc:
+        raise CtlError(
+            f"scheduler {where}: TLS failed: {exc.reason or exc}", EXIT_REFUSED
+        ) from None
 
 
 def _ask_proven(sock: socket.socket, request: bytes, secret: bytes, where: str) -> Message:
@@ -109,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("command", choices=["hosts", "jobs", "disable", "enable"])
     p.add_argument("host", nargs="?", help="for disable and enable: a host's name or its prefix")
     add_secret_file(p)
+    add_tls(p)
     return p
 
 
@@ -119,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.command} needs a HOST")
     try:
         secret = secret_from(args.secret_file)
+        from ccfarm.tls import TLSFiles, client_from
+
+        context = client_from(TLSFiles(args.tls_cert, args.tls_key, args.tls_ca))
     except ConfigError as exc:
         return _fail(str(exc), 101)
     try:
         found = parse_addresses([args.scheduler], SCHEDULER_PORT)
         if not found:
             raise ConfigError("no scheduler given")
-        text = _run(args, found[0], secret)
+        text = _run(args, found[0], (secret, context))
     except ConfigError as exc:
         return _fail(f"--scheduler: {exc}", EXIT_BAD_ADDRESS)
     except (CtlError, HostNameError) as exc:
@@ -133,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     return _print(text)
 
 
-def _run(args: argparse.Namespace, address: tuple[str, int], secret: bytes | None) -> str:
+def _run(args: argparse.Namespace, address: tuple[str, int], auth: Auth) -> str:
     if args.command in ("disable", "enable"):
-        hosts = [str(row["host"]) for row in _rows(address, m.QUERY_HOSTS, True, secret)]
+        hosts = [str(row["host"]) for row in _rows(address, m.QUERY_HOSTS, True, auth)]
         host = match_host(args.host, hosts)
         kind = m.DISABLE if args.command == "disable" else m.ENABLE
-        reply = _ask(address, m.encode_host_name(kind, host), secret)
+        reply = _ask(address, m.encode_host_name(kind, host), auth)
         if reply.kind != m.OK:
             raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
         if args.json:
@@ -146,14 +176,12 @@ def _run(args: argparse.Namespace, address: tuple[str, int], secret: bytes | Non
         return f"{host}: {args.command}d"
     hosts = args.command == "hosts"
     query, columns = (m.QUERY_HOSTS, HOST_COLUMNS) if hosts else (m.QUERY_JOBS, JOB_COLUMNS)
-    rows = _rows(address, query, hosts, secret)
+    rows = _rows(address, query, hosts, auth)
     return json.dumps(rows, indent=2) if args.json else table(rows, columns)
 
 
-def _rows(
-    address: tuple[str, int], query: str, lists: bool, secret: bytes | None
-) -> list[dict[str, Value]]:
-    reply = _ask(address, encode(query), secret)
+def _rows(address: tuple[str, int], query: str, lists: bool, auth: Auth) -> list[dict[str, Value]]:
+    reply = _ask(address, encode(query), auth)
     if reply.kind == m.FAILED:
         raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
     return [typed_row(record, lists=lists) for record in reply.records]

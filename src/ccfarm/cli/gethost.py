@@ -2,6 +2,7 @@
 
     make CC="ccfarm-gethost distcc gcc"
     make CC="ccfarm-gethost --secret-file FILE distcc gcc"
+    make CC="ccfarm-gethost --tls-ca CA.pem distcc gcc"
 
 Gets a lease from the scheduler (CCFARM_SCHEDULER), runs the rest of its
 command line with DISTCC_HOSTS set to the granted host, releases the lease
@@ -19,6 +20,13 @@ CCFARM_SECRET_FILE) the scheduler must prove it knows it before a lease is
 asked for. The distcc client itself cannot authenticate: the host must take
 plain distcc requests from this machine's address (ccfarmd's --allow, and
 not --no-distcc-clients).
+
+With --tls-ca FILE (or CCFARM_TLS_CA) the lease is asked for over TLS, the
+scheduler's certificate checked against that CA and the name or address in
+CCFARM_SCHEDULER; --tls-cert FILE and --tls-key FILE (CCFARM_TLS_CERT,
+CCFARM_TLS_KEY) present this machine's own. The compile itself goes to the
+host in plain distcc: the host must take plain distcc requests without TLS
+(not --tls-require with --no-distcc-clients).
 """
 
 from __future__ import annotations
@@ -61,24 +69,34 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"ccfarm-gethost {__version__}\n")
         return 0
+    from ccfarm import tls
     from ccfarm.errors import ConfigError
     from ccfarm.secretfile import ENVIRONMENT, secret_from
 
-    secret_file = os.environ.get(ENVIRONMENT, "")
-    while args and args[0].startswith("--secret-file"):
+    files = {
+        "--secret-file": os.environ.get(ENVIRONMENT, ""),
+        "--tls-cert": os.environ.get(tls.CERT_ENV, ""),
+        "--tls-key": os.environ.get(tls.KEY_ENV, ""),
+        "--tls-ca": os.environ.get(tls.CA_ENV, ""),
+    }
+    while args and args[0].partition("=")[0] in files:
         flag = args.pop(0)
+        name = flag.partition("=")[0]
         if "=" in flag:
-            secret_file = flag.partition("=")[2]
+            files[name] = flag.partition("=")[2]
         elif args:
-            secret_file = args.pop(0)
+            files[name] = args.pop(0)
         else:
-            sys.stderr.write("ccfarm-gethost: --secret-file needs a FILE\n")
+            sys.stderr.write(f"ccfarm-gethost: {name} needs a FILE\n")
             return 101
     if not args:
         sys.stderr.write("ccfarm-gethost: no command given\n")
         return 101
     try:
-        secret = secret_from(secret_file)
+        secret = secret_from(files["--secret-file"])
+        context = tls.client_from(
+            tls.TLSFiles(files["--tls-cert"], files["--tls-key"], files["--tls-ca"])
+        )
     except ConfigError as exc:
         sys.stderr.write(f"ccfarm-gethost: {exc}\n")
         return 101
@@ -103,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     failed=marks.failed,
                     answered=marks.answered,
                     secret=secret,
+                    tls=context,
                 )
             except NoLease as exc:
                 if exc.answered:

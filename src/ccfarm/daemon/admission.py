@@ -8,6 +8,11 @@ connection that starts with anything else is unauthenticated, and may only
 be a plain distcc request (protocols 1, 2 and 3: a real `distcc` client,
 which cannot authenticate), unless `--no-distcc-clients` refuses those too.
 ccfarm's own protocols, and with them express jobs, need the handshake.
+
+With `--tls-require`, a connection that did not come in over TLS may only
+be a plain distcc request (and not with `--no-distcc-clients`); the
+secret's handshake is not run on it. Over TLS, the secret's rules hold as
+above, inside it.
 """
 
 from __future__ import annotations
@@ -26,10 +31,26 @@ class Admitted:
 
     prefix: bytes
     authenticated: bool
+    #: the connection came in over TLS
+    tls: bool = False
 
 
-def refusal(version: int, *, secret: bool, authenticated: bool, distcc_clients: bool) -> str | None:
+def refusal(
+    version: int,
+    *,
+    secret: bool,
+    authenticated: bool,
+    distcc_clients: bool,
+    tls_required: bool = False,
+    tls: bool = False,
+) -> str | None:
     """Why a request of protocol `version` is refused (None: it may run)."""
+    if tls_required and not tls:
+        if version not in (PLAIN, LZO, PUMP):
+            return f"protocol {version:#x} without TLS, and --tls-require is set"
+        if not distcc_clients:
+            return "a plain distcc request without TLS, and --no-distcc-clients is set"
+        return None
     if not secret or authenticated:
         return None
     if version not in (PLAIN, LZO, PUMP):

@@ -29,9 +29,14 @@ from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.protocol import CCFARM, CCFARM_CPP
 from ccfarm.protocol.auth import CLIENT, CONTROL, NONCE_SIZE, Handshake
 
+MYPY = False
+if MYPY:
+    import ssl
+
 log = logging.getLogger("ccfarmd.agent")
 
-Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Connect = Callable[[str, int], Awaitable[Streams]]
 
 
 class RefinedSpeed:
@@ -175,6 +180,7 @@ class HostAgent:
         connect: Connect = asyncio.open_connection,
         external: Callable[[], float] | None = None,
         secret: bytes | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         """`leaving` set (the daemon drains or stops): say BYEE to the
         scheduler (no new leases; the running jobs finish) and keep the
@@ -183,7 +189,9 @@ class HostAgent:
         `external` measures the external load per CPU (default: from the
         cgroup where the host is CPU-limited, else the load average);
         with the farm `secret`, each scheduler must prove it before the
-        agent reports (a fake scheduler learns nothing, hands out nothing)."""
+        agent reports (a fake scheduler learns nothing, hands out nothing);
+        with `tls_context` (`--tls-ca`), the default `connect` speaks TLS and
+        the scheduler's certificate must name the address dialled."""
         self.port = port
         self.listen = listen
         self.advertise = advertise
@@ -199,6 +207,12 @@ class HostAgent:
         self._unsaid = 0
         self._all_said = asyncio.Event()
         self._all_said.set()
+        if tls_context is not None and connect is asyncio.open_connection:
+            context = tls_context
+
+            def connect(address: str, port: int) -> Awaitable[Streams]:
+                return asyncio.open_connection(address, port, ssl=context, server_hostname=address)
+
         self._connect = connect
         self.secret = secret
         if external is None:
@@ -250,7 +264,11 @@ class HostAgent:
 
     async def _session(self, address: str, port: int) -> None:
         reader, writer = await asyncio.wait_for(self._connect(address, port), 5)
-        local = writer.get_extra_info("sockname")[0]
+        sockname = writer.get_extra_info("sockname")
+        if sockname is None:  # closed already (a TLS scheduler that refused our certificate)
+            writer.close()
+            raise ConnectionError("the scheduler closed the connection at once")
+        local = sockname[0]
         if self.secret is not None:
             try:
                 await asyncio.wait_for(_authenticate(reader, writer, self.secret), 10)

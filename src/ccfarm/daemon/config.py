@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from ccfarm.addresses import DAEMON_PORT, STATS_PORT
 from ccfarm.cgroups import cpu_slots
-from ccfarm.config import secret_file_setting, setting
+from ccfarm.config import (
+    secret_file_setting,
+    setting,
+    tls_ca_setting,
+    tls_cert_setting,
+    tls_key_setting,
+    tls_require_setting,
+)
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical")
 SANDBOX_MODES = ("auto", "require", "off")
@@ -42,8 +49,21 @@ class DaemonConfig:
     secret_file: str = secret_file_setting()
     distcc_clients: bool = setting(
         True,
-        "with --secret-file: still take plain distcc requests (protocols 1-3, which cannot"
-        " authenticate) from --allow networks; --no-distcc-clients refuses them",
+        "with --secret-file or --tls-require: still take plain distcc requests (protocols"
+        " 1-3, which cannot authenticate) from --allow networks; --no-distcc-clients"
+        " refuses them",
+    )
+    tls_cert: str = tls_cert_setting(
+        "with --tls-key, the port accepts TLS too; with --tls-ca also presented to schedulers"
+    )
+    tls_key: str = tls_key_setting()
+    tls_ca: str = tls_ca_setting(
+        "TLS clients must present a certificate it signed, and the host agent connects"
+        " to schedulers with TLS, checking theirs"
+    )
+    tls_require: bool = tls_require_setting(
+        "ccfarm's own connections (plain distcc requests from --allow networks are still"
+        " served, unless --no-distcc-clients)"
     )
     allow_private: bool = setting(
         False, "allow the private networks too (10/8, 172.16/12, 192.168/16, 127/8, IPv6 ones)"

@@ -28,6 +28,8 @@ from ccfarm.daemonize import (
 from ccfarm.errors import ConfigError
 
 if TYPE_CHECKING:
+    import ssl
+
     from ccfarm.daemon.agent import HostAgent
     from ccfarm.daemon.service import DaemonService
 
@@ -84,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ccfarm.secretfile import secret_from
 
         secret = secret_from(config.secret_file)
+        from ccfarm import tls
+
+        tls_files = tls.TLSFiles(config.tls_cert, config.tls_key, config.tls_ca)
+        # the port's, and the host agent's towards schedulers (with the CA);
+        # read now, while the files are readable (before root is given up)
+        tls_context = tls.server_from(tls_files, config.tls_require)
+        agent_tls = tls.client_context(tls_files) if config.tls_ca else None
     except ConfigError as exc:
         print(f"ccfarmd: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
@@ -124,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if config.detach:
         launch.detach()
-    return asyncio.run(_run(config, compilers, sockets, launch, secret))
+    return asyncio.run(_run(config, compilers, sockets, launch, secret, (tls_context, agent_tls)))
 
 
 def _logs_to_stderr() -> bool:
@@ -137,7 +146,9 @@ async def _run(
     sockets: list[socket.socket],
     launch: Launch,
     secret: bytes | None = None,
+    contexts: tuple[ssl.SSLContext | None, ssl.SSLContext | None] = (None, None),
 ) -> int:
+    """`contexts`: the port's TLS and the host agent's (None: no TLS)."""
     from ccfarm.daemon.service import DaemonService
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reopen_logs)
@@ -154,7 +165,7 @@ async def _run(
                 sock.close()
             launch.failed(message, EXIT_STARTUP_FAILED)
             return EXIT_STARTUP_FAILED
-    service = DaemonService(config, compilers, secret=secret)
+    service = DaemonService(config, compilers, secret=secret, tls_context=contexts[0])
     await service.start(sock=sockets[0])
     # no job is served before this returns: nothing here awaits
     status = _confine(config, service)
@@ -166,7 +177,7 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the moment it says ready
         asyncio.get_running_loop().add_signal_handler(sig, service.drain)
     launch.ready(f"{config.jobs} job slots")  # it serves jobs; the agents join as they can
-    agent, runs = await _agent_tasks(config, compilers, service, secret)
+    agent, runs = await _agent_tasks(config, compilers, service, secret, contexts[1])
     agents = [asyncio.ensure_future(run) for run in runs]
     try:
         await service.serve_until_drained(on_drain=launch.stopping)
@@ -293,6 +304,7 @@ async def _agent_tasks(
     compilers: CompilerAllowList,
     service: DaemonService,
     secret: bytes | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> tuple[HostAgent | None, list[Coroutine[Any, Any, None]]]:
     """The host agent and one reporting task per --scheduler (after probing
     speed and compilers)."""
@@ -329,6 +341,7 @@ async def _agent_tasks(
         heartbeat=config.heartbeat,
         leaving=service.draining,
         secret=secret,
+        tls_context=tls_context,
     )
     logging.getLogger("ccfarmd").info(
         "host agent: speed %.3g%s, %d compiler(s), schedulers %s",

@@ -16,7 +16,10 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
+from ccfarm import tls
+from ccfarm._record import replace
 from ccfarm.daemon import admission
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
@@ -50,6 +53,11 @@ from ccfarm.protocol import (
     encode_reply_head,
 )
 
+if TYPE_CHECKING:
+    import ssl
+
+    from ccfarm.listener import Listener
+
 log = logging.getLogger("ccfarmd")
 
 EXIT_IO_ERROR = 107  # distcc's code when the client went away
@@ -63,6 +71,27 @@ EXPRESS_NICE = 10
 INLINE_PACK = 32 * 1024
 
 
+class _Gate:
+    """The daemon's bounds for the TLS listener: the caps, the access list
+    (a client outside `--allow` gets no TLS handshake), and room made by
+    closing connections that have not sent a byte."""
+
+    def __init__(self, bounds: Bounds, access: AccessList) -> None:
+        self.bounds = bounds
+        self.access = access
+        self.waiting = bounds.unstarted
+        self.started = bounds.started
+        self.was_evicted = bounds.was_evicted
+
+    def admit(self, address: str) -> str | None:
+        if not self.access.allows(address):
+            return "denied by access list"
+        return self.bounds.admit(address)
+
+    def leave(self, address: str) -> None:
+        self.bounds.leave(address)
+
+
 class DaemonService:
     def __init__(
         self,
@@ -71,10 +100,13 @@ class DaemonService:
         env: Mapping[str, str] | None = None,
         spawn: Spawn = spawn_compiler,
         secret: bytes | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`secret`: the farm secret (`--secret-file`, see `admission`)."""
+        """`secret`: the farm secret (`--secret-file`, see `admission`);
+        `tls_context`: the port's TLS (`tls.server_from`), None for plain only."""
         self.config = config
         self.secret = secret
+        self.tls_context = tls_context
         self._spawn = spawn
         #: False for a daemon whose compilers run unconfined without being told so:
         #: it refuses jobs that ship files (see `sandbox.refusal`)
@@ -87,7 +119,7 @@ class DaemonService:
         self._express = 0  # express jobs running
         self._plain: set[CompilerProcess] = set()  # the running plain jobs
         self._active: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
+        self._server: asyncio.Server | Listener | None = None
         self._draining = asyncio.Event()
         #: connections, body memory, timeouts (see `intake`)
         self.bounds = Bounds(config)
@@ -105,7 +137,23 @@ class DaemonService:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on `sock` (bound already, by the command) or on the config's port."""
-        if sock is not None:
+        if self.tls_context is not None:
+            from ccfarm.listener import Listener
+
+            if sock is None:
+                sock = socket.create_server((self.config.listen, self.config.port), backlog=1024)
+            listener = Listener(
+                sock,
+                self.handle_connection,
+                self.tls_context,
+                _Gate(self.bounds, self.access),
+                first_timeout=self.config.idle_timeout,
+                handshake_timeout=self.config.io_timeout,
+                log=log,
+            )
+            listener.start()
+            self._server = listener
+        elif sock is not None:
             self._server = await asyncio.start_server(self.handle_connection, sock=sock)
         else:
             self._server = await asyncio.start_server(
@@ -241,7 +289,14 @@ class DaemonService:
         clock = asyncio.get_running_loop().time  # time.monotonic on a real loop
         try:
             started = clock()
-            admitted = await admission.admit(reader, writer, self.secret, self.config.io_timeout)
+            secure = tls.is_tls(writer)
+            if self.config.tls_require and not secure:  # a plain distcc request at most
+                admitted = admission.Admitted(b"", False)
+            else:
+                admitted = await admission.admit(
+                    reader, writer, self.secret, self.config.io_timeout
+                )
+                admitted = replace(admitted, tls=secure)
             builder = await self._read_request(reader, made, admitted)
             ws = builder.ws
             plan = builder.plan(self.env)
@@ -321,6 +376,8 @@ class DaemonService:
                     secret=self.secret is not None,
                     authenticated=admitted.authenticated,
                     distcc_clients=self.config.distcc_clients,
+                    tls_required=self.config.tls_require,
+                    tls=admitted.tls,
                 )
                 if refused:
                     raise RemoteProtocolError(f"refused: {refused}")

@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccfarm.addresses import SCHEDULER_PORT
-from ccfarm.config import group, secret_file_setting, setting
+from ccfarm.config import (
+    group,
+    secret_file_setting,
+    setting,
+    tls_ca_setting,
+    tls_cert_setting,
+    tls_key_setting,
+    tls_require_setting,
+)
 from ccfarm.scheduler.policy import Policy
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -25,6 +33,10 @@ class SchedulerConfig:
     policy: Policy = group(Policy, "scheduling policy")
     io_timeout: float = setting(60.0, "longest network wait, in seconds", metavar="S")
     secret_file: str = secret_file_setting()
+    tls_cert: str = tls_cert_setting("with --tls-key, the port accepts TLS too")
+    tls_key: str = tls_key_setting()
+    tls_ca: str = tls_ca_setting("TLS clients must present a certificate it signed")
+    tls_require: bool = tls_require_setting("control connections")
     detach: bool = setting(
         False, "run in the background, once listening (logs then go to syslog or --log-file)"
     )

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ccfarm.config import command_line, load
 from ccfarm.daemonize import (
@@ -24,6 +25,9 @@ from ccfarm.daemonize import (
 from ccfarm.errors import ConfigError
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.hostsinfo import HostInfo
+
+if TYPE_CHECKING:
+    import ssl
 
 EXIT_BAD_ARGUMENTS = 101
 log = logging.getLogger("ccfarm-scheduler")
@@ -45,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ccfarm.secretfile import secret_from
 
         secret = secret_from(config.secret_file)
+        from ccfarm.tls import TLSFiles, server_from
+
+        tls_files = TLSFiles(config.tls_cert, config.tls_key, config.tls_ca)
+        tls_context = server_from(tls_files, config.tls_require)
         hosts_info = {}
         if config.hosts_info:
             from ccfarm.scheduler.hostsinfo import parse_hosts_info
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if config.detach:
         launch.detach()
-    return asyncio.run(_run(config, hosts_info, sock, launch, secret))
+    return asyncio.run(_run(config, hosts_info, sock, launch, secret, tls_context))
 
 
 async def _run(
@@ -89,6 +97,7 @@ async def _run(
     sock: socket.socket,
     launch: Launch,
     secret: bytes | None = None,
+    tls_context: ssl.SSLContext | None = None,
 ) -> int:
     from ccfarm.scheduler.service import SchedulerService
 
@@ -103,7 +112,7 @@ async def _run(
             sock.close()
             launch.failed(message, EXIT_STARTUP_FAILED)
             return EXIT_STARTUP_FAILED
-    service = SchedulerService(config, hosts_info, secret=secret)
+    service = SchedulerService(config, hosts_info, secret=secret, tls_context=tls_context)
     await service.start(sock=sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -5,6 +5,9 @@ The first bytes of a connection say what it is: `CCFC` a control connection
 issue), an HTTP method (dashboard and metrics, a later issue). Decisions are
 made by `core.Farm`; this module moves messages and arms the clock.
 
+With a TLS certificate (`--tls-cert`), the port takes TLS connections beside
+plain ones (`ccfarm.listener` tells them apart by their first byte);
+`--tls-require` answers a control connection that is not TLS `FAIL`.
 With a farm secret, a control connection must pass the handshake of
 `protocol.auth` right after its hello, before any message; one that does
 not is answered `FAIL` and closed. A host's name belongs to the connection
@@ -23,7 +26,9 @@ import resource
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from ccfarm import tls
 from ccfarm.control import messages as m
 from ccfarm.control.codec import Message, MessageParser, encode
 from ccfarm.control.sniff import CONTROL, connection_kind
@@ -40,6 +45,11 @@ from ccfarm.protocol.tokens import TOKEN_SIZE
 from ccfarm.scheduler.config import SchedulerConfig
 from ccfarm.scheduler.core import Farm, Outcome
 from ccfarm.scheduler.hostsinfo import HostInfo
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ccfarm.listener import Listener
 
 log = logging.getLogger("ccfarm-scheduler")
 
@@ -64,6 +74,24 @@ class _Conn:
             self.writer.write(data)
 
 
+class _Gate:
+    """The connection caps, for the TLS listener (which counts a connection
+    from its accept until it is handed over; nothing is evicted here)."""
+
+    def __init__(self, caps: ConnectionCaps) -> None:
+        self.admit = caps.admit
+        self.leave = caps.leave
+
+    def waiting(self, key: object, task: asyncio.Task[None]) -> None:
+        pass
+
+    def started(self, key: object) -> None:
+        pass
+
+    def was_evicted(self, key: object) -> bool:
+        return False
+
+
 class SchedulerService:
     def __init__(
         self,
@@ -72,10 +100,14 @@ class SchedulerService:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         secret: bytes | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`secret`: the farm secret (`--secret-file`); None accepts every peer."""
+        """`secret`: the farm secret (`--secret-file`); None accepts every peer.
+        `tls_context`: the port's TLS (`tls.server_from`); None takes plain
+        connections only."""
         self.config = config
         self.secret = secret
+        self.tls_context = tls_context
         self.clock = clock
         self.hosts_info = hosts_info or {}
         self.farm = Farm(config.policy, rng or random.Random())
@@ -84,7 +116,7 @@ class SchedulerService:
         self._by_lease: dict[int, _Conn] = {}
         #: host -> the connection that last reported it: its close is the host leaving
         self._by_host: dict[str, _Conn] = {}
-        self._server: asyncio.Server | None = None
+        self._server: asyncio.Server | Listener | None = None
         self._clock_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.stats = {"granted": 0, "refused": 0, "revoked": 0}
@@ -102,7 +134,23 @@ class SchedulerService:
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on `sock` (bound already, by the command) or on the config's port."""
-        if sock is not None:
+        if self.tls_context is not None:
+            from ccfarm.listener import Listener
+
+            if sock is None:
+                sock = socket.create_server((self.config.listen, self.config.port), backlog=4096)
+            listener = Listener(
+                sock,
+                self.handle_connection,
+                self.tls_context,
+                _Gate(self.caps),
+                first_timeout=self.config.idle_timeout,
+                handshake_timeout=self.config.io_timeout,
+                log=log,
+            )
+            listener.start()
+            self._server = listener
+        elif sock is not None:
             self._server = await asyncio.start_server(self.handle_connection, sock=sock)
         else:
             self._server = await asyncio.start_server(
@@ -218,6 +266,9 @@ class SchedulerService:
         except RemoteProtocolError as exc:  # said, then the connection closes
             conn.send(encode(m.FAILED, {"reason": str(exc)[: m.MAX_REASON]}))
             raise
+        if self.config.tls_require and not tls.is_tls(writer):
+            conn.send(encode(m.FAILED, {"reason": "this scheduler takes TLS connections only"}))
+            raise RemoteProtocolError("a control connection without TLS; --tls-require is set")
         fresh = True  # nothing after the hello yet
         if self.secret is not None:
             parser.receive_data(await self._authenticate(reader, writer))

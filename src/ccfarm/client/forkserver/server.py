@@ -126,6 +126,8 @@ class ForkServer:
         return module_stamps() != self.stamps
 
     def _start_job(self, conn: socket.socket, request: wire.Request, fds: list[int]) -> None:
+        if "ssl" not in sys.modules and _wants_tls(request):
+            _warm_tls()  # once, here, for this job and every later one
         try:
             pid = os.fork()
         except OSError:
@@ -209,6 +211,19 @@ class ForkServer:
             if job.conn is not None:
                 job.conn.close()
         conn.close()
+
+
+def _wants_tls(request: wire.Request) -> bool:
+    """Does this job talk TLS (CCFARM_TLS_CA set in its environment)?"""
+    return any(item.startswith(b"CCFARM_TLS_CA=") and len(item) > 14 for item in request[3])
+
+
+def _warm_tls() -> None:
+    """`ssl` (about 25 ms to import): loaded by the fork server once the first
+    job that uses TLS comes, not for builds that never do."""
+    import ssl  # noqa: F401
+
+    import ccfarm.tls  # noqa: F401
 
 
 # -- the child ----------------------------------------------------------------

@@ -19,6 +19,8 @@ from ccfarm.errors import HostFailure, LeaseLost
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time)
+    import ssl
+
     from ccfarm.client.hosts.hostlist import HostSpec
     from ccfarm.client.job.lease import Lease
     from ccfarm.client.job.plan import RemotePlan, Request, Settings
@@ -36,6 +38,7 @@ class Target:
         express: bool,
         lease: Lease | None = None,
         secret: bytes | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.spec = spec
         self.release = release
@@ -43,6 +46,8 @@ class Target:
         self.lease = lease  # the scheduler's lease on it, watched while the job runs
         #: the farm secret, proven to and by a ccfarmd host (a distccd cannot)
         self.secret = secret if spec.ccfarm else None
+        #: TLS (CCFARM_TLS_CA), to ccfarmd hosts only: a distccd speaks plain TCP
+        self.tls = tls if spec.ccfarm else None
 
 
 def attempt(
@@ -110,6 +115,7 @@ def _send(
         io_timeout=settings.io_timeout,
         lease=target.lease,
         secret=target.secret,
+        tls=target.tls,
     )
 
 

@@ -47,6 +47,12 @@ Environment (distcc's DISTCC_* names work where they are shown):
                             any distccd reads, as fast as the link
   CCFARM_SECRET_FILE=FILE   the farm secret (docs/security.md): prove it to the
                             scheduler and to ccfarmd hosts, and check theirs
+  CCFARM_TLS_CA=FILE        talk TLS to the scheduler and ccfarmd hosts; their
+                            certificates must be signed by this CA and name
+                            the address or name dialled (docs/security.md)
+  CCFARM_TLS_CERT=FILE      this machine's certificate, for servers that ask for
+                            one (with CCFARM_TLS_KEY=FILE, its key)
+  CCFARM_TLS_KEY=FILE       the private key of CCFARM_TLS_CERT
   CCFARM_CLIENT_NAME=NAME   who this build is to the scheduler's fairness
                             (default: machine/user)
   CCFARM_DIR=DIR            state directory (default $DISTCC_DIR or ~/.distcc)

@@ -25,6 +25,7 @@ from ccfarm.model import LOCAL, CompilerIdentity, LeaseGranted, LeaseRequest
 
 MYPY = False
 if MYPY:
+    import ssl
     from collections.abc import Callable
     from typing import TypeVar
 
@@ -157,6 +158,7 @@ def request_lease(
     connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
     failed: Callable[[str, int], None] | None = None,
     secret: bytes | None = None,
+    tls: ssl.SSLContext | None = None,
     answered: Callable[[str, int], None] | None = None,
     local: Callable[[], Local | None] | None = None,
     local_slot: bool = False,
@@ -181,6 +183,9 @@ def request_lease(
     withdrawn by closing its connection) and is returned in place of a lease.
     With the farm `secret`, a scheduler must prove it knows it before the
     request is sent (one round trip more); one that does not has failed.
+    With `tls` (CCFARM_TLS_CA), the connection is TLS and the scheduler's
+    certificate must name the address dialled (the handshake within
+    `connect_timeout`); one whose certificate does not pass has failed.
     """
     last = "no scheduler configured"
     for address, port in schedulers:
@@ -192,6 +197,10 @@ def request_lease(
                 failed(address, port)
             continue
         try:
+            if tls is not None:
+                from ccfarm.client.job.net import secure
+
+                sock = secure(sock, tls, address)
             req = LeaseRequest(
                 1, client or client_name(), compiler, wait, size, local_slot, local_speed
             )

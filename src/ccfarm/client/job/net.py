@@ -1,4 +1,4 @@
-"""Blocking sockets for the wrapper: TCP connect, the farm secret's
+"""Blocking sockets for the wrapper: TCP connect, TLS, the farm secret's
 handshake, and reading one control message (lease client, gethost, ctl),
 on the C `_socket` module.
 
@@ -12,6 +12,8 @@ import _socket
 
 MYPY = False
 if MYPY:
+    import ssl
+
     from ccfarm.control.codec import Message, MessageParser
 
 
@@ -33,6 +35,14 @@ def connect(host: str, port: int, timeout: float) -> _socket.socket:
             sock.close()
             error = exc
     raise error
+
+
+def secure(sock: _socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
+    """TLS over the connected `sock` (its timeout bounds the handshake): the
+    server's certificate must be signed by the context's CA and name `host`,
+    the name or address dialled. `sock` is the returned socket's now.
+    OSError (ssl.SSLError) when the handshake fails."""
+    return context.wrap_socket(sock, server_hostname=host)  # type: ignore[arg-type]
 
 
 def authenticate(

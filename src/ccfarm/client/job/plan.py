@@ -81,6 +81,8 @@ class Settings:
     secret_file: str  # the farm secret's (CCFARM_SECRET_FILE; "": none)
     #: LZO bodies packed (CCFARM_COMPRESS=lzo), else stored: as fast as the link
     packed: bool = False
+    #: TLS: (CCFARM_TLS_CERT, CCFARM_TLS_KEY, CCFARM_TLS_CA), each "" when not set
+    tls: tuple[str, str, str] = ("", "", "")
     log: str = ""  # the wrapper's own messages go to this file, not stderr ("": stderr)
 
 
@@ -97,6 +99,11 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         checked_preprocessed=env.get("CCFARM_MODE", "auto") != "exact",
         secret_file=env.get("CCFARM_SECRET_FILE", ""),
         packed=env.get("CCFARM_COMPRESS", "off") == "lzo",
+        tls=(
+            env.get("CCFARM_TLS_CERT", ""),
+            env.get("CCFARM_TLS_KEY", ""),
+            env.get("CCFARM_TLS_CA", ""),
+        ),
         log=env.get("CCFARM_LOG") or env.get("DISTCC_LOG") or "",
     )
 

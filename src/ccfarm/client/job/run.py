@@ -38,6 +38,7 @@ from ccfarm.client.job.process import Preprocessing
 
 MYPY = False
 if MYPY:  # imported only when used (start-up time)
+    import ssl
     from typing import Protocol
 
     from ccfarm.client.job.compilerinfo import CompilerInfo
@@ -77,6 +78,14 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings, story: Sto
             job.secret = read_secret(settings.secret_file)
         except ConfigError as exc:  # no talking to the farm unproven
             return RunLocal(warning=f"CCFARM_SECRET_FILE: {exc}; compiling locally")
+    if any(settings.tls):
+        from ccfarm.errors import ConfigError
+        from ccfarm.tls import CA_ENV, CERT_ENV, KEY_ENV, TLSFiles, client_from
+
+        try:
+            job.tls = client_from(TLSFiles(*settings.tls), (CERT_ENV, KEY_ENV, CA_ENV))
+        except ConfigError as exc:  # not in the clear when TLS was asked for
+            return RunLocal(warning=f"TLS: {exc}; compiling locally")
     before: tuple[str, ...] = ()
     if plan.schedulers:
         schedulers = _schedulers(job)
@@ -170,6 +179,7 @@ class _Job:
         self._info: CompilerInfo | None = None
         self._remote: RemotePlan | None = None
         self.secret: bytes | None = None  # the farm's (CCFARM_SECRET_FILE)
+        self.tls: ssl.SSLContext | None = None  # CCFARM_TLS_CA's, for the scheduler and ccfarmd
 
     def info(self) -> CompilerInfo:
         """The compiler's identity and system include directories (cached per binary)."""
@@ -273,6 +283,7 @@ def _lease(
             local_slot=held is not None,
             local_speed=speed,
             secret=job.secret,
+            tls=job.tls,
         )
     except NoLease as exc:
         after = fallback.after_no_lease(exc.answered, str(exc), backoff=plan.settings.backoff)
@@ -299,6 +310,7 @@ def _lease(
         express=grant.express,
         lease=got,
         secret=job.secret,
+        tls=job.tls,
     )
 
 
@@ -364,6 +376,7 @@ class _Listed:
         self.tries = route.tries
         self.state = slots.state_dir(job.env)
         self.secret = job.secret
+        self.tls = job.tls
 
     def hold(self, tried: list[hostlist.HostSpec]) -> Target | Ending:
         try:
@@ -384,7 +397,7 @@ class _Listed:
             return fallback.no_free_host(self.tries, tried=len(tried), source=self.source)
         if slot.spec.kind == "local":
             return slot  # a `localhost` entry: compile here, in its slot
-        return Target(slot.spec, slot.release, express=False, secret=self.secret)
+        return Target(slot.spec, slot.release, express=False, secret=self.secret, tls=self.tls)
 
     def learn(self, spec: hostlist.HostSpec, attempt: fallback.Attempt) -> bool:
         """distcc's backoff marks, seen by every wrapper here (set while the slot is held)."""

@@ -23,6 +23,7 @@ from ccfarm.protocol import (
 
 MYPY = False
 if MYPY:
+    import ssl
     from collections.abc import Callable
 
     from ccfarm.client.job.lease import Lease
@@ -47,6 +48,7 @@ def run_remote(
     io_timeout: float,
     lease: Lease | None = None,
     secret: bytes | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> JobResult:
     """Connect, send the whole request, read the whole reply.
 
@@ -55,7 +57,9 @@ def run_remote(
     With a `lease`, its connection is watched meanwhile: the scheduler
     revoking it ends the attempt at once (LeaseLost). With the farm
     `secret` (ccfarmd hosts), the host must prove it knows it, within
-    `connect_timeout`, before anything of the job is sent.
+    `connect_timeout`, before anything of the job is sent. With `tls`
+    (ccfarmd hosts, CCFARM_TLS_CA), the job goes over TLS, the host's
+    certificate checked against `host` (the handshake within `connect_timeout`).
     """
     from ccfarm.client.job.net import connect
 
@@ -64,6 +68,10 @@ def run_remote(
     except OSError as exc:
         raise HostFailure(f"cannot connect: {exc.strerror or exc}") from None
     try:
+        if tls is not None:
+            from ccfarm.client.job.net import secure
+
+            sock = secure(sock, tls, host)
         if secret is not None:
             from ccfarm.client.job.net import authenticate
             from ccfarm.protocol.auth import COMPILE
@@ -131,7 +139,9 @@ class _Watch:
             view = view[self.sock.send(view) :]
 
     def recv(self, size: int) -> bytes:
-        self._wait(self.readable)
+        pending = getattr(self.sock, "pending", None)  # TLS: bytes decrypted already
+        if pending is None or not pending():
+            self._wait(self.readable)
         return self.sock.recv(size)
 
 
