@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def test_the_sample_config_is_valid(prog: str) -> None:
     cls, _ = PROGRAMS[prog]
     values = read_toml(cls, str(CONTRIB / "etc" / "ccfarm" / f"{prog}.toml"), prog)
     assert values  # it sets something, under the program's own table
+
+
+@pytest.mark.parametrize("prog", sorted(PROGRAMS))
+def test_the_samples_commented_settings_are_valid_too(prog: str, tmp_path: Path) -> None:
+    """Each `# key = value` line, uncommented, is a setting the program takes."""
+    cls, _ = PROGRAMS[prog]
+    text = (CONTRIB / "etc" / "ccfarm" / f"{prog}.toml").read_text()
+    lines = [re.sub(r"^# (?=[a-z-]+ = )", "", line) for line in text.splitlines()]
+    assert sum(a != b for a, b in zip(lines, text.splitlines(), strict=True)) >= 5
+    uncommented = tmp_path / f"{prog}.toml"
+    uncommented.write_text("\n".join(lines) + "\n")
+    values = read_toml(cls, str(uncommented), prog)
+    assert "secret_file" in values and "tls_ca" in values
 
 
 @pytest.mark.parametrize("prog", sorted(PROGRAMS))
