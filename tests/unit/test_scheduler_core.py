@@ -104,6 +104,32 @@ def test_patience_bounds_the_wait_for_a_fast_host() -> None:
     assert [(g.request, g.host) for g in granted(farm.tick(6))] == [(held.request, "slow")]
 
 
+def test_a_big_job_waits_as_long_as_a_slow_host_would_cost_it() -> None:
+    """Patience is at least what the free slow host costs the job: a job of
+    about 4.4 average ones (1 s each at speed 4: cost 4) loses 4.4 x 4 x
+    (1/1 - 1/4) = 13.3 s on a host 4x slower, so it waits that long for the
+    fast one before it takes the slow one (an average job takes it at
+    `patience`: `test_patience_bounds_the_wait_for_a_fast_host`)."""
+    farm = Farm(Policy(patience=5, max_wait=60, host_timeout=1e9), rng=random.Random(23))
+    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    now = 0.0
+    for _ in range(8):  # the cost model learns: 100 kB jobs, 1 s each on the fast host
+        (g,) = granted(farm.request(req(size=100_000), now))
+        assert g.host == "fast"
+        now += 1.0
+        farm.release(g.lease, now)
+    assert farm.costs[GCC].mean_cost() == pytest.approx(4.0)
+    granted(farm.request(req(size=100_000), now))  # holds the fast host from here on
+    start = now
+    big = req(size=500_000)
+    assert farm.request(big, start) == []  # waits for the fast host
+    assert granted(farm.tick(start + 5)) == []  # patience over, but 13 s are at stake
+    assert granted(farm.tick(start + 13.0)) == []
+    (g,) = granted(farm.tick(start + 13.5))
+    assert (g.request, g.host) == (big.request, "slow")
+
+
 def test_long_queue_uses_slow_hosts() -> None:
     """ahead + 1 >= F * (s_f / s_h - 1): with 1 fast slot 4x faster, from 3 ahead."""
     farm = Farm(rng=random.Random(22))

@@ -143,7 +143,7 @@ class Farm:
         if lane is not None:
             return [self._grant(req, lane, now, express=True)]
         deadline = now + min(req.timeout, self.policy.max_wait)
-        self.queue.add(WaitingRequest(req, key, deadline, cost))
+        self.queue.add(WaitingRequest(req, key, deadline, cost, now))
         self.ledger.wait(req.client)
         self.timers.set_wait(deadline, req.request)
         if host is None:
@@ -333,15 +333,33 @@ class Farm:
         return self._serve_waiting(host, now) + self._rebalance(host.keys, now)
 
     def _lose_patience(self, request: int, now: float) -> list[Outcome]:
-        """A request held back for a faster host too long takes any free slot."""
+        """A request held back for a faster host too long takes any free slot,
+        once it has waited as long as that slot would cost it: a big job
+        does not end a build late on a host many times slower because a
+        faster one took a few seconds to free (`slower_by`)."""
         waiting = self.queue.get(request)
         if waiting is None:
             return []
         host = self.slots.pick(waiting.key)
         if host is None:
             return []  # nothing free: it waits for the next release as usual
+        lost = self._slower_by(waiting, host)
+        if now - waiting.since < lost:
+            self.timers.set_patience(waiting.since + lost, request)
+            return []
         self._unqueue(request)
         return [self._grant(waiting.request, host, now)]
+
+    def _slower_by(self, waiting: WaitingRequest, host: Host) -> float:
+        """Seconds `waiting`'s job would take longer on `host` than on the
+        faster hosts (their mean speed), by its cost and the average job's;
+        0 while no average is known or nothing is faster."""
+        model = self.costs.get(waiting.key)
+        mean = model.mean_cost() if model is not None else None
+        slots, faster = self.slots.capacity.faster(waiting.key, host.tier)
+        if mean is None or slots <= 0 or faster <= host.speed:
+            return 0.0
+        return waiting.cost * mean * (1 / max(host.speed, 1e-9) - 1 / faster)
 
     def _unqueue(self, request: int) -> None:
         """Take a request out of line (it no longer waits: gone, refused or

@@ -164,6 +164,12 @@ class CostModel:
         a, b = fit if fit is not None else (0.0, self._y / max(self._x, 1e-9))
         return a, b, COST_RANGE[0] * mean_cost, COST_RANGE[1] * mean_cost
 
+    def mean_cost(self) -> float | None:
+        """An average job's cost (seconds x speed), once `min_jobs` ended."""
+        if self.jobs < self.min_jobs or self._empty or self._n <= 0:
+            return None
+        return self._y / self._n
+
     def fit(self) -> tuple[float, float] | None:
         """(a, b) of cost = a + b * size, or None when not usable."""
         if self.jobs < self.min_jobs or self._empty:

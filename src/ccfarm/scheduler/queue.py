@@ -31,6 +31,7 @@ class WaitingRequest:
     key: Key  # the compiler it needs (ANY: any host)
     deadline: float  # when it is refused if it still waits
     cost: float  # its cost relative to an average job (see `costs.py`)
+    since: float = 0.0  # when it began to wait
 
 
 class WaitQueue:
