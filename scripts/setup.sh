@@ -9,7 +9,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 packages=(gcc g++ make python3-venv bubblewrap)
-[ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake)
+[ "$want_test" = 1 ] && packages+=(distcc distcc-pump cmake openssl)  # (openssl: the TLS tests' certificates)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
