@@ -45,7 +45,10 @@ class Policy:
         " sooner (--no-prefer-fast: always use a free slot, however slow its host)",
     )
     patience: float = setting(
-        5.0, "longest wait for a faster host while a slow one is free, in seconds", metavar="S"
+        5.0,
+        "wait for a faster host while a slow one is free, in seconds (a big job waits"
+        " longer: as long as the slow host would cost it)",
+        metavar="S",
     )
     #: a freed slot goes to the waiting client that used the farm least lately
     #: (speed x seconds of its leases): a small build started during big ones
