@@ -190,7 +190,9 @@ def test_a_real_distcc_client_in_allow_still_uses_a_daemon_with_a_secret(
         if works:
             assert proc.returncode == 0, proc.stderr.decode()
             assert (tmp_path / "d.o").read_bytes() == local
-            assert " v2 " in log  # it ran there, protocol 2
+            # it ran there, protocol 2 (logged once the reply is sent: maybe just after)
+            log_file = Path(daemon.log_path)
+            wait_for(lambda: " v2 " in log_file.read_text())  # noqa: B023 (called at once)
         else:
             assert proc.returncode != 0
             assert "--no-distcc-clients" in log

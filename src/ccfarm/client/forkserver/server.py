@@ -35,8 +35,6 @@ from ccfarm.client.forkserver import wire
 
 KILL_GRACE = 5.0
 REQUEST_TIMEOUT = 10.0
-#: seconds between two looks at whether ccfarm's code changed (see `_code_changed`)
-STAMP_INTERVAL = 1.0
 _FDS_SPACE = socket.CMSG_SPACE(3 * 4)
 
 
@@ -59,7 +57,6 @@ class ForkServer:
         self.jobs: dict[int, _Job] = {}
         self.last_active = time.monotonic()
         self.stamps = stamps  # the code as it was before it was imported
-        self.checked = -STAMP_INTERVAL  # when the code was last compared (first job: now)
         self.stopping = False
 
     # -- the loop ---------------------------------------------------------
@@ -116,13 +113,7 @@ class ForkServer:
         self._start_job(conn, request, fds)
 
     def _code_changed(self) -> bool:
-        """Has ccfarm's code changed since this server imported it? Looked at
-        (110 files, ~0.6 ms) at most every STAMP_INTERVAL seconds, not for
-        each of a build's jobs."""
-        now = time.monotonic()
-        if now - self.checked < STAMP_INTERVAL:
-            return False
-        self.checked = now
+        """Has ccfarm's code changed since this server imported it (~0.6 ms)?"""
         return module_stamps() != self.stamps
 
     def _start_job(self, conn: socket.socket, request: wire.Request, fds: list[int]) -> None:
