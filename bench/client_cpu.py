@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ccfarmd, distccd  # noqa: E402
+from common import ccfarmd, distccd, stop_group  # noqa: E402
 
 from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build  # noqa: E402
 
@@ -44,26 +43,13 @@ def accounting(name: str) -> Iterator[str]:
     try:
         yield path
     finally:
-        _empty(path)
+        stop_group(path)
         for _ in range(50):
             try:
                 os.rmdir(path)
                 break
             except OSError:
                 time.sleep(0.1)
-
-
-def _empty(group: str) -> None:
-    """Stop what this benchmark left in its group (ccfarm's warm helper)."""
-    for _ in range(50):
-        with open(os.path.join(group, "cgroup.procs")) as f:
-            pids = [int(x) for x in f.read().split()]
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        time.sleep(0.1)
 
 
 def usage_seconds(group: str) -> float:
@@ -74,7 +60,7 @@ def usage_seconds(group: str) -> float:
 def build(group: str, tree_dir: str, jobs: int, cc: str, env: dict[str, str]) -> float:
     """CPU seconds the client's side of one clean build took."""
     subprocess.run(["make", "clean"], cwd=tree_dir, check=True, capture_output=True)
-    _empty(group)
+    stop_group(group)
     before = usage_seconds(group)
     make = ["make", f"-j{jobs}", f"CC={cc}", "liblua.a", "lua.o"]
     proc = subprocess.run(
@@ -86,7 +72,7 @@ def build(group: str, tree_dir: str, jobs: int, cc: str, env: dict[str, str]) ->
     )
     if proc.returncode:
         sys.exit(f"build failed with {cc}: {proc.stderr.decode()[-2000:]}")
-    _empty(group)  # the warm helper's exit is counted too
+    stop_group(group)  # the warm helper's exit is counted too
     return usage_seconds(group) - before
 
 
