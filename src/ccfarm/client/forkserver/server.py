@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         sys.stderr.write("usage: python -m ccfarm.client.forkserver.server NAME\n")
         return 2
+    # before binding: a change made once jobs can find this server is seen
+    stamps = module_stamps()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(b"\0" + os.fsencode(args[0]))
@@ -360,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
         idle = float(os.environ.get("CCFARM_HELPER_IDLE", "600"))
     except ValueError:
         idle = 600.0
-    stamps = module_stamps()
     _warm_imports()
     # what is loaded now stays as it is: no collection ever walks it, in here
     # or in a job's fork, whose pages then stay shared (copy-on-write)
