@@ -21,7 +21,7 @@ from ccfarm.model import (
 )
 from ccfarm.scheduler import core
 from ccfarm.scheduler.core import Farm
-from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+from ccfarm.scheduler.policy import Policy, offered_slots, slot_speed, tier_of
 from ccfarm.scheduler.timers import Timers
 
 GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
@@ -79,6 +79,25 @@ def test_fastest_tier_first_then_slower() -> None:
     order = [granted(farm.request(req(), 1))[0].host for _ in range(8)]
     assert order == ["fast", "fast", "mid", "mid", "slow", "slow", "slow", "slow"]
     assert farm.request(req(timeout=5), 1) == []  # all busy: waits
+
+
+def test_a_host_with_more_slots_than_cpus_ranks_by_the_speed_of_one_slot() -> None:
+    """Two jobs on one CPU run at half speed each: its slots rank as half its speed."""
+    farm = Farm(Policy(prefer_fast=False), rng=random.Random(3))
+    farm.host_report(host("shared", speed=4, slots=2, cpus=1), 0)  # 2 per slot
+    farm.host_report(host("mid", speed=3, slots=1), 0)
+    farm.host_report(host("slow", speed=1, slots=1), 0)
+    assert farm.slots.hosts["shared"].speed == 2.0
+    assert farm.slots.hosts["mid"].tier > farm.slots.hosts["shared"].tier
+    order = [granted(farm.request(req(), 1))[0].host for _ in range(4)]
+    assert order == ["mid", "shared", "shared", "slow"]
+
+
+def test_slot_speed_is_the_claim_shared_by_the_slots_beyond_the_cpus() -> None:
+    assert slot_speed(host("h", speed=3, slots=4, cpus=4)) == 3
+    assert slot_speed(host("h", speed=3, slots=2, cpus=8)) == 3  # idle CPUs add nothing
+    assert slot_speed(host("h", speed=3, slots=6, cpus=4)) == 2
+    assert slot_speed(host("h", speed=3, slots=0, cpus=1)) == 3
 
 
 def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:

@@ -95,7 +95,7 @@ class Decisions:
         """
         if host is None:
             return "no free host"
-        speed = host.report.speed
+        speed = host.speed
         if local_speed <= 0 or speed > local_speed * self.policy.local_margin:
             return ""
         return f"no free host is faster (best free {speed:.3g}, client {local_speed:.3g})"

@@ -118,6 +118,19 @@ def tier_of(speed: float, policy: Policy) -> int:
     return math.floor(math.log(max(speed, 1e-9)) / math.log(policy.tier_ratio) + 1e-9)
 
 
+def slot_speed(report: HostReport) -> float:
+    """The speed of one of the host's slots when all are busy: its claimed
+    speed (one job alone), shared when it runs more jobs than it has CPUs.
+
+    A host with 1 CPU and 2 slots runs two jobs at half speed each; counting
+    both slots at the full speed sent the biggest jobs to such a host in
+    pairs, each then taking twice as long as the farm expected. The farm
+    ranks, tiers and compares slots by this speed, and corrects it by the
+    jobs' evidence (which is measured per job, so in the same units).
+    """
+    return report.speed * min(1.0, report.cpus / max(report.slots, 1))
+
+
 def offered_slots(report: HostReport, policy: Policy, *, disabled: bool) -> int:
     """How many jobs the host may run now, given its load and desktop use."""
     if disabled:
