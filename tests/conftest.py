@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,25 @@ def client_env(tmp_path: Path) -> dict[str, str]:
     # test's farm expects (it still keeps a job here at once when no host is free)
     env["CCFARM_LOCAL_SPEED"] = "0"
     return env
+
+
+@contextmanager
+def local_slots_held(state: str) -> Iterator[list]:  # type: ignore[type-arg]
+    """Every local compile slot of a wrapper with state directory `state` taken by
+    the test, so that its jobs go to the farm (or wait for it) rather than
+    compile here; yields the slots (the test may release one early)."""
+    from ccfarm.client.hosts import slots
+
+    count = len(os.sched_getaffinity(0))  # at least the wrapper's count (quota or CPUs)
+    held = [
+        slots.acquire_local_slot(state, count, sleep=time.sleep, deadline=0) for _ in range(count)
+    ]
+    assert all(s is not None for s in held)
+    try:
+        yield held
+    finally:
+        for s in held:
+            s.release()  # type: ignore[union-attr]
 
 
 def ccfarm_cmd() -> list[str]:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from ccfarm import protocol
-from ccfarm.client.hosts import slots
 from ccfarm.client.job.transport import run_remote
-from tests.conftest import ccfarm_exe, ctl, processes, slow_source, wait_for
+from tests.conftest import ccfarm_exe, ctl, local_slots_held, processes, slow_source, wait_for
 
 
 def _cc1_nice(marker: str) -> list[int]:
@@ -103,39 +101,33 @@ def test_light_client_gets_an_express_lease(tmp_path: Path, scheduler, ccfarmd, 
     base = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
     # this machine's local slots all busy: else a job would compile here rather
     # than wait or go express (the scheduler keeps it here when no host is free)
-    count = len(os.sched_getaffinity(0))
-    state = client_env["CCFARM_DIR"]
-    busy = [
-        slots.acquire_local_slot(state, count, sleep=time.sleep, deadline=0) for _ in range(count)
-    ]
-    assert all(s is not None for s in busy)
-    heavy = [
-        subprocess.Popen(
-            [ccfarm_exe(), "gcc", "-O2", "-c", f"heavy{n}.c"],
-            cwd=tmp_path,
-            env={**base, "CCFARM_CLIENT_NAME": "heavy/build"},
-            stderr=subprocess.PIPE,
-        )
-        for n in range(3)
-    ]
+    heavy: list[subprocess.Popen[bytes]] = []
     try:
-        wait_for(lambda: bool(_cc1_nice("heavy")), timeout=30)  # it holds the only slot
-        wait_for(lambda: len(ctl(sched, "jobs")) == 3, timeout=30)  # and two wait
-        light = subprocess.run(
-            [ccfarm_exe(), "gcc", "-O2", "-c", "light.c"],
-            cwd=tmp_path,
-            env={**base, "CCFARM_CLIENT_NAME": "light/build"},
-            capture_output=True,
-            timeout=60,
-        )
-        assert light.returncode == 0, light.stderr
-        assert b"(express)" in light.stderr
-        where = f"compiled on {daemon.address}:{daemon.port} from preprocessed text"
-        assert where.encode() in light.stderr  # the cheap way carries "express" too
-        assert all(h.poll() is None for h in heavy)  # it did not wait for the heavy jobs
+        with local_slots_held(client_env["CCFARM_DIR"]):
+            heavy = [
+                subprocess.Popen(
+                    [ccfarm_exe(), "gcc", "-O2", "-c", f"heavy{n}.c"],
+                    cwd=tmp_path,
+                    env={**base, "CCFARM_CLIENT_NAME": "heavy/build"},
+                    stderr=subprocess.PIPE,
+                )
+                for n in range(3)
+            ]
+            wait_for(lambda: bool(_cc1_nice("heavy")), timeout=30)  # it holds the only slot
+            wait_for(lambda: len(ctl(sched, "jobs")) == 3, timeout=30)  # and two wait
+            light = subprocess.run(
+                [ccfarm_exe(), "gcc", "-O2", "-c", "light.c"],
+                cwd=tmp_path,
+                env={**base, "CCFARM_CLIENT_NAME": "light/build"},
+                capture_output=True,
+                timeout=60,
+            )
+            assert light.returncode == 0, light.stderr
+            assert b"(express)" in light.stderr
+            where = f"compiled on {daemon.address}:{daemon.port} from preprocessed text"
+            assert where.encode() in light.stderr  # the cheap way carries "express" too
+            assert all(h.poll() is None for h in heavy)  # it did not wait for the heavy jobs
     finally:
-        for s in busy:
-            s.release()  # type: ignore[union-attr]
         errors = [h.communicate(timeout=300)[1] for h in heavy]
     assert all(h.returncode == 0 for h in heavy), errors
     assert not any(b"(express)" in err for err in errors)

@@ -5,7 +5,6 @@ frees first; every job says in one verbose line where it ran and why."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -17,7 +16,15 @@ import pytest
 from ccfarm.client.hosts import slots
 from ccfarm.client.hosts.speed import local_speed, speed_file
 from ccfarm.client.job.lease import Lease, request_lease
-from tests.conftest import ccfarm_exe, ctl, free_port, next_address, run, wait_for
+from tests.conftest import (
+    ccfarm_exe,
+    ctl,
+    free_port,
+    local_slots_held,
+    next_address,
+    run,
+    wait_for,
+)
 
 SOURCE = "int answer(int x) { return x * 42; }\n"
 
@@ -89,30 +96,23 @@ def test_a_waiting_job_takes_a_local_slot_that_frees_first(
 ) -> None:
     sched, _ = _farm(scheduler, ccfarmd, [1.0])
     _hold_every_slot(sched, 1, leases)
-    state = client_env["CCFARM_DIR"]
-    count = len(os.sched_getaffinity(0))
-    mine = [
-        slots.acquire_local_slot(state, count, sleep=time.sleep, deadline=0) for _ in range(count)
-    ]
-    assert all(s is not None for s in mine)  # every local slot busy (held by this test)
     (tmp_path / "a.c").write_text(SOURCE)
     env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1"}
-    job = subprocess.Popen(
-        [ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", "a.o"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        # it waits for the farm (and watches the local slots meanwhile)
-        wait_for(lambda: any(j["state"] == "waiting" for j in ctl(sched, "jobs")), timeout=20)  # type: ignore[union-attr,index]
-        assert job.poll() is None
-        mine[0].release()  # type: ignore[union-attr]
-        _, stderr = job.communicate(timeout=20)
-    finally:
-        job.kill()
-        for s in mine:
-            s.release()  # type: ignore[union-attr]
+    with local_slots_held(client_env["CCFARM_DIR"]) as mine:
+        job = subprocess.Popen(
+            [ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", "a.o"],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # it waits for the farm (and watches the local slots meanwhile)
+            wait_for(lambda: any(j["state"] == "waiting" for j in ctl(sched, "jobs")), timeout=20)  # type: ignore[union-attr,index]
+            assert job.poll() is None
+            mine[0].release()
+            _, stderr = job.communicate(timeout=20)
+        finally:
+            job.kill()
     assert job.returncode == 0, stderr
     (line,) = _verbose_lines(stderr)
     assert line.startswith(b"ccfarm: a.c: compiled here: waited "), line
