@@ -388,13 +388,34 @@ def run_scenario(
         return farm.fairness([build(0), build(1)], build(2, 8), jobs), []
     builds = [build(i) for i in range(len(builds_of))]
     offsets = [os.path.getsize(log) for log in farm.host_logs]
+    clients = farm.clients[: len(builds)]
+    before = [throttling(g) for g in clients]
     t0 = time.time()
     done = farm.run(builds, jobs)
-    notes = []
+    notes = [
+        f"    client {i + 1}: held at its quota in {share:.0%} of its periods"
+        for i, share in enumerate(
+            throttled_share(b, throttling(g)) for b, g in zip(before, clients, strict=True)
+        )
+    ]
     if farm.host_logs:
         files = sum(len(trees[n].sources) for names in builds_of for n in names)
-        notes = timeline(host_jobs(farm.host_logs, offsets, t0), max(done), files)
+        notes += timeline(host_jobs(farm.host_logs, offsets, t0), max(done), files)
     return max(done), notes
+
+
+def throttling(group: str) -> tuple[int, int]:
+    """A CPU group's (periods with work, periods that hit the quota) so far."""
+    with open(os.path.join(group, "cpu.stat")) as f:
+        stat = dict(line.split() for line in f if line.strip())
+    return int(stat["nr_periods"]), int(stat["nr_throttled"])
+
+
+def throttled_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Of the periods between two readings in which the group ran, the share it
+    was held at its quota: near 100 %, its CPU was what the build waited for."""
+    periods, throttled = after[0] - before[0], after[1] - before[1]
+    return throttled / periods if periods else 0.0
 
 
 def main() -> int:

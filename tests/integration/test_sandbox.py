@@ -10,6 +10,7 @@ fail.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -220,6 +221,49 @@ def test_options_that_write_elsewhere_write_nothing(daemon_dir: Path, ccfarmd) -
         _exchange(daemon, _exact(argv, SOURCE))
     assert [m for m in markers if m.exists()] == []
     _good_job_still_works(daemon)
+
+
+# -- accounting ----------------------------------------------------------------------
+
+#: a source gcc -O2 takes a noticeable CPU time over (~0.1-0.3 s)
+HEAVY = "\n".join(
+    f"double f{i}(double x, int n) {{ double s = {i}.5; for (int k = 0; k < n; k++)"
+    f" s = s * x / (k + {i + 1}.0) + (s > {i} ? k : -k); return s; }}"
+    for i in range(40)
+).encode()
+
+
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the finished children a process has waited for (cutime + cstime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_a_sandboxed_compile_counts_in_the_daemons_children_cpu(
+    tmp_path: Path, ccfarmd, warm: str
+) -> None:
+    # the daemon's speed (refined from its jobs' CPU over their wall time) and
+    # its cgroup's load net of its own jobs both read these children's times
+    (tmp_path / "heavy.c").write_bytes(HEAVY)
+    before = _own_children_cpu()
+    assert run(["gcc", "-O2", "-c", "heavy.c", "-o", "ref.o"], tmp_path).returncode == 0
+    local = _own_children_cpu() - before
+    daemon = ccfarmd(extra=("--warm-pool", warm))
+    assert daemon.process is not None
+    wait_for(lambda: "bubblewrap sandbox" in Path(daemon.log_path).read_text())
+    start = _children_cpu(daemon.process.pid)
+    argv = ["gcc", "-O2", "-c", "heavy.c", "-o", "heavy.o"]
+    for _ in range(3):
+        status, _, err = _status(_exchange(daemon, _plain(argv, HEAVY)), 1)
+        assert status == 0, err
+    counted = _children_cpu(daemon.process.pid) - start
+    assert counted >= 1.5 * local, (counted, local)  # 3 compiles; 0 when a reaper hid them
+
+
+def _own_children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- limits --------------------------------------------------------------------------

@@ -103,9 +103,14 @@ class Sandbox:
         `compiler_dirs`: the directories of the compiler's installation (see
         `compiler_dirs`), mounted read-only when not under one already.
         """
+        # --as-pid-1: the program is the sandbox's first process, reaped by
+        # bwrap outside it; with bwrap's own reaper inside, the compiler's CPU
+        # time never reached the daemon's children's times (RUSAGE_CHILDREN),
+        # which its speed and its cgroup's load net of its own jobs are read from
         argv = [
             self.bwrap,
             "--unshare-all",
+            "--as-pid-1",
             "--die-with-parent",
             "--cap-drop",
             "ALL",
