@@ -183,9 +183,11 @@ class DaemonRig:
         tmp_path: Path,
         env: dict[str, str] | None = None,
         secret: bytes | None = None,
+        cpus: int | None = None,
         **config: Any,
     ) -> None:
-        """`config`: DaemonConfig's fields; `secret`: the farm secret."""
+        """`config`: DaemonConfig's fields; `secret`: the farm secret; `cpus`:
+        the host's (default: this machine's)."""
         bindir = tmp_path / "bin"
         bindir.mkdir()
         for name in ("gcc", "cc"):  # never run: the allow-list only checks they exist
@@ -203,6 +205,7 @@ class DaemonRig:
             env={"PATH": "/usr/bin:/bin", "LANG": "C"} if env is None else env,
             spawn=self.compiler,
             secret=secret,
+            cpus=cpus,
         )
         self.clients: list[JobClient] = []
         self._log = logging.getLogger("ccfarmd")

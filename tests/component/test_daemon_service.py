@@ -175,6 +175,19 @@ async def test_compile_time_is_counted_for_the_speed_estimate(tmp_path: Path) ->
         assert rig.service.compile_seconds == pytest.approx(6.0)
 
 
+@pytest.mark.parametrize(("cpus", "counted"), [(1, 3.0), (2, 6.0)])
+async def test_compiles_beyond_the_cpus_count_the_share_of_a_cpu_they_could_have(
+    tmp_path: Path, cpus: int, counted: float
+) -> None:
+    # two slots: on one CPU each of two 3 s compiles could have had half of
+    # it, so 3 CPU seconds were due in all (the refined speed divides the
+    # compilers' CPU time by this, and so does not halve for our own contention)
+    async with DaemonRig(tmp_path, cpus=cpus, jobs=2) as rig:
+        rig.compiler.duration = 3.0
+        await asyncio.gather(rig.job(plain_request()), rig.job(plain_request()))
+        assert rig.service.compile_seconds == pytest.approx(counted)
+
+
 async def test_a_request_arriving_byte_by_byte_is_understood(tmp_path: Path) -> None:
     async with DaemonRig(tmp_path) as rig:
         client = rig.client()

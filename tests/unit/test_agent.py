@@ -11,7 +11,7 @@ import pytest
 from ccfarm.cgroups import effective_cpus
 from ccfarm.daemon.activity import desktop_in_use, parse_source
 from ccfarm.daemon.agent import HostAgent, RefinedSpeed
-from ccfarm.daemon.probe import SpeedEstimate, measure_speed
+from ccfarm.daemon.probe import Entitlement, SpeedEstimate, measure_speed
 from ccfarm.errors import ConfigError
 from ccfarm.model import CompilerIdentity
 
@@ -45,6 +45,24 @@ def test_refined_speed_uses_deltas() -> None:
     cpu[0] += 1.0  # half the wall time on CPU
     assert speed() == 1.0
     assert speed() == 1.0  # nothing new
+
+
+def test_entitlement_is_a_cpu_per_compiler_up_to_the_cpus_then_a_share() -> None:
+    due = Entitlement(cpus=2)
+    assert due.change(0.0, 1) == 0.0
+    assert due.change(1.0, 2) == 1.0  # one alone for 1 s: 1 s of a CPU
+    assert due.change(2.0, 4) == 2.0  # two on two CPUs: each a whole one
+    assert due.at(3.0) == 2.5  # four on two: half a CPU each
+    assert due.change(4.0, 0) == 3.0
+    assert due.at(10.0) == 3.0  # nothing ran
+    # a job's entitlement: the value at its end minus at its start
+    one = Entitlement(cpus=1)
+    start_a = one.change(0.0, 1)
+    start_b = one.change(1.0, 2)
+    end_a = one.change(3.0, 1)  # a: 1 s alone, 2 s shared
+    end_b = one.change(4.0, 0)  # b: 2 s shared, 1 s alone
+    assert end_a - start_a == 2.0 and end_b - start_b == 2.0
+    assert Entitlement(cpus=0).cpus == 1
 
 
 def test_probe_runs_the_real_compiler() -> None:

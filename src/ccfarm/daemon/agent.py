@@ -42,8 +42,10 @@ Connect = Callable[[str, int], Awaitable[Streams]]
 class RefinedSpeed:
     """The speed to report: the probe's estimate, refined by the jobs since.
 
-    Each call feeds the estimate the compile wall time and the children's CPU
-    time accumulated since the last call that had enough to say.
+    Each call feeds the estimate the CPU seconds the compiles could have had
+    (`service.compile_seconds`: their wall time, shared when more ran than
+    the CPUs) and the children's CPU time, accumulated since the last call
+    that had enough to say.
     """
 
     def __init__(

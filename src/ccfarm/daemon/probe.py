@@ -88,10 +88,11 @@ class SpeedEstimate:
 
     The probe gives the reference compile's CPU time (what the core can do)
     and its wall time (what this host gave it: CPU quotas, other load). Jobs
-    then keep telling the same thing: the share of their wall time that was
-    CPU time. The score is (1 / reference CPU seconds) x that share, an
-    exponential average over the jobs seen, so a host whose CPUs get busier
-    or throttled slows down in the scheduler's eyes, and speeds up again.
+    then keep telling the same thing: the share of the CPU time they could
+    have had (`Entitlement`) that they got. The score is (1 / reference CPU
+    seconds) x that share, an exponential average over the jobs seen, so a
+    host whose CPUs get busier or throttled slows down in the scheduler's
+    eyes, and speeds up again.
     """
 
     def __init__(self, reference_cpu: float, reference_wall: float, weight: float = 0.3) -> None:
@@ -109,6 +110,38 @@ class SpeedEstimate:
             return
         share = min(1.0, cpu_seconds / wall_seconds)
         self.share += self.weight * (share - self.share)
+
+
+class Entitlement:
+    """How much CPU a host's compilers could have had: each running one a
+    whole CPU while they are no more than its CPUs, an equal share of them
+    when there are more (a 1-CPU host running 2 jobs: half a CPU each).
+
+    `at(now)` is the integral of min(1, cpus / running) over the time
+    compilers ran; a job's entitlement is its value at the job's end minus
+    at its start. The daemon's refined speed divides the compilers' CPU
+    time by these, not by their wall time: so it measures what the host's
+    CPUs give (quotas, other load), as the probe does, and not the
+    contention between its own slots, which the scheduler counts itself (a
+    slot's speed is the host's shared by the slots beyond its CPUs).
+    """
+
+    def __init__(self, cpus: int) -> None:
+        self.cpus = max(1, cpus)
+        self.running = 0
+        self._total = 0.0
+        self._since = 0.0
+
+    def at(self, now: float) -> float:
+        if self.running == 0:
+            return self._total
+        return self._total + (now - self._since) * min(1.0, self.cpus / self.running)
+
+    def change(self, now: float, running: int) -> float:
+        """`running` compilers from `now` on; returns `at(now)`."""
+        self._total = self.at(now)
+        self._since, self.running = now, max(0, running)
+        return self._total
 
 
 def compiler_identities(allow: CompilerAllowList) -> list[CompilerIdentity]:

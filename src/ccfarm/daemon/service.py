@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ccfarm import tls
 from ccfarm._record import replace
+from ccfarm.cgroups import cpu_slots
 from ccfarm.daemon import admission
 from ccfarm.daemon.access import AccessList
 from ccfarm.daemon.compilers import CompilerAllowList
@@ -36,6 +37,7 @@ from ccfarm.daemon.job import (
     wait_status,
 )
 from ccfarm.daemon.pool import WarmPool
+from ccfarm.daemon.probe import Entitlement
 from ccfarm.daemon.process import CompilerProcess, Confined, Spawn, spawn_compiler
 from ccfarm.daemon.sandbox import refusal
 from ccfarm.daemon.warm import PoolRules
@@ -101,9 +103,12 @@ class DaemonService:
         spawn: Spawn = spawn_compiler,
         secret: bytes | None = None,
         tls_context: ssl.SSLContext | None = None,
+        cpus: int | None = None,
     ) -> None:
         """`secret`: the farm secret (`--secret-file`, see `admission`);
-        `tls_context`: the port's TLS (`tls.server_from`), None for plain only."""
+        `tls_context`: the port's TLS (`tls.server_from`), None for plain only;
+        `cpus`: compilers that can each have a CPU (default: this process's
+        CPUs, a cgroup's quota rounded up)."""
         self.config = config
         self.secret = secret
         self.tls_context = tls_context
@@ -131,7 +136,11 @@ class DaemonService:
         self._confined = False  # compilers have their spawn (`run_compilers`)
         self.jobs_done = 0
         self.running = 0  # compilers running now (reported to schedulers)
-        self.compile_seconds = 0.0  # wall time of all finished compiles (speed refinement)
+        #: the CPU seconds the finished compiles could have had (their wall
+        #: time, shared when more ran than the host has CPUs): the speed
+        #: refinement's divisor (see `probe.Entitlement`)
+        self.compile_seconds = 0.0
+        self._entitled = Entitlement(cpu_slots() if cpus is None else cpus)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -316,17 +325,19 @@ class DaemonService:
                 finally:
                     self._waiting -= 1
             self.running += 1
+            run_started = clock()
+            entitled = self._entitled.change(run_started, self.running)
             try:
-                run_started = clock()
                 reply = await self._compile(plan, reader, ws, express)
             finally:
                 self.running -= 1
+                compiled = clock()
+                entitled = self._entitled.change(compiled, self.running) - entitled
                 if express:
                     self._express -= 1
                 else:
                     self._slots.release()
-            compiled = clock()
-            self.compile_seconds += compiled - run_started
+            self.compile_seconds += entitled
             writer.write(reply)
             await asyncio.wait_for(writer.drain(), self.config.io_timeout)
             self.jobs_done += 1
