@@ -17,44 +17,18 @@ client pays.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ccfarmd, distccd, stop_group  # noqa: E402
+from common import CPUACCT, accounting, ccfarmd, distccd, stop_group, usage_seconds  # noqa: E402
 
 from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build  # noqa: E402
-
-CPUACCT = "/sys/fs/cgroup/cpuacct"
-
-
-@contextlib.contextmanager
-def accounting(name: str) -> Iterator[str]:
-    path = os.path.join(CPUACCT, f"ccfarm-bench-{name}")
-    os.makedirs(path, exist_ok=True)
-    try:
-        yield path
-    finally:
-        stop_group(path)
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.1)
-
-
-def usage_seconds(group: str) -> float:
-    with open(os.path.join(group, "cpuacct.usage")) as f:
-        return int(f.read()) / 1e9
 
 
 def build(group: str, tree_dir: str, jobs: int, cc: str, env: dict[str, str]) -> float:

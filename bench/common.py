@@ -128,6 +128,34 @@ def stop_group(group: str, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def in_group(group: str, argv: list[str]) -> list[str]:
-    """argv run inside cgroup `group` (the wrapper moves only itself)."""
-    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs; exec "$@"', "sh", *argv]
+def in_group(group: str, argv: list[str], *also: str) -> list[str]:
+    """argv run inside cgroup `group` and the groups `also` of other hierarchies
+    (the wrapper moves only itself)."""
+    moves = "; ".join(f"echo $$ > {g}/cgroup.procs" for g in (group, *also))
+    return ["sh", "-c", f'{moves}; exec "$@"', "sh", *argv]
+
+
+CPUACCT = "/sys/fs/cgroup/cpuacct"
+
+
+@contextmanager
+def accounting(name: str) -> Iterator[str]:
+    """A cgroup v1 cpuacct group (its CPU use counted); emptied and removed afterwards."""
+    path = os.path.join(CPUACCT, f"ccfarm-bench-{name}")
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield path
+    finally:
+        stop_group(path)
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def usage_seconds(group: str) -> float:
+    """CPU seconds a cpuacct group's processes used so far."""
+    with open(os.path.join(group, "cpuacct.usage")) as f:
+        return int(f.read()) / 1e9

@@ -60,7 +60,17 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CGROOT, PERIOD, cgroup, in_group, set_quota, stop_group  # noqa: E402
+from common import (  # noqa: E402
+    CGROOT,
+    CPUACCT,
+    PERIOD,
+    accounting,
+    cgroup,
+    in_group,
+    set_quota,
+    stop_group,
+    usage_seconds,
+)
 
 from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  # noqa: E402
 from ccfarm.demo.farm import (  # noqa: E402
@@ -95,11 +105,16 @@ def process(argv: list[str], log: str, env: dict[str, str] | None = None) -> Ite
         stop_process(proc, 20)
 
 
+def counted(group: str) -> str:
+    """The cpuacct group beside a client's CPU group (its CPU use is counted)."""
+    return os.path.join(CPUACCT, os.path.relpath(group, CGROOT))
+
+
 def make(
     build: str, cc: str, env: dict[str, str], jobs: int, group: str
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        in_group(group, ["make", f"-j{jobs}", f"CC={cc}", "liblua.a"]),
+        in_group(group, ["make", f"-j{jobs}", f"CC={cc}", "liblua.a"], counted(group)),
         cwd=build,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -259,11 +274,14 @@ def icecream_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
         "ICECC_SCHEDULER": f"127.0.0.1:{ICE_SCHED_PORT}",
     }
 
-    def daemon(name: str, group: str, n: int, port: int, *extra: str) -> list[str]:
+    def daemon(
+        name: str, group: str, n: int, port: int, *extra: str, client: bool = False
+    ) -> list[str]:
         argv = [iceccd, "-b", os.path.join(ice, f"envs-{name}"), "-n", net, "-N", name]
         argv += ["-m", str(n), "-p", str(port), "-l", os.path.join(ice, f"{name}.log"), "-vv"]
         argv += extra
-        return in_group(group, argv)
+        # a client machine's daemon compiles its local jobs: its CPU is the client's
+        return in_group(group, argv, *([counted(group)] if client else []))
 
     with ExitStack() as stack:
         argv = [scheduler, "-p", str(ICE_SCHED_PORT), "-n", net]
@@ -282,7 +300,7 @@ def icecream_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
             names.append(f"c{i + 1}")
             sock = {"ICECC_TEST_SOCKET": os.path.join(ice, f"sock-c{i + 1}")}
             local = max(1, round(quota))
-            argv = daemon(names[-1], group, local, 10270 + i, "--no-remote")
+            argv = daemon(names[-1], group, local, 10270 + i, "--no-remote", client=True)
             stack.enter_context(process(argv, os.devnull, {**env, **sock}))
             envs.append({**bench.client_envs()[i], **env, **sock, "ICECC_TEST_REMOTEBUILD": "1"})
         _wait_icecream(ice, names)
@@ -389,15 +407,19 @@ def run_scenario(
     builds = [build(i) for i in range(len(builds_of))]
     offsets = [os.path.getsize(log) for log in farm.host_logs]
     clients = farm.clients[: len(builds)]
-    before = [throttling(g) for g in clients]
+    before = [(throttling(g), usage_seconds(counted(g))) for g in clients]
     t0 = time.time()
     done = farm.run(builds, jobs)
-    notes = [
-        f"    client {i + 1}: held at its quota in {share:.0%} of its periods"
-        for i, share in enumerate(
-            throttled_share(b, throttling(g)) for b, g in zip(before, clients, strict=True)
+    notes = []
+    for i, (group, (periods, cpu)) in enumerate(zip(clients, before, strict=True)):
+        share = throttled_share(periods, throttling(group))
+        used = usage_seconds(counted(group)) - cpu
+        files = sum(len(trees[n].sources) for n in builds_of[i])
+        notes.append(
+            f"    client {i + 1}: {used:.1f} CPU s for {files} files"
+            f" ({used / files * 1000:.0f} ms a file, its local compiles included);"
+            f" held at its quota in {share:.0%} of its periods"
         )
-    ]
     if farm.host_logs:
         files = sum(len(trees[n].sources) for names in builds_of for n in names)
         notes += timeline(host_jobs(farm.host_logs, offsets, t0), max(done), files)
@@ -444,6 +466,8 @@ def main() -> int:
     with ExitStack() as stack:
         hosts = [stack.enter_context(cgroup(f"h{i + 1}", q)) for i, q in enumerate(HOST_QUOTAS)]
         clients = [stack.enter_context(cgroup(f"c{i + 1}", 0.3)) for i in range(3)]
+        for i in range(3):
+            stack.enter_context(accounting(f"c{i + 1}"))  # counted(clients[i])
         for shape in shapes:
             for rnd in range(args.repeat):
                 order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]

@@ -5,6 +5,7 @@ frees first; every job says in one verbose line where it ran and why."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -256,3 +257,37 @@ def test_gethost_bounds_a_silent_scheduler_and_marks_it(tmp_path: Path, client_e
         assert second.stdout == b"kept\n" and time.monotonic() - started < took
     finally:
         silent.close()
+
+
+@pytest.mark.parametrize(("setting", "added"), [(None, 10), ("0", 0), ("3", 3)])
+def test_a_compile_the_farm_keeps_here_runs_nicer_than_the_build(
+    tmp_path: Path, scheduler, ccfarmd, client_env, setting: str | None, added: int
+) -> None:
+    # this machine preprocesses every job the hosts wait for: its own compiles
+    # (CCFARM_LOCAL_NICE, default 10) must not hold that up
+    sched, _ = _farm(scheduler, ccfarmd, [1.0])
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "gcc").write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -E "*|*" -v "*) ;; *) ps -o ni= -p $$ > "$NICE_FILE" ;; esac\n'
+        'exec /usr/bin/gcc "$@"\n'
+    )
+    (shim / "gcc").chmod(0o755)
+    (tmp_path / "a.c").write_text(SOURCE)
+    env = {
+        **client_env,
+        "PATH": f"{shim}:{client_env['PATH']}",
+        "NICE_FILE": str(tmp_path / "nice"),
+        "CCFARM_SCHEDULER": sched,
+        "CCFARM_VERBOSE": "1",
+        "CCFARM_LOCAL_SPEED": "5",  # faster than the one host: kept here
+    }
+    if setting is not None:
+        env["CCFARM_LOCAL_NICE"] = setting
+    proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", "a.o"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = _verbose_lines(proc.stderr)
+    assert b"compiled here: a local slot was free and the scheduler kept it here" in line
+    assert int((tmp_path / "nice").read_text()) == min(19, os.nice(0) + added)
+    assert (tmp_path / "a.o").read_bytes() == _reference(tmp_path)

@@ -164,6 +164,10 @@ def test_settings_defaults_and_distcc_names() -> None:
     # LZO bodies stored unless asked to pack (the codec is slower than a wired link)
     assert not s.packed and read_settings({"CCFARM_COMPRESS": "lzo"}).packed
     assert not read_settings({"CCFARM_COMPRESS": "yes"}).packed
+    # a compile the scheduler keeps here goes 10 nicer; 0 to 19, else the default
+    assert s.local_nice == 10
+    for value, nice in (("0", 0), ("19", 19), ("20", 10), ("-5", 10), ("high", 10), ("", 10)):
+        assert read_settings({"CCFARM_LOCAL_NICE": value}).local_nice == nice, value
 
 
 @settings(max_examples=200, deadline=None)

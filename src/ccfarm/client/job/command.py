@@ -35,6 +35,8 @@ Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_LOCAL_SPEED=X      this machine's speed for the scheduler's choice
                             between here and a host (default: measured once;
                             0: not told, any free host is taken)
+  CCFARM_LOCAL_NICE=N       niceness added to a compile the scheduler keeps here
+                            (10; 0: none): preprocessing for the hosts goes first
   CCFARM_LOG=FILE           the wrapper's own messages go there, not to stderr
                             (DISTCC_LOG)
   CCFARM_FALLBACK=0         fail (exit 116) instead of compiling here after a

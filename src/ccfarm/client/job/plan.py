@@ -84,6 +84,8 @@ class Settings:
     #: TLS: (CCFARM_TLS_CERT, CCFARM_TLS_KEY, CCFARM_TLS_CA), each "" when not set
     tls: tuple[str, str, str] = ("", "", "")
     log: str = ""  # the wrapper's own messages go to this file, not stderr ("": stderr)
+    #: niceness added to a compile the farm's choice keeps here (CCFARM_LOCAL_NICE)
+    local_nice: int = 10
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
@@ -105,7 +107,16 @@ def read_settings(env: Mapping[str, str]) -> Settings:
             env.get("CCFARM_TLS_CA", ""),
         ),
         log=env.get("CCFARM_LOG") or env.get("DISTCC_LOG") or "",
+        local_nice=_niceness(env, "CCFARM_LOCAL_NICE", 10),
     )
+
+
+def _niceness(env: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(env[name])
+    except (KeyError, ValueError):
+        return default
+    return value if 0 <= value <= 19 else default
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

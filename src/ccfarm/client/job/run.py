@@ -22,6 +22,7 @@ started as soon as the job is known to be distributable, and the rest
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -133,6 +134,11 @@ def _end(
             say(settings, verbose=story.line())
         return ending.status
     slot = ending if isinstance(ending, slots.Slot) else None
+    if slot is not None and settings.local_nice:
+        # the farm's choice kept it here: this machine also preprocesses
+        # every job the hosts wait for, and that must not wait for this one
+        with contextlib.suppress(OSError):
+            os.nice(settings.local_nice)
     if isinstance(ending, RunLocal):
         say(settings, warning=ending.warning)
         story.note(ending.verbose)
