@@ -23,10 +23,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CPUACCT, accounting, ccfarmd, distccd, stop_group, usage_seconds  # noqa: E402
+from common import (  # noqa: E402
+    CPUACCT,
+    accounting,
+    ccfarmd,
+    distccd,
+    scheduler,
+    stop_group,
+    usage_seconds,
+)
 
 from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build  # noqa: E402
 
@@ -59,6 +68,17 @@ def preprocess_only(group: str, tree_dir: str, sources: list[str]) -> float:
     return usage_seconds(group) - before
 
 
+def wait_registered(sched: str, count: int, timeout: float = 60.0) -> None:
+    argv = [sys.executable, "-m", "ccfarm.cli.ctl", "--scheduler", sched, "--json", "hosts"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(argv, capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.count('"host"') >= count:
+            return
+        time.sleep(0.3)
+    sys.exit("the ccfarmd did not register with the scheduler")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -79,6 +99,15 @@ def main() -> int:
     with ExitStack() as stack:
         group = stack.enter_context(accounting("client"))
         cf = stack.enter_context(ccfarmd("127.0.1.1", 2, work))
+        # the same daemon through a scheduler (load ignored: the daemon is not
+        # in a CPU group, and the machine's load average is everyone's)
+        sched = stack.enter_context(
+            scheduler("127.0.1.3", work, ("--load-low", "100", "--load-high", "200"))
+        )
+        stack.enter_context(
+            ccfarmd("127.0.1.4", 2, work, extra=("--scheduler", sched, "--heartbeat", "0.5"))
+        )
+        wait_registered(sched, 1)
         address, port = stack.enter_context(distccd("127.0.1.2", 2, work))
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC", "CCFARM"))}
         base.update(CCFARM_FALLBACK="0", DISTCC_FALLBACK="0")
@@ -87,6 +116,11 @@ def main() -> int:
             "ccfarm -> ccfarmd, exact": (
                 ccfarm + " gcc",
                 {"CCFARM_HOSTS": cf.spec, "CCFARM_MODE": "exact"},
+            ),
+            # (CCFARM_LOCAL_SPEED=0: every job to a free host, none compiled in the group)
+            "ccfarm -> scheduler -> ccfarmd": (
+                ccfarm + " gcc",
+                {"CCFARM_SCHEDULER": sched, "CCFARM_LOCAL_SPEED": "0"},
             ),
             "distcc -> distccd": (distcc + " gcc", {"DISTCC_HOSTS": f"{address}:{port}/2,lzo"}),
         }

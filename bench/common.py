@@ -45,6 +45,21 @@ def ccfarmd(
 
 
 @contextmanager
+def scheduler(address: str, log_dir: str, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """A ccfarm-scheduler on `address` (a free port); yields its HOST:PORT."""
+    port = free_port(address)
+    argv = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", address]
+    argv += ["--port", str(port), "--log-file", os.path.join(log_dir, "scheduler.log"), *extra]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        wait_listening(address, port)
+        yield f"{address}:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
 def distccd(
     address: str, jobs: int, log_dir: str, wrapper: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, int]]:
