@@ -11,7 +11,7 @@ Six compile hosts, each in its own cgroup v1 CPU group with a quota of 0.3,
 
 Scenarios, each on every shape:
 
-  one       one client machine (0.5 CPU) builds Lua 5.1-5.5 (158 files), make -j8
+  one       one client machine (0.5 CPU) builds Lua 5.1-5.5 (129 files), make -j8
   three     three client machines (0.3 CPU each) build Lua 5.4, 5.3 and 5.5 at once
   fairness  the three clients: a small build (8 files, make -j4) started 3 s
             into two big ones; its time is the figure
@@ -33,9 +33,13 @@ that runs all day) and runs the systems in a rotated order. The lower bound
 is the compile CPU work (a local `make` of every file, measured first) over
 the capacity that compiles: the hosts' quotas plus the client machines'
 (every system compiles on the client too). Reported: makespans, share of
-the bound, ratios against each peer, medians over the rounds. For ccfarm
-builds it also shows where each host was idle (before its first job,
-between jobs, after its last) and which jobs ended last.
+the bound, ratios against each peer, medians over the rounds. For every
+build it shows each client's CPU (a cpuacct group beside its CPU group:
+make, the wrapper, the preprocessor, its local compiles) and the share of
+its scheduling periods it spent held at its quota (near 100 %: the build
+waited for the client's CPU); for ccfarm builds also where each host was
+idle (before its first job, between jobs, after its last) and which jobs
+ended last.
 
 Needs root (cgroups); removes its groups afterwards.
 """
