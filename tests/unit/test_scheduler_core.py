@@ -21,7 +21,7 @@ from ccfarm.model import (
 )
 from ccfarm.scheduler import core
 from ccfarm.scheduler.core import Farm
-from ccfarm.scheduler.policy import Policy, offered_slots, slot_speed, tier_of
+from ccfarm.scheduler.policy import Policy, cpu_share, offered_slots, tier_of
 from ccfarm.scheduler.timers import Timers
 
 GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
@@ -81,23 +81,36 @@ def test_fastest_tier_first_then_slower() -> None:
     assert farm.request(req(timeout=5), 1) == []  # all busy: waits
 
 
-def test_a_host_with_more_slots_than_cpus_ranks_by_the_speed_of_one_slot() -> None:
-    """Two jobs on one CPU run at half speed each: its slots rank as half its speed."""
+def test_a_host_with_more_slots_than_cpus_offers_each_slot_at_the_speed_its_job_gets() -> None:
+    """One job alone on a 1-CPU host runs at its speed, two at half each: an
+    idle such host is the fastest, a busy one ranks at half."""
     farm = Farm(Policy(prefer_fast=False), rng=random.Random(3))
-    farm.host_report(host("shared", speed=4, slots=2, cpus=1), 0)  # 2 per slot
+    farm.host_report(host("shared", speed=4, slots=2, cpus=1), 0)
     farm.host_report(host("mid", speed=3, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
-    assert farm.slots.hosts["shared"].speed == 2.0
-    assert farm.slots.hosts["mid"].tier > farm.slots.hosts["shared"].tier
-    order = [granted(farm.request(req(), 1))[0].host for _ in range(4)]
-    assert order == ["mid", "shared", "shared", "slow"]
+    shared = farm.slots.hosts["shared"]
+    assert shared.speed == 4.0 and shared.next_speed == 4.0
+    grants = [granted(farm.request(req(), 1))[0] for _ in range(4)]
+    assert [g.host for g in grants] == ["shared", "mid", "shared", "slow"]
+    assert grants[0].tier == tier_of(4.0, farm.policy)  # the tier its job runs at
+    assert grants[2].tier == tier_of(2.0, farm.policy)
+    # each lease is charged at the speed its job got
+    assert [farm.leases[g.lease].speed for g in grants] == [4.0, 3.0, 2.0, 1.0]
+    assert [farm.leases[g.lease].share for g in grants] == [1.0, 1.0, 0.5, 1.0]
+    # the first job ends: the slot left is the second job's, at half speed
+    farm.release(grants[0].lease, 2)
+    assert shared.next_speed == 2.0
+    farm.release(grants[2].lease, 3)
+    assert shared.next_speed == 4.0  # idle again: a job there runs alone
+    farm.check(3)
 
 
-def test_slot_speed_is_the_claim_shared_by_the_slots_beyond_the_cpus() -> None:
-    assert slot_speed(host("h", speed=3, slots=4, cpus=4)) == 3
-    assert slot_speed(host("h", speed=3, slots=2, cpus=8)) == 3  # idle CPUs add nothing
-    assert slot_speed(host("h", speed=3, slots=6, cpus=4)) == 2
-    assert slot_speed(host("h", speed=3, slots=0, cpus=1)) == 3
+def test_cpu_share_is_a_cpu_per_job_up_to_the_cpus() -> None:
+    assert cpu_share(host("h", speed=3, slots=4, cpus=4), 4) == 1.0
+    assert cpu_share(host("h", speed=3, slots=2, cpus=8), 2) == 1.0  # idle CPUs add nothing
+    assert cpu_share(host("h", speed=3, slots=6, cpus=4), 6) == 4 / 6
+    assert cpu_share(host("h", speed=3, slots=2, cpus=1), 0) == 1.0
+    assert cpu_share(host("h", speed=3, slots=2, cpus=0), 2) == 1.0  # CPUs not known
 
 
 def test_job_waits_for_a_fast_host_rather_than_a_much_slower_one() -> None:
@@ -635,9 +648,17 @@ class FarmMachine(RuleBasedStateMachine):
         load=st.floats(0, 6),
         desk=st.booleans(),
         clang=st.booleans(),
+        cpus=st.sampled_from([None, 0, 1, 2]),  # None: one per slot
     )
     def report(
-        self, name: str, slots: int, speed: float, load: float, desk: bool, clang: bool
+        self,
+        name: str,
+        slots: int,
+        speed: float,
+        load: float,
+        desk: bool,
+        clang: bool,
+        cpus: int | None,
     ) -> None:
         compilers = (GCC, CLANG) if clang else (GCC,)
         self._apply(
@@ -646,6 +667,7 @@ class FarmMachine(RuleBasedStateMachine):
                     name,
                     speed=speed,
                     slots=slots,
+                    cpus=slots if cpus is None else cpus,
                     load=load,
                     desktop_in_use=desk,
                     compilers=compilers,

@@ -162,7 +162,7 @@ class Farm:
         self._end_lease(lease, "released", now)
         outcomes = self._serve_freed(record, now)
         host = self.hosts.get(record.host)
-        if host is not None and before is not None and host.tier != before.tier:
+        if host is not None and before is not None and host.tiers != before.tiers:
             outcomes += self._rebalance(host.keys, now)  # its evidence moved it
         return outcomes
 
@@ -257,7 +257,9 @@ class Farm:
         """A lease for `req` on `host`, in every part that keeps leases."""
         r = host.report
         expires = now + self.policy.lease_timeout
-        lease = self.ledger.open(req, r.host, host.speed, now, expires, express).lease
+        speed, tier = host.next_speed, host.next_tier  # what the job gets (and is charged at)
+        share = speed / host.speed if host.speed > 0 else 1.0
+        lease = self.ledger.open(req, r.host, speed, now, expires, express, share).lease
         if express:
             self.slots.take_lane(host, lease)
         else:
@@ -265,9 +267,7 @@ class Farm:
             self.standing.granted(host, lease)
         self.timers.set_lease(expires, lease)
         self.queue.served(req.client)
-        return LeaseGranted(
-            req.request, lease, r.host, r.address, r.port, express, r.speed, host.tier
-        )
+        return LeaseGranted(req.request, lease, r.host, r.address, r.port, express, r.speed, tier)
 
     def _grant_waiting(
         self, turn: Turn, host: Host, now: float, *, express: bool = False
@@ -356,10 +356,11 @@ class Farm:
         0 while no average is known or nothing is faster."""
         model = self.costs.get(waiting.key)
         mean = model.mean_cost() if model is not None else None
-        slots, faster = self.slots.capacity.faster(waiting.key, host.tier)
-        if mean is None or slots <= 0 or faster <= host.speed:
+        speed = host.next_speed
+        slots, faster = self.slots.capacity.faster(waiting.key, host.next_tier)
+        if mean is None or slots <= 0 or faster <= speed:
             return 0.0
-        return waiting.cost * mean * (1 / max(host.speed, 1e-9) - 1 / faster)
+        return waiting.cost * mean * (1 / max(speed, 1e-9) - 1 / faster)
 
     def _unqueue(self, request: int) -> None:
         """Take a request out of line (it no longer waits: gone, refused or

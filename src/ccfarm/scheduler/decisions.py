@@ -67,10 +67,10 @@ class Decisions:
         until its speed is known)."""
         if not self.policy.prefer_fast:
             return 0.0
-        slots, speed = self.slots.capacity.faster(key, host.tier)
+        slots, speed = self.slots.capacity.faster(key, host.next_tier)
         if slots <= 0:
             return 0.0
-        need = max(0.0, slots * (speed / max(host.speed, 1e-9) - 1))
+        need = max(0.0, slots * (speed / max(host.next_speed, 1e-9) - 1))
         if (
             need > 1.0
             and self.evidence is not None
@@ -95,7 +95,7 @@ class Decisions:
         """
         if host is None:
             return "no free host"
-        speed = host.speed
+        speed = host.next_speed
         if local_speed <= 0 or speed > local_speed * self.policy.local_margin:
             return ""
         return f"no free host is faster (best free {speed:.3g}, client {local_speed:.3g})"

@@ -35,7 +35,10 @@ class Lease:
     granted: float  # when
     expires: float  # when it is revoked if still held
     express: bool
-    speed: float  # the host's, when granted (what its use is charged at)
+    speed: float  # the job's on its host, when granted (what its use is charged at)
+    #: of the host's speed (one job alone), the share this job got when
+    #: granted: less than 1 when it made the host run more jobs than its CPUs
+    share: float = 1.0
 
 
 class LeaseLedger:
@@ -58,10 +61,18 @@ class LeaseLedger:
     # -- leases --------------------------------------------------------------------
 
     def open(
-        self, req: LeaseRequest, host: str, speed: float, now: float, expires: float, express: bool
+        self,
+        req: LeaseRequest,
+        host: str,
+        speed: float,
+        now: float,
+        expires: float,
+        express: bool,
+        share: float = 1.0,
     ) -> Lease:
-        """A new lease for `req` on `host` (of `speed`), from `now`."""
-        lease = Lease(self._next_lease, req, host, now, expires, express, speed)
+        """A new lease for `req` on `host` (the job's `speed` there, `share` of
+        the host's), from `now`."""
+        lease = Lease(self._next_lease, req, host, now, expires, express, speed, share)
         self._next_lease += 1
         self.leases[lease.lease] = lease
         client = req.client

@@ -118,17 +118,20 @@ def tier_of(speed: float, policy: Policy) -> int:
     return math.floor(math.log(max(speed, 1e-9)) / math.log(policy.tier_ratio) + 1e-9)
 
 
-def slot_speed(report: HostReport) -> float:
-    """The speed of one of the host's slots when all are busy: its claimed
-    speed (one job alone), shared when it runs more jobs than it has CPUs.
+def cpu_share(report: HostReport, jobs: int) -> float:
+    """The share of a CPU each of `jobs` jobs running at once on the host gets:
+    1 while they are no more than its CPUs, CPUs / jobs beyond (1 when the
+    host does not say how many CPUs it has).
 
-    A host with 1 CPU and 2 slots runs two jobs at half speed each; counting
-    both slots at the full speed sent the biggest jobs to such a host in
-    pairs, each then taking twice as long as the farm expected. The farm
-    ranks, tiers and compares slots by this speed, and corrects it by the
-    jobs' evidence (which is measured per job, so in the same units).
+    A host with 1 CPU and 2 slots runs one job at its claimed speed and two
+    at half that each: counting every slot at the claim sent the biggest jobs
+    to such a host in pairs, and counting every slot at half sent them to
+    slower hosts while it sat idle. So a free slot counts at the speed the
+    job that takes it would get (`slots.Host.speed_of`).
     """
-    return report.speed * min(1.0, report.cpus / max(report.slots, 1))
+    if report.cpus <= 0:
+        return 1.0
+    return min(1.0, report.cpus / max(jobs, 1))
 
 
 def offered_slots(report: HostReport, policy: Policy, *, disabled: bool) -> int:

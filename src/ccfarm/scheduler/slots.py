@@ -4,8 +4,14 @@ A request gets a slot in the fastest tier that has one, at random within
 the tier, weighted by free slots. So free slots are kept per (compiler key,
 speed tier) in pools with one entry per free slot, which support O(1) add,
 remove and weighted random choice: the cost of a pick does not grow with
-the farm. Express lanes (one per host) are kept the same way. The index
-owns what the pools mirror (each host's offered slots, leases and express
+the farm. A free slot is filed at the speed of the job that would take it:
+a host running L jobs has the entries L + 1 ... offered, entry j in the
+tier of its speed with j jobs at once (`Host.speed_of`: shared once they
+are more than its CPUs), so an idle 1-CPU host with 2 slots offers one
+slot at its full speed and one at half; a grant takes entry L + 1, the
+host's fastest, which is in the tier picked from. Express lanes (one per
+host, at the speed of one job alone) are kept the same way. The index owns
+what the pools mirror (each host's offered slots, leases and express
 lease), so every change to a host's slots goes through it.
 """
 
@@ -17,7 +23,7 @@ from collections.abc import Mapping
 
 from ccfarm.model import CompilerIdentity, HostReport
 from ccfarm.scheduler.ledger import Lease
-from ccfarm.scheduler.policy import Policy, offered_slots, tier_of
+from ccfarm.scheduler.policy import Policy, cpu_share, offered_slots, tier_of
 
 #: what the indexes are kept per: a compiler identity, or ANY
 Key = CompilerIdentity | None
@@ -79,15 +85,15 @@ class TierPools:
                 return pool
         return None
 
-    def check(self, key: Key, expect: list[tuple[str, int]], tier_of: dict[str, int]) -> None:
-        """Raise AssertionError unless the pools of `key` hold exactly `expect`,
-        each entry in the pool of its host's tier (`tier_of`: host -> tier)."""
+    def check(self, key: Key, expect: dict[tuple[str, int], int]) -> None:
+        """Raise AssertionError unless the pools of `key` hold exactly the
+        entries of `expect`, each in the pool of the tier it maps to."""
         by_tier = self.pools.get(key, {})
         assert self.tiers.get(key, []) == sorted(by_tier, reverse=True), f"{key}: tier order"
         for tier, pool in by_tier.items():
             pool.check()
-            for name, _ in pool.entries:
-                assert tier_of.get(name) == tier, f"{key}: {name} not of tier {tier}"
+            for entry in pool.entries:
+                assert expect.get(entry) == tier, f"{key}: {entry} not of tier {tier}"
         entries = [e for pool in by_tier.values() for e in pool.entries]
         assert sorted(entries) == sorted(expect), f"{key}: {entries} != {expect}"
 
@@ -148,6 +154,7 @@ class Host:
         "report",
         "speed",
         "tier",
+        "tiers",
         "disabled",
         "leaving",
         "limit",
@@ -164,8 +171,10 @@ class Host:
         self.report = report
         #: the speed the farm uses: the claimed one (`report.speed`) unless
         #: its jobs said otherwise (`evidence.SpeedEvidence`)
-        self.speed = report.speed if speed is None else speed
+        self.speed = report.speed if speed is None else speed  # one job alone
         self.tier = tier_of(self.speed, policy)
+        #: the tier of each of j jobs at once, j = 1 ... slots (`speed_of`)
+        self.tiers = job_tiers(report, self.speed, policy)
         self.disabled = False
         self.leaving = False  # said BYEE: finishing its jobs, taking no new ones
         self.limit: int | None = None  # at most this many slots (quarantine, probation)
@@ -179,10 +188,33 @@ class Host:
     def free(self) -> int:
         return max(0, self.offered - len(self.leases))
 
+    def speed_of(self, jobs: int) -> float:
+        """The speed of each job while `jobs` run here at once."""
+        return self.speed * cpu_share(self.report, jobs)
+
+    @property
+    def next_speed(self) -> float:
+        """The speed of a job granted here now (the decisions' host speed;
+        with every slot taken, that of its last slot's job)."""
+        return self.speed_of(min(len(self.leases), len(self.tiers) - 1) + 1)
+
+    @property
+    def next_tier(self) -> int:
+        """The tier of a job granted here now (the same way)."""
+        return self.tiers[min(len(self.leases), len(self.tiers) - 1)]
+
     @property
     def lane_open(self) -> bool:
         """Can it take an express job now? (Not while on trial: one job at a time.)"""
         return self.offered > 0 and self.express is None and self.limit is None
+
+
+def job_tiers(report: HostReport, speed: float, policy: Policy) -> tuple[int, ...]:
+    """The tier of each job while j = 1 ... slots jobs run on a host of
+    `report` whose one job alone runs at `speed` (one entry at least)."""
+    return tuple(
+        tier_of(speed * cpu_share(report, j), policy) for j in range(1, max(report.slots, 1) + 1)
+    )
 
 
 class SlotIndex:
@@ -210,16 +242,17 @@ class SlotIndex:
         """The host of a registration or heartbeat, with `report` and seen
         `now`, at `speed` (default: the report's).
 
-        A host whose compilers or tier changed is made anew (its keys and
-        pools change with them), offering nothing until `offer`; it keeps
-        its leases, whether it is drained and whether it is leaving.
+        A host whose compilers or tiers (of one job alone and of each number
+        of jobs at once) changed is made anew (its keys and pools change with
+        them), offering nothing until `offer`; it keeps its leases, whether
+        it is drained and whether it is leaving.
         """
         speed = report.speed if speed is None else speed
         host = self.hosts.get(report.host)
         if (
             host is None
             or host.report.compilers != report.compilers
-            or host.tier != tier_of(speed, self.policy)
+            or host.tiers != job_tiers(report, speed, self.policy)
         ):
             old = host
             if old is not None:
@@ -272,23 +305,25 @@ class SlotIndex:
 
     def set_offered(self, host: Host, offered: int) -> None:
         """Change a host's offer and keep the free-slot pools in step."""
-        before = host.free
         lane_before = host.lane_open
-        delta = offered - host.offered
+        old = host.offered
         host.offered = offered
-        self.offered_total += delta
-        after = host.free
-        name = host.report.host
+        self.offered_total += offered - old
         if host.lane_open != lane_before:
             self._toggle_lane(host)
-        for key in host.keys:
-            if delta:
-                self.capacity.add(key, host.tier, delta, host.speed)
-            pool = self._free.pool(key, host.tier)
-            for n in range(after, before):
-                pool.remove((name, n))
-            for n in range(before, after):
-                pool.add((name, n))
+        running = len(host.leases)
+        name, tiers = host.report.host, host.tiers
+        # capacity: the offered slots j = 1 ... offered; free: j = running + 1 ... offered
+        for j in range(offered + 1, old + 1):
+            for key in host.keys:
+                self.capacity.add(key, tiers[j - 1], -1, host.speed_of(j))
+                if j > running:
+                    self._free.pool(key, tiers[j - 1]).remove((name, j))
+        for j in range(old + 1, offered + 1):
+            for key in host.keys:
+                self.capacity.add(key, tiers[j - 1], 1, host.speed_of(j))
+                if j > running:
+                    self._free.pool(key, tiers[j - 1]).add((name, j))
 
     def _count_keys(self, host: Host, delta: int) -> None:
         for key in host.keys:
@@ -297,20 +332,20 @@ class SlotIndex:
     # -- leases --------------------------------------------------------------------
 
     def take_slot(self, host: Host, lease: int) -> None:
-        before = host.free
+        j = len(host.leases) + 1  # the entry of the job this lease is
         host.leases[lease] = None
-        pools = self._free.pools
-        for n in range(host.free, before):
+        if j <= host.offered:
+            tier = host.tiers[j - 1]
             for key in host.keys:
-                pools[key][host.tier].remove((host.report.host, n))
+                self._free.pool(key, tier).remove((host.report.host, j))
 
     def free_slot(self, host: Host, lease: int) -> None:
-        before = host.free
+        j = len(host.leases)  # the entry the ended job leaves free
         del host.leases[lease]
-        pools = self._free.pools
-        for n in range(before, host.free):
+        if j <= host.offered:
+            tier = host.tiers[j - 1]
             for key in host.keys:
-                pools[key][host.tier].add((host.report.host, n))
+                self._free.pool(key, tier).add((host.report.host, j))
 
     def take_lane(self, host: Host, lease: int) -> None:
         host.express = lease
@@ -376,19 +411,25 @@ class SlotIndex:
                 assert record is not None and record.host == name and record.express, record
                 on[h.express] = name
         assert on.keys() == leases.keys(), f"leases on no host: {leases.keys() - on.keys()}"
-        tier_of = {name: h.tier for name, h in hosts.items()}
+        for name, h in hosts.items():
+            assert h.tiers == job_tiers(h.report, h.speed, self.policy), f"{name}: job tiers"
         for key in {
             *self._free.pools,
             *self._lanes.pools,
             *(k for h in hosts.values() for k in h.keys),
         }:
             mine = [h for h in hosts.values() if key in h.keys]
-            slots = [(h.report.host, n) for h in mine for n in range(h.free)]
-            self._free.check(key, slots, tier_of)
-            self._lanes.check(key, [(h.report.host, 0) for h in mine if h.lane_open], tier_of)
+            free = {
+                (h.report.host, j): h.tiers[j - 1]
+                for h in mine
+                for j in range(len(h.leases) + 1, h.offered + 1)
+            }
+            self._free.check(key, free)
+            self._lanes.check(key, {(h.report.host, 0): h.tier for h in mine if h.lane_open})
             offered = Counter[int]()
             for h in mine:
-                offered[h.tier] += h.offered
+                for j in range(1, h.offered + 1):
+                    offered[h.tiers[j - 1]] += 1
             self.capacity.check(key, offered)
             assert self._key_hosts.get(key, 0) == len(mine), f"{key}: host count"
         assert self.offered_total == sum(h.offered for h in hosts.values()), "offered total"

@@ -18,7 +18,7 @@ from ccfarm.scheduler.evidence import SpeedEvidence
 from ccfarm.scheduler.health import HostHealth
 from ccfarm.scheduler.journal import Journal, News
 from ccfarm.scheduler.ledger import Lease
-from ccfarm.scheduler.policy import Policy, slot_speed, tier_of
+from ccfarm.scheduler.policy import Policy, tier_of
 from ccfarm.scheduler.slots import Host, Key, SlotIndex
 from ccfarm.scheduler.timers import QuarantineDeadline, Timers
 
@@ -48,7 +48,7 @@ class HostStanding:
         if report.host not in self.slots.hosts:
             detail = f"{report.slots} slots, speed {report.speed:.3g}, {report.cpus} CPUs"
             self.journal.note(report.host, News.JOINED, detail)
-        return self.slots.join(report, now, self.evidence.speed(report.host, slot_speed(report)))
+        return self.slots.join(report, now, self.evidence.speed(report.host, report.speed))
 
     def offer(self, host: Host) -> None:
         """Offer what the host's report, its state and its health allow."""
@@ -127,11 +127,13 @@ class HostStanding:
         if not released or failed or record.express:
             return
         req = record.request
-        seconds = now - record.granted
+        # as long as it would have taken alone (it shared the host's CPUs with
+        # the jobs it ran beside): the evidence is of the speed of one job alone
+        seconds = (now - record.granted) * record.share
         for moved in self.evidence.ended(name, req.compiler, req.size, seconds, used):
             host = self.slots.hosts.get(moved)
             if host is not None:
-                speed = self.evidence.speed(moved, slot_speed(host.report))
+                speed = self.evidence.speed(moved, host.report.speed)
                 if speed != host.speed:
                     self.offer(self.slots.join(host.report, host.last_seen, speed))
 
