@@ -8,7 +8,14 @@ import resource
 
 import pytest
 
-from ccfarm.daemon.sandbox import HostLayout, JobLimits, Sandbox, compiler_dirs, refusal
+from ccfarm.daemon.sandbox import (
+    REAPER,
+    HostLayout,
+    JobLimits,
+    Sandbox,
+    compiler_dirs,
+    refusal,
+)
 from ccfarm.daemon.user import DEFAULT_USERS, choose_account
 from ccfarm.errors import ConfigError
 from ccfarm.protocol import CCFARM, CCFARM_CPP, LZO, PLAIN, PUMP
@@ -34,7 +41,8 @@ def test_the_compiler_runs_last_after_a_separator() -> None:
     argv = _command()
     assert argv[0] == "/usr/bin/bwrap"
     end = argv.index("--")
-    assert argv[end + 1 :] == ["/usr/bin/gcc", "-c", "in.i", "-o", "out.o"]
+    # run by a shell, the sandbox's first process (`REAPER`), as its child
+    assert argv[end + 1 :] == [*REAPER, "/usr/bin/gcc", "-c", "in.i", "-o", "out.o"]
 
 
 def test_namespaces_capabilities_and_lifetime() -> None:
@@ -43,6 +51,7 @@ def test_namespaces_capabilities_and_lifetime() -> None:
     assert "--share-net" not in options  # no network
     assert "--die-with-parent" in options
     assert "--as-pid-1" in options  # bwrap's reaper inside would hide the compiler's CPU
+    assert REAPER[:3] == ("/bin/sh", "-c", '"$@"; exit $?')  # not PID 1 itself: signals work
     assert _pairs(options, "--cap-drop", 1) == [("ALL",)]
     assert ("/dev",) in _pairs(options, "--dev", 1) and ("/proc",) in _pairs(options, "--proc", 1)
 

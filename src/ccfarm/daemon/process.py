@@ -125,21 +125,20 @@ class Confined:
         self._forked = False  # limits could not be set from outside: set in the child
 
     async def __call__(self, plan: CompilePlan, nice: int) -> CompilerProcess:
-        if self.sandbox is None:  # a shell that runs the compiler at once
+        """A shell that runs the compiler at once: a room made for this job (in
+        its sandbox, if there is one), so that the compiler's environment is
+        made exactly as a warm room makes it (the sandbox's first process is
+        a shell too, `sandbox.REAPER`, which sets some variables itself)."""
+        if self.sandbox is None:
             room = await self.room(plan.cwd, (), plan.env, nice, cwd=plan.cwd)
-            shell = await room.run(plan, nice, afresh=False)
-            if shell is None:
-                raise OSError("the compiler's shell did not start")
-            return shell
-        argv = self.sandbox.command(
-            plan.program,
-            plan.argv[1:],
-            job_dir=_job_dir(plan),
-            cwd=plan.cwd,
-            compiler_dirs=_compiler_dirs(plan.program),
-        )
-        proc = await self._start(argv, plan.cwd, plan.env, nice, stdin=asyncio.subprocess.DEVNULL)
-        return _Sandboxed(proc)
+        else:
+            job_dir = _job_dir(plan)
+            binds = self.sandbox.binds(_compiler_dirs(plan.program), job_dir)
+            room = await self.room(job_dir, binds, plan.env, nice)
+        shell = await room.run(plan, nice, afresh=False)
+        if shell is None:
+            raise OSError("the compiler's shell did not start")
+        return shell
 
     def binds(self, program: str, parent: str) -> Binds:
         """The extra read-only directories `program` needs in a sandbox whose
@@ -240,14 +239,6 @@ def _job_dir(plan: CompilePlan) -> str:
 @functools.lru_cache(maxsize=64)
 def _compiler_dirs(program: str) -> tuple[str, ...]:
     return compiler_dirs(program, os.path.realpath(program))
-
-
-class _Sandboxed(_Subprocess):
-    """bwrap in front of the compiler: it exits 128 + N when the compiler died of signal N."""
-
-    @property
-    def returncode(self) -> int | None:
-        return warm.returncode(self._proc.returncode, sandboxed=True)
 
 
 class Room:

@@ -80,6 +80,11 @@ class HostLayout:
     readonly: tuple[str, ...]
 
 
+#: the sandbox's first process: runs the program, exits with its status
+#: (128 + N when it died of signal N, as bwrap reports it then)
+REAPER = ("/bin/sh", "-c", '"$@"; exit $?', "sh")
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How this daemon confines a compile: bwrap and the host's layout."""
@@ -103,10 +108,13 @@ class Sandbox:
         `compiler_dirs`: the directories of the compiler's installation (see
         `compiler_dirs`), mounted read-only when not under one already.
         """
-        # --as-pid-1: the program is the sandbox's first process, reaped by
-        # bwrap outside it; with bwrap's own reaper inside, the compiler's CPU
-        # time never reached the daemon's children's times (RUSAGE_CHILDREN),
-        # which its speed and its cgroup's load net of its own jobs are read from
+        # --as-pid-1 and REAPER: a shell is the sandbox's first process, runs
+        # the program as its child and is reaped by bwrap outside; with
+        # bwrap's own reaper inside, the compiler's CPU time never reached the
+        # daemon's children's times (RUSAGE_CHILDREN), which its speed and
+        # its cgroup's load net of its own jobs are read from. The program is
+        # not PID 1 itself, which ignores signals it has no handler for
+        # (a compiler that raises one must die of it, as it does here)
         argv = [
             self.bwrap,
             "--unshare-all",
@@ -126,7 +134,7 @@ class Sandbox:
             argv += ["--ro-bind", path, path]
         argv += ["--dev", "/dev", "--proc", "/proc"]
         argv += ["--bind", job_dir, job_dir, "--remount-ro", "/", "--chdir", cwd]
-        return [*argv, "--", program, *args]
+        return [*argv, "--", *REAPER, program, *args]
 
     def binds(self, compiler_dirs: Sequence[str], job_dir: str) -> tuple[str, ...]:
         """Of `compiler_dirs`, those mounted read-only besides the host's system
