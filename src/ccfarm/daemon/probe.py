@@ -123,7 +123,7 @@ class Entitlement:
     time by these, not by their wall time: so it measures what the host's
     CPUs give (quotas, other load), as the probe does, and not the
     contention between its own slots, which the scheduler counts itself (a
-    slot's speed is the host's shared by the slots beyond its CPUs).
+    job's speed there is the host's shared once more jobs run than CPUs).
     """
 
     def __init__(self, cpus: int) -> None:

@@ -25,6 +25,7 @@ from typing import Protocol
 from ccfarm.daemon import warm
 from ccfarm.daemon.job import CompilePlan
 from ccfarm.daemon.sandbox import (
+    SHELL,
     SYSTEM_PATHS,
     TOP_DIRECTORIES,
     HostLayout,
@@ -99,8 +100,6 @@ class _Subprocess:
 
 #: seconds the start-up check of the sandbox may take
 PROBE_TIMEOUT = 10.0
-#: the shell a room waits in (inside the sandbox: the host's, read-only)
-SHELL = "/bin/sh"
 
 
 class Confined:

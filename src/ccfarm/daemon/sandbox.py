@@ -80,9 +80,11 @@ class HostLayout:
     readonly: tuple[str, ...]
 
 
+#: the shell a sandbox runs (the host's, read-only), its first process and a room's
+SHELL = "/bin/sh"
 #: the sandbox's first process: runs the program, exits with its status
 #: (128 + N when it died of signal N, as bwrap reports it then)
-REAPER = ("/bin/sh", "-c", '"$@"; exit $?', "sh")
+REAPER = (SHELL, "-c", '"$@"; exit $?', "sh")
 
 
 @dataclass(frozen=True)

@@ -326,13 +326,13 @@ class DaemonService:
                     self._waiting -= 1
             self.running += 1
             run_started = clock()
-            entitled = self._entitled.change(run_started, self.running)
+            due_before = self._entitled.change(run_started, self.running)
             try:
                 reply = await self._compile(plan, reader, ws, express)
             finally:
                 self.running -= 1
                 compiled = clock()
-                entitled = self._entitled.change(compiled, self.running) - entitled
+                entitled = self._entitled.change(compiled, self.running) - due_before
                 if express:
                     self._express -= 1
                 else:

@@ -257,8 +257,8 @@ class Farm:
         """A lease for `req` on `host`, in every part that keeps leases."""
         r = host.report
         expires = now + self.policy.lease_timeout
-        speed, tier = host.next_speed, host.next_tier  # what the job gets (and is charged at)
-        share = speed / host.speed if host.speed > 0 else 1.0
+        # what the job gets (and is charged at), before the slot it takes is gone
+        speed, share, tier = host.next_speed, host.next_share, host.next_tier
         lease = self.ledger.open(req, r.host, speed, now, expires, express, share).lease
         if express:
             self.slots.take_lane(host, lease)

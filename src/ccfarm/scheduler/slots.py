@@ -193,15 +193,25 @@ class Host:
         return self.speed * cpu_share(self.report, jobs)
 
     @property
+    def next_jobs(self) -> int:
+        """Jobs at once here with one more granted (with every slot taken:
+        its last slot's count, which the decisions then speak of)."""
+        return min(len(self.leases), len(self.tiers) - 1) + 1
+
+    @property
+    def next_share(self) -> float:
+        """Of the speed of one job alone, the share a job granted here now gets."""
+        return cpu_share(self.report, self.next_jobs)
+
+    @property
     def next_speed(self) -> float:
-        """The speed of a job granted here now (the decisions' host speed;
-        with every slot taken, that of its last slot's job)."""
-        return self.speed_of(min(len(self.leases), len(self.tiers) - 1) + 1)
+        """The speed of a job granted here now (the decisions' host speed)."""
+        return self.speed * self.next_share
 
     @property
     def next_tier(self) -> int:
-        """The tier of a job granted here now (the same way)."""
-        return self.tiers[min(len(self.leases), len(self.tiers) - 1)]
+        """The tier of a job granted here now."""
+        return self.tiers[self.next_jobs - 1]
 
     @property
     def lane_open(self) -> bool:
@@ -312,18 +322,16 @@ class SlotIndex:
         if host.lane_open != lane_before:
             self._toggle_lane(host)
         running = len(host.leases)
-        name, tiers = host.report.host, host.tiers
+        name = host.report.host
         # capacity: the offered slots j = 1 ... offered; free: j = running + 1 ... offered
-        for j in range(offered + 1, old + 1):
+        step = 1 if offered > old else -1
+        for j in range(min(old, offered) + 1, max(old, offered) + 1):
+            tier, speed = host.tiers[j - 1], host.speed_of(j)
             for key in host.keys:
-                self.capacity.add(key, tiers[j - 1], -1, host.speed_of(j))
+                self.capacity.add(key, tier, step, speed)
                 if j > running:
-                    self._free.pool(key, tiers[j - 1]).remove((name, j))
-        for j in range(old + 1, offered + 1):
-            for key in host.keys:
-                self.capacity.add(key, tiers[j - 1], 1, host.speed_of(j))
-                if j > running:
-                    self._free.pool(key, tiers[j - 1]).add((name, j))
+                    pool = self._free.pool(key, tier)
+                    (pool.add if step > 0 else pool.remove)((name, j))
 
     def _count_keys(self, host: Host, delta: int) -> None:
         for key in host.keys:
