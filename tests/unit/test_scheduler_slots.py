@@ -109,6 +109,31 @@ def test_a_host_whose_tier_or_compilers_change_is_made_anew() -> None:
     slots.check({1: lease(1, "a")})
 
 
+def test_a_heartbeat_recounts_job_tiers_only_when_speed_slots_or_cpus_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ccfarm.scheduler import slots as slots_module
+
+    big = report("a", 1.0, slots=4096, cpus=1)
+    index_ = index(big)
+    host = index_.hosts["a"]
+    counted: list[int] = []
+    real = slots_module.job_tiers
+
+    def counting(r: HostReport, speed: float, policy: Policy) -> tuple[int, ...]:
+        counted.append(r.slots)
+        return real(r, speed, policy)
+
+    monkeypatch.setattr(slots_module, "job_tiers", counting)
+    for beat in range(1, 50):  # a hostile 4,096-slot host beating: no recount
+        assert index_.join(report("a", 1.0, slots=4096, cpus=1, load=0.1), beat) is host
+    assert counted == []
+    moved = index_.join(report("a", 1.0, slots=4096, cpus=4), 60.0)  # more CPUs: faster jobs
+    assert moved is not host and counted
+    assert moved.tiers == real(moved.report, 1.0, Policy())
+    index_.check({})
+
+
 def test_capacity_of_faster_tiers() -> None:
     slots = index(report("slow", 1.0, slots=4), report("mid", 2.0, slots=2), report("fast", 4.0))
     mid = slots.hosts["mid"]

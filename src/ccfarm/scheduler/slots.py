@@ -262,7 +262,13 @@ class SlotIndex:
         if (
             host is None
             or host.report.compilers != report.compilers
-            or host.tiers != job_tiers(report, speed, self.policy)
+            or (
+                # the tiers follow from these alone: a heartbeat that changes
+                # none of them costs no O(slots) recount
+                (speed, report.slots, report.cpus)
+                != (host.speed, host.report.slots, host.report.cpus)
+                and host.tiers != job_tiers(report, speed, self.policy)
+            )
         ):
             old = host
             if old is not None:
