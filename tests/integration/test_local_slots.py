@@ -82,7 +82,8 @@ def test_with_every_host_slot_held_jobs_compile_here_at_once(
         proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", f"a{n}.o"], tmp_path, env)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == (
-            b"ccfarm: a.c: compiled here: a local slot was free and the scheduler kept it here"
+            b"ccfarm: a.c: compiled here from preprocessed text: a local slot was free and the"
+            b" scheduler kept it here"
             b" (no free host)\n"
         )
         assert (tmp_path / f"a{n}.o").read_bytes() == _reference(tmp_path)
@@ -116,7 +117,7 @@ def test_a_waiting_job_takes_a_local_slot_that_frees_first(
             job.kill()
     assert job.returncode == 0, stderr
     (line,) = _verbose_lines(stderr)
-    assert line.startswith(b"ccfarm: a.c: compiled here: waited "), line
+    assert line.startswith(b"ccfarm: a.c: compiled here from preprocessed text: waited "), line
     assert line.endswith(b" ms; a local slot freed before a host"), line
     assert (tmp_path / "a.o").read_bytes() == _reference(tmp_path)
     wait_for(lambda: all(j["state"] != "waiting" for j in ctl(sched, "jobs")), timeout=10)  # type: ignore[union-attr,index]
@@ -139,7 +140,8 @@ def test_a_free_host_is_taken_only_when_it_beats_this_machine(
     (line,) = _verbose_lines(proc.stderr)
     if here:
         assert line == (
-            b"ccfarm: a.c: compiled here: a local slot was free and the scheduler kept it here"
+            b"ccfarm: a.c: compiled here from preprocessed text: a local slot was free and the"
+            b" scheduler kept it here"
             b" (no free host is faster (best free 1, client 5))"
         )
     else:
@@ -288,6 +290,75 @@ def test_a_compile_the_farm_keeps_here_runs_nicer_than_the_build(
     proc = run([ccfarm_exe(), "gcc", "-O2", "-c", "a.c", "-o", "a.o"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     (line,) = _verbose_lines(proc.stderr)
-    assert b"compiled here: a local slot was free and the scheduler kept it here" in line
+    assert b"compiled here from preprocessed text: a local slot was free and the scheduler" in line
     assert int((tmp_path / "nice").read_text()) == min(19, os.nice(0) + added)
     assert (tmp_path / "a.o").read_bytes() == _reference(tmp_path)
+
+
+WARNS = "int answer(int x) { int unused; return x * 42; }\n"
+BROKEN = "int answer(int x) { return x * ; }\n"
+MISSING = '#include "missing.h"\n'
+
+
+@pytest.mark.parametrize(
+    ("source", "flags", "runs"),
+    [
+        (SOURCE, ("-O2",), ["-E a.c", "text"]),  # its text compiled: no second preprocessing
+        (WARNS, ("-O2", "-Wall"), ["-E a.c", "text", "a.c"]),  # a word: again, from the source
+        (BROKEN, ("-O2",), ["-E a.c", "text", "a.c"]),  # failed: the source's messages
+        (MISSING, ("-O2",), ["-E a.c", "a.c"]),  # the preprocessor failed: from the source
+        (SOURCE, ("-O0",), ["-E a.c", "a.c"]),  # the text would give other bytes
+        (SOURCE, ("-O2", "-g"), ["-E a.c", "a.c"]),
+    ],
+)
+def test_a_job_kept_here_compiles_its_preprocessed_text_when_that_is_exact(
+    tmp_path: Path, scheduler, ccfarmd, client_env, source: str, flags: tuple[str, ...], runs
+) -> None:
+    sched, _ = _farm(scheduler, ccfarmd, [1.0])
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "gcc").write_text(  # notes each compile and what it read
+        "#!/bin/sh\n"
+        'case " $* " in *" -v "*) ;; *) echo "$*" >> "$RUNS_FILE" ;; esac\n'
+        'exec /usr/bin/gcc "$@"\n'
+    )
+    (shim / "gcc").chmod(0o755)
+    (tmp_path / "a.c").write_text(source)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {
+        **client_env,
+        "PATH": f"{shim}:{client_env['PATH']}",
+        "RUNS_FILE": str(tmp_path / "runs"),
+        "TMPDIR": str(temp),
+        "CCFARM_SCHEDULER": sched,
+        "CCFARM_LOCAL_SPEED": "5",  # faster than the one host: kept here
+    }
+    command = ["gcc", *flags, "-c", "a.c", "-o"]
+    proc = run([ccfarm_exe(), *command, "a.o"], tmp_path, env)
+    ref = run([*command, "ref.o"], tmp_path)
+    assert (proc.returncode, proc.stderr) == (ref.returncode, ref.stderr.replace(b"ref.o", b"a.o"))
+    assert proc.stdout == ref.stdout == b""
+    if ref.returncode == 0:
+        assert (tmp_path / "a.o").read_bytes() == (tmp_path / "ref.o").read_bytes()
+    else:
+        assert not (tmp_path / "a.o").exists()
+    seen = []
+    for line in (tmp_path / "runs").read_text().splitlines():
+        args = line.split()
+        if "-E" in args and "a.c" in args:
+            seen.append("-E a.c")
+        elif "a.c" in args:
+            seen.append("a.c")
+        elif any(a.endswith(".i") for a in args):
+            seen.append("text")
+        else:
+            seen.append(line)
+    assert seen == runs
+    assert not list(temp.iterdir())  # the text and the text's object are gone
+    assert not list(tmp_path.glob(".a.o*"))
+    # its verbose line says which
+    proc = run([ccfarm_exe(), *command, "a.o"], tmp_path, {**env, "CCFARM_VERBOSE": "1"})
+    (line,) = _verbose_lines(proc.stderr)
+    here = b"compiled here from preprocessed text: " if runs[-1] == "text" else b"compiled here: "
+    assert line.startswith(b"ccfarm: a.c: " + here), line

@@ -363,6 +363,28 @@ def test_ccfarm_host_exact_way_only(
     remote = remote_for(cmd, env)
     sent = requests(remote, "h,ccfarm", cpp_stderr=cpp_stderr, text=text)
     assert [(r.version, r.files, r.cheap) for r in sent] == [(protocol.CCFARM, True, False)]
+    assert not remote.text_stands_for_source(cpp_stderr, text)  # nor here
+
+
+def test_the_cheap_way_here_runs_what_a_ccfarmd_would() -> None:
+    remote = remote_for("gcc -O2 -Iinc -DX=1 -MD -c src/x.c -o out/x.o", {"LANG": "C"})
+    assert remote.text_stands_for_source(b"", PLAIN)
+    argv = remote.here_argv("/usr/bin/gcc", "/t/ccfarm-1.i", "/t/ccfarm-1.o")
+    assert argv == [
+        "/usr/bin/gcc",
+        "-O2",
+        "-c",
+        "/t/ccfarm-1.i",
+        "-o",
+        "/t/ccfarm-1.o",
+        "-fno-diagnostics-show-caret",
+    ]
+    # no -o: the output still goes where asked
+    implied = remote_for("gcc -O2 -c x.c").here_argv("/usr/bin/gcc", "/t/a.i", "/t/a.o")
+    assert implied is not None and implied[-3:] == ["-o", "/t/a.o", "-fno-diagnostics-show-caret"]
+    # a command a ccfarmd refuses is not run here this way either
+    refused = RemotePlan(**{**vars(remote), "classic_argv": ("gcc", "-O2", "-c", "x.c", "-B/x")})
+    assert refused.here_argv("/usr/bin/gcc", "/t/a.i", "/t/a.o") is None
 
 
 def test_express_tells_the_daemon_both_ways() -> None:

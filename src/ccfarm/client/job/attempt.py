@@ -74,7 +74,7 @@ def attempt(
         if verdict == "exact way":
             spoke = True
             continue
-        if verdict == "failed" or not _write_object(job.output, result.obj):
+        if verdict == "failed" or not write_object(job.output, result.obj):
             return COMPILE_FAILED  # the local re-run shows what went wrong
         _write(sys.stdout, result.stdout)
         # a host sent sources preprocessed them itself, and reported what the preprocessor said
@@ -119,7 +119,7 @@ def _send(
     )
 
 
-def _write_object(path: str, data: bytes) -> bool:
+def write_object(path: str, data: bytes) -> bool:
     """Write the object as the compiler would have; False if that failed."""
     from ccfarm.client.job.outputs import write_atomically
 
@@ -166,4 +166,4 @@ def say(settings: Settings, *, warning: str = "", verbose: str = "") -> None:
     sys.stderr.flush()
 
 
-__all__ = ["Target", "attempt", "say"]
+__all__ = ["Target", "attempt", "say", "write_object"]

@@ -255,7 +255,7 @@ class RemotePlan:
         from ccfarm import protocol
 
         env = (*self.forwarded, f"{protocol.PRIORITY}=express") if express else self.forwarded
-        if host.ccfarm and self.cheap and not cpp_stderr and not mentions_location_builtins(text):
+        if host.ccfarm and self.text_stands_for_source(cpp_stderr, text):
             yield Request(protocol.CCFARM_CPP, self.classic_argv, env, files=False, cheap=True)
         version = protocol.CCFARM if host.ccfarm else host.protocol
         if not protocol.sends_files(version):
@@ -266,6 +266,31 @@ class RemotePlan:
             # -nostdinc also drops gcc's implicit stdc-predef.h; put it back first
             argv = (argv[0], "-include", "stdc-predef.h", *argv[1:])
         yield Request(version, argv, env if protocol.sends_env(version) else (), files=True)
+
+    def text_stands_for_source(self, cpp_stderr: bytes, text: bytes) -> bool:
+        """May a compile of the preprocessed text give the local object (the
+        cheap way)? The options allow it, the local preprocessor was silent,
+        and the code does not ask for its own column; the object is kept only
+        if that compile says nothing either."""
+        return self.cheap and not cpp_stderr and not mentions_location_builtins(text)
+
+    def here_argv(self, compiler_path: str, text_path: str, output_path: str) -> list[str] | None:
+        """The cheap way on this machine: compile the preprocessed text at
+        `text_path` into `output_path` with the command a ccfarmd would run
+        for it; None where a ccfarmd would refuse that command. (For a job the
+        farm keeps here once its text is made: no second preprocessing.)"""
+        from ccfarm import protocol
+        from ccfarm.compiler.daemon_args import (
+            Refusal,
+            check_request_args,
+            daemon_argv_preprocessed,
+        )
+
+        checked = check_request_args(self.classic_argv, version=protocol.CCFARM_CPP)
+        if isinstance(checked, Refusal):
+            return None
+        argv = daemon_argv_preprocessed(checked, text_path, output_path)
+        return [compiler_path, *argv[1:]]
 
 
 def judge(request: Request, wait_status: int, *, quiet: bool) -> Verdict:

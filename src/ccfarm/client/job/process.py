@@ -37,13 +37,28 @@ class Spawned:
             self._result = (code if code >= 0 else 128 - code, b"".join(chunks))
         return self._result
 
+    def stop(self) -> None:
+        """Kill it (SIGKILL) and collect it, unless it was collected already."""
+        if self._result is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, 9)  # SIGKILL (`signal` costs an import)
+                self.wait()
 
-def spawn(path: str, argv: Sequence[str], env: Mapping[str, str]) -> Spawned:
-    """Run `path` with stdin and stdout on /dev/null and stderr captured."""
+
+def spawn(
+    path: str, argv: Sequence[str], env: Mapping[str, str], *, with_stdout: bool = False
+) -> Spawned:
+    """Run `path` with stdin on /dev/null and stderr captured; stdout too
+    (into the same bytes) `with_stdout`, else on /dev/null."""
     read_end, write_end = os.pipe()
+    stdout = (
+        (os.POSIX_SPAWN_DUP2, write_end, 1)
+        if with_stdout
+        else (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)
+    )
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        stdout,
         (os.POSIX_SPAWN_DUP2, write_end, 2),
         (os.POSIX_SPAWN_CLOSE, read_end),
         (os.POSIX_SPAWN_CLOSE, write_end),

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 from ccfarm.client.hosts import hostlist, slots
 from ccfarm.client.job import fallback
-from ccfarm.client.job.attempt import Target, attempt, say
+from ccfarm.client.job.attempt import Target, attempt, say, write_object
 from ccfarm.client.job.explain import HERE, Story, leased_where, listed_where, waited
 from ccfarm.client.job.fallback import Exit, HostRoute, NextHost, RunLocal, UseHostLists
 from ccfarm.client.job.invocation import Invocation, find_compiler
@@ -98,6 +98,8 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings, story: Sto
                 leased = _lease(job, cpp, schedulers)
                 if isinstance(leased, Target):
                     return _distribute(job, cpp, _Leased(leased))
+                if isinstance(leased, slots.Slot):
+                    return _here(job, cpp, leased)
         if not isinstance(leased, UseHostLists):
             return leased
         before = (leased.verbose,)
@@ -134,11 +136,6 @@ def _end(
             say(settings, verbose=story.line())
         return ending.status
     slot = ending if isinstance(ending, slots.Slot) else None
-    if slot is not None and settings.local_nice:
-        # the farm's choice kept it here: this machine also preprocesses
-        # every job the hosts wait for, and that must not wait for this one
-        with contextlib.suppress(OSError):
-            os.nice(settings.local_nice)
     if isinstance(ending, RunLocal):
         say(settings, warning=ending.warning)
         story.note(ending.verbose)
@@ -211,6 +208,8 @@ def _distribute(job: _Job, cpp: Preprocessing, hosts: Hosts) -> Ending:
     tried: list[hostlist.HostSpec] = []
     while True:
         target = hosts.hold(tried)
+        if isinstance(target, slots.Slot):
+            return _here(job, cpp, target)
         if not isinstance(target, Target):
             return target
         try:
@@ -237,6 +236,56 @@ def _distribute(job: _Job, cpp: Preprocessing, hosts: Hosts) -> Ending:
         if not isinstance(after, NextHost):
             return after
         _say(job, after)
+
+
+def _here(job: _Job, cpp: Preprocessing, slot: slots.Slot) -> Ending:
+    """A job the farm keeps here, in `slot`, once its text is preprocessed.
+
+    Where the text stands for the source (the cheap way's rule), the text
+    is compiled, as a ccfarmd would, and its object kept if that compile
+    said nothing: no second preprocessing. Anything else (a word, a failure)
+    and the job compiles from its source in the same slot (`_end`), which
+    gives the local messages exactly. Either runs niced: this machine also
+    preprocesses every job the hosts wait for, and that must not wait for this.
+    """
+    settings = job.plan.settings
+    if settings.local_nice:
+        with contextlib.suppress(OSError):
+            os.nice(settings.local_nice)
+    preprocessed = cpp.result()
+    if preprocessed is None:
+        return slot  # the compile from source shows why
+    text, cpp_stderr = preprocessed
+    remote = job.remote()
+    if not remote.text_stands_for_source(cpp_stderr, text):
+        return slot
+    from ccfarm.client.job.process import spawn, temp_path
+
+    output = temp_path(".o", job.child_env)
+    try:
+        argv = remote.here_argv(job.plan.compiler_path, cpp.path, output)
+        if argv is None:
+            return slot
+        compiler = spawn(job.plan.compiler_path, argv, job.child_env, with_stdout=True)
+        try:
+            status, said = compiler.wait()
+        finally:
+            compiler.stop()  # (interrupted: it must not write `output` again)
+        if status != 0 or said:
+            return slot
+        try:
+            with open(output, "rb") as f:
+                obj = f.read()
+        except OSError:
+            return slot
+        if not write_object(job.plan.job.output, obj):
+            return slot  # the compile from source reports it exactly
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(output)
+    slot.release()
+    job.story.ran(f"{HERE} from preprocessed text")
+    return Exit(0)
 
 
 def _schedulers(job: _Job) -> list[tuple[str, int]] | UseHostLists:
