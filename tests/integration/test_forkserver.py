@@ -20,13 +20,24 @@ SOURCE = "int twice(int x) { return 2 * x; }\n"
 BROKEN = "int broken(void) { return undeclared; }\n"
 
 
-def server_pids(name: bytes) -> list[int]:
-    """Fork-server processes serving `name` (from their command lines)."""
-    return [
-        pid
-        for pid, argv, _ in processes()
+def _forks(name: bytes) -> dict[int, int]:
+    """pid -> parent pid of every process with a fork server's command line for `name`."""
+    return {
+        pid: int(fields[1])
+        for pid, argv, fields in processes()
         if b"ccfarm.client.forkserver.server" in argv and name[1:] in argv
-    ]
+    }
+
+
+def server_pids(name: bytes) -> list[int]:
+    """Fork servers serving `name` (their workers, forks of them, left out)."""
+    forks = _forks(name)
+    return [pid for pid, parent in forks.items() if parent not in forks]
+
+
+def worker_pids(server: int, name: bytes) -> list[int]:
+    """The live workers of fork server `server`."""
+    return [pid for pid, parent in _forks(name).items() if parent == server and _alive(pid)]
 
 
 def name_for(env: dict[str, str]) -> bytes:
@@ -84,7 +95,6 @@ def test_first_job_starts_a_forkserver_and_later_jobs_use_it(
     assert first.returncode == 0, first.stderr
     wait_for(lambda: _listening(name))
     [pid] = server_pids(name)
-    ticks_before = _cpu_ticks_with_children(pid)
     for i in range(3):
         later = run(
             [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", f"later{i}.o"], tmp_path, server_env
@@ -92,17 +102,70 @@ def test_first_job_starts_a_forkserver_and_later_jobs_use_it(
         assert later.returncode == 0, later.stderr
         assert later.stderr == b""
     assert server_pids(name) == [pid]  # still the one fork server
-    # the jobs ran in children of the fork server (reaped by it: their CPU counts there)
-    wait_for(lambda: _cpu_ticks_with_children(pid) > ticks_before)
+    # the three jobs ran one after another in one worker, a fork of the fork server
+    [worker] = worker_pids(pid, name)
+    assert _cpu_ticks(worker) > 0
     subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
     for obj in ("first.o", "later0.o", "later1.o", "later2.o"):
         assert (tmp_path / obj).read_bytes() == (tmp_path / "local.o").read_bytes()
 
 
-def _cpu_ticks_with_children(pid: int) -> int:
+def _cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15])
+    return int(fields[11]) + int(fields[12])
+
+
+def test_a_worker_carries_nothing_from_one_job_to_the_next(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """Jobs one after another run in the same worker, each with its own working
+    directory, umask, environment and stdio; none keeps the last job's pipes
+    open (make, or `make | tee`, would wait for them), and a job that leaves
+    its worker changed (a local compile becomes the compiler) ends it."""
+    server = start_server(server_env).pid
+    name = name_for(server_env)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+        (directory / "x.c").write_text(SOURCE)
+
+    def job(cwd: Path, umask: int, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+        # the wrapper's stdout and stderr are pipes; `run` returns only once
+        # every process holding them has closed them
+        return subprocess.run(
+            [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "x.o"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            preexec_fn=lambda: os.umask(umask),
+        )
+
+    told = job(first, 0o077, {**server_env, "CCFARM_VERBOSE": "1"})
+    assert told.returncode == 0, told.stderr
+    assert b"x.c: compiled on" in told.stderr
+    [worker] = worker_pids(server, name)
+    quiet = job(second, 0o022, server_env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == b""  # the first job's CCFARM_VERBOSE stayed with it
+    assert worker_pids(server, name) == [worker]  # the same worker ran it
+    assert (first / "x.o").stat().st_mode & 0o777 == 0o600
+    assert (second / "x.o").stat().st_mode & 0o777 == 0o644
+    assert (first / "x.o").read_bytes() == (second / "x.o").read_bytes()
+    with open(f"/proc/{worker}/stat") as f:
+        assert f.read().rsplit(")", 1)[1].split()[0] in "SR"  # waiting for the next job
+    assert os.readlink(f"/proc/{worker}/cwd") == "/"
+    for fd in (0, 1, 2):
+        assert os.readlink(f"/proc/{worker}/fd/{fd}") == os.devnull
+
+    here = job(second, 0o022, {**server_env, "CCFARM_HOSTS": "localhost"})
+    assert here.returncode == 0, here.stderr
+    wait_for(lambda: not _alive(worker))  # it became the compiler, and ended
+    again = job(first, 0o022, server_env)
+    assert again.returncode == 0, again.stderr
+    assert worker not in worker_pids(server, name)
+    assert len(worker_pids(server, name)) == 1
 
 
 def test_forwarded_job_uses_the_callers_cwd_stdio_umask_and_status(

@@ -136,6 +136,11 @@ def _end(
             say(settings, verbose=story.line())
         return ending.status
     slot = ending if isinstance(ending, slots.Slot) else None
+    if slot is not None and settings.local_nice:
+        # the farm's choice kept it here: this machine also preprocesses
+        # every job the hosts wait for, and that must not wait for this one
+        with contextlib.suppress(OSError):
+            os.nice(settings.local_nice)
     if isinstance(ending, RunLocal):
         say(settings, warning=ending.warning)
         story.note(ending.verbose)
@@ -245,13 +250,10 @@ def _here(job: _Job, cpp: Preprocessing, slot: slots.Slot) -> Ending:
     is compiled, as a ccfarmd would, and its object kept if that compile
     said nothing: no second preprocessing. Anything else (a word, a failure)
     and the job compiles from its source in the same slot (`_end`), which
-    gives the local messages exactly. Either runs niced: this machine also
-    preprocesses every job the hosts wait for, and that must not wait for this.
+    gives the local messages exactly. Either compile runs niced
+    (CCFARM_LOCAL_NICE): this machine also preprocesses every job the hosts
+    wait for, and that must not wait for this one.
     """
-    settings = job.plan.settings
-    if settings.local_nice:
-        with contextlib.suppress(OSError):
-            os.nice(settings.local_nice)
     preprocessed = cpp.result()
     if preprocessed is None:
         return slot  # the compile from source shows why
@@ -267,6 +269,11 @@ def _here(job: _Job, cpp: Preprocessing, slot: slots.Slot) -> Ending:
         if argv is None:
             return slot
         compiler = spawn(job.plan.compiler_path, argv, job.child_env, with_stdout=True)
+        nice = job.plan.settings.local_nice
+        if nice:  # the compiler, not this process: a fork server's worker stays as it was
+            with contextlib.suppress(OSError):
+                priority = os.getpriority(os.PRIO_PROCESS, 0)
+                os.setpriority(os.PRIO_PROCESS, compiler.pid, priority + nice)
         try:
             status, said = compiler.wait()
         finally:
