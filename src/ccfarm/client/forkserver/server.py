@@ -76,7 +76,7 @@ class ForkServer:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.workers: dict[int, _Worker] = {}
-        self.waiting: list[_Worker] = []  # idle workers, the last one to finish last
+        self.waiting: list[_Worker] = []  # idle; the last to finish goes first (warmest)
         self.last_active = time.monotonic()
         self.stamps = stamps  # the code as it was before it was imported
         self.stopping = False
@@ -101,7 +101,7 @@ class ForkServer:
                 elif kind == "done":
                     self._done(pid)
                 else:
-                    self._peer_event(pid)
+                    self._peer_event(pid, key.fileobj)
             self._kill_overdue(time.monotonic())
             if self.stopping:
                 self._stop_listening()
@@ -261,13 +261,18 @@ class ForkServer:
         with contextlib.suppress(OSError):
             worker.chan.shutdown(socket.SHUT_WR)
 
-    def _peer_event(self, pid: int) -> None:
-        """The job's process sent something or went away: either way, stop the job."""
+    def _peer_event(self, pid: int, conn: object) -> None:
+        """The job's process on `conn` went away (or sent something): stop the job."""
         worker = self.workers[pid]
-        assert worker.conn is not None
-        with contextlib.suppress(OSError):
+        if worker.conn is None or worker.conn is not conn:
+            return  # that job was answered earlier in this round
+        try:
             if worker.conn.recv(1):
                 return  # nothing is expected; ignore
+        except BlockingIOError:
+            return
+        except OSError:
+            pass  # reset: gone
         self.selector.unregister(worker.conn)
         worker.conn.close()
         worker.conn = None
