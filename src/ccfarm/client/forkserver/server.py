@@ -84,11 +84,11 @@ class ForkServer:
     # -- the loop ---------------------------------------------------------
 
     def serve(self) -> None:
-        while self._running() or not self.stopping:
+        while (running := self._running()) or not self.stopping:
             now = time.monotonic()
-            if not self._running() and now - self.last_active >= self.idle:
+            if not running and now - self.last_active >= self.idle:
                 break
-            timeout = 1.0 if self._running() else min(1.0, self.idle - (now - self.last_active))
+            timeout = 1.0 if running else min(1.0, self.idle - (now - self.last_active))
             for key, _ in self.selector.select(max(timeout, 0.0)):
                 if key.data is None:
                     self._accept()
@@ -331,11 +331,7 @@ def _work(chan: socket.socket) -> int:
     os.setpgid(0, 0)
     signal.signal(signal.SIGTERM, _terminated)
     signal.signal(signal.SIGINT, _terminated)
-    null = os.open(os.devnull, os.O_RDWR)
-    if null > 2:
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)  # (a fork server started by a test has the test's)
-    os.close(null)
+    _stdio_to_null()  # not the fork server's (a test's, when a test started it)
     clean = _state()
     for served in range(1, MAX_JOBS + 1):
         try:
@@ -384,13 +380,20 @@ def _run_child(request: wire.Request, fds: list[int]) -> int:
         with contextlib.suppress(BaseException):
             sys.stdout.flush()
             sys.stderr.flush()
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.close(null)
+        _stdio_to_null()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         os.chdir("/")
     return status
+
+
+def _stdio_to_null() -> None:
+    """Descriptors 0, 1 and 2 on /dev/null (open whether or not they were)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != null:
+            os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 _signalled = False
