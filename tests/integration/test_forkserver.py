@@ -215,6 +215,47 @@ def test_a_job_killed_by_a_signal_kills_the_wrapper_with_it(
     assert result.returncode == -signal.SIGSEGV
 
 
+def _wchan(pid: int) -> str:
+    with open(f"/proc/{pid}/wchan") as f:
+        return f.read()
+
+
+def test_a_worker_killed_before_it_took_its_job_lets_the_process_run_it(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """An idle worker killed just as a job is handed to it (stopped here so
+    that the job waits in its socket) has run none of it: the job's process
+    runs it itself, and the build sees an ordinary compile, not the kill."""
+    server = start_server(server_env).pid
+    name = name_for(server_env)
+    (tmp_path / "x.c").write_text(SOURCE)
+    warm = run([*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "warm.o"], tmp_path, server_env)
+    assert warm.returncode == 0, warm.stderr
+    [worker] = worker_pids(server, name)  # idle, the next job's
+    os.kill(worker, signal.SIGSTOP)
+    wrapper = subprocess.Popen(
+        [*ccfarm_cmd(), "gcc", "-O2", "-c", "x.c", "-o", "x.o"],
+        cwd=tmp_path,
+        env=server_env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # the job's process sent its request and waits for the answer; the
+        # fork server passed it on to the stopped worker at once
+        wait_for(lambda: _wchan(wrapper.pid).startswith("unix_stream_read"))
+        time.sleep(0.3)
+        assert not (tmp_path / "x.o").exists()
+        os.kill(worker, signal.SIGKILL)
+        _, err = wrapper.communicate(timeout=60)
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
+    assert wrapper.returncode == 0, err
+    assert worker not in worker_pids(server, name)
+    subprocess.run(["gcc", "-O2", "-c", "x.c", "-o", "local.o"], cwd=tmp_path, check=True)
+    assert (tmp_path / "x.o").read_bytes() == (tmp_path / "local.o").read_bytes()
+
+
 def test_interrupted_wrapper_stops_its_job(tmp_path: Path, server_env: dict[str, str]) -> None:
     start_server(server_env)
     bindir = tmp_path / "bin"

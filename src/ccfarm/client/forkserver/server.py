@@ -44,6 +44,7 @@ REQUEST_TIMEOUT = 10.0
 MAX_JOBS = 200  # a worker's jobs before it makes way for a fresh one
 KEEP_WAITING = 16  # idle workers kept for the next jobs
 _STATUS_SIZE = 4
+_TAKEN = b"+"  # a worker's word that it has read its job (its status follows)
 _FDS_SPACE = socket.CMSG_SPACE(3 * 4)
 
 
@@ -51,9 +52,12 @@ class _Worker:
     """A forked child that runs jobs one after another.
 
     Between jobs it waits on `chan` (its end of a socket pair) for the next
-    request and its descriptors; it answers a job it can run another after
-    with the job's exit code there, and otherwise exits with it (a local
-    compile `execve`s it, a job was stopped, or the job left it changed).
+    request and its descriptors; it says `_TAKEN` once it has read one, and
+    answers a job it can run another after with the job's exit code there,
+    and otherwise exits with it (a local compile `execve`s it, a job was
+    stopped, or the job left it changed). A worker that dies before it took
+    its job (killed while it waited) has run none of it: the job's process
+    runs it itself.
     """
 
     def __init__(self, pid: int, pidfd: int, chan: socket.socket) -> None:
@@ -61,6 +65,7 @@ class _Worker:
         self.pidfd = pidfd
         self.chan = chan
         self.busy = False
+        self.took = False  # said `_TAKEN` for the running job
         self.conn: socket.socket | None = None  # the running job's process
         self.doomed = False  # never given another job
         self.watched = True  # `chan` is in the selector
@@ -214,9 +219,12 @@ class ForkServer:
         """A worker finished its job and can take another (or its channel closed)."""
         worker = self.workers[pid]
         try:
-            data = worker.chan.recv(_STATUS_SIZE)
+            data = worker.chan.recv(_STATUS_SIZE if worker.took else len(_TAKEN))
         except OSError:
             data = b""
+        if worker.busy and not worker.took and data == _TAKEN:
+            worker.took = True  # its status comes next
+            return
         if len(data) != _STATUS_SIZE or not worker.busy:
             # it is leaving (or talking nonsense): its exit is reaped
             if worker.watched:
@@ -224,7 +232,8 @@ class ForkServer:
                 worker.watched = False
             self._dismiss(worker)
             return
-        self._reply(worker, int.from_bytes(data, "big") << 8)  # as an exit's wait status
+        # as an exit's wait status
+        self._reply(worker, wire.encode_reply(int.from_bytes(data, "big") << 8))
         if worker.doomed or self.stopping or len(self.waiting) >= KEEP_WAITING:
             self._dismiss(worker)
         else:
@@ -234,24 +243,30 @@ class ForkServer:
         worker = self.workers.pop(pid)
         self.selector.unregister(worker.pidfd)
         os.close(worker.pidfd)
+        if worker.busy and not worker.took:
+            with contextlib.suppress(OSError):  # (what it wrote stays readable)
+                worker.took = worker.chan.recv(len(_TAKEN), socket.MSG_DONTWAIT) == _TAKEN
         if worker.watched:
             self.selector.unregister(worker.chan)
         worker.chan.close()
         _, status = os.waitpid(pid, 0)
         if worker.busy:
-            self._reply(worker, status)
+            # killed before it took the job: no answer, and its process runs it
+            self._reply(worker, wire.encode_reply(status) if worker.took else b"")
         if worker in self.waiting:
             self.waiting.remove(worker)
 
-    def _reply(self, worker: _Worker, wait_status: int) -> None:
-        """Tell the job's process how its job ended."""
-        worker.busy = False
+    def _reply(self, worker: _Worker, reply: bytes) -> None:
+        """Tell the job's process how its job ended (b"": close the connection
+        unanswered, so that the process runs the job itself)."""
+        worker.busy = worker.took = False
         conn, worker.conn = worker.conn, None
         if conn is not None:
             self.selector.unregister(conn)
             with contextlib.suppress(OSError):
                 conn.setblocking(True)
-                conn.sendall(wire.encode_reply(wait_status))
+                if reply:
+                    conn.sendall(reply)
             conn.close()
         self.last_active = time.monotonic()
 
@@ -338,6 +353,11 @@ def _work(chan: socket.socket) -> int:
             _, request, fds = _read_request(chan)
         except (OSError, wire.WireError):
             return 0  # dismissed (or the fork server is gone)
+        try:
+            chan.sendall(_TAKEN)
+        except OSError:
+            _close_all(fds)
+            return 0
         status = _run_child(request, fds)
         if served == MAX_JOBS or _state() != clean or not _no_children():
             return status
