@@ -178,6 +178,26 @@ def test_local_fields_round_trip_and_old_peers() -> None:
             m.decode_lease_request(msg, 1)
 
 
+def test_main_bytes_round_trip_within_the_size() -> None:
+    req = LeaseRequest(7, "box/ann", GCC, 30.0, 5000, main=1200)
+    (msg,) = _parse(hello() + m.encode_lease_request(req))
+    assert msg.first()["main"] == "1200"
+    assert m.decode_lease_request(msg, 99)[1] == LeaseRequest(
+        99, "box/ann", GCC, 30.0, 5000, main=1200
+    )
+    # an old wrapper does not send it: not known; more than the size is the size
+    (old,) = _parse(hello() + m.encode_lease_request(LeaseRequest(7, "b/a", GCC, 30.0, 5000)))
+    assert "main" not in old.first() and m.decode_lease_request(old, 1)[1].main == 0
+    fields = {"id": 1, "timeout": 5, "size": 100, "main": 10**9}
+    (big,) = _parse(encode(m.LEASE_REQUEST, fields), hello_first=False)
+    assert m.decode_lease_request(big, 1)[1].main == 100
+    for bad in ("-1", "x", "1" * 19, str((1 << 40) + 1)):
+        fields = {"id": 1, "timeout": 5, "size": 100, "main": bad}
+        (msg,) = _parse(encode(m.LEASE_REQUEST, fields), hello_first=False)
+        with pytest.raises(RemoteProtocolError):
+            m.decode_lease_request(msg, 1)
+
+
 def test_grant_speed_tier_and_local_refusal_round_trip() -> None:
     grant = LeaseGranted(99, 5, "h:1", "10.0.0.1", 3632, False, 3.25, -2)
     (g,) = _parse(m.encode_granted(7, grant), hello_first=False)

@@ -51,8 +51,9 @@ def req(
     compiler: CompilerIdentity | None = GCC,
     timeout: float = 30,
     size: int = 0,
+    main: int = 0,
 ) -> LeaseRequest:
-    return LeaseRequest(next(_ids), client, compiler, timeout, size)
+    return LeaseRequest(next(_ids), client, compiler, timeout, size, main=main)
 
 
 def granted(outcomes: list[object]) -> list[LeaseGranted]:
@@ -282,11 +283,33 @@ def test_released_leases_teach_the_cost_model() -> None:
         farm.release(g.lease, now)
     model = farm.costs[GCC]
     assert model.jobs == 8
-    a, b = model.fit() or (0.0, 0.0)
+    a, b, c = model.fit() or (0.0, 0.0, 0.0)
     assert abs(b - 2e-5) < 1e-9 and abs(a + 0.8) < 1e-6  # cost = 2 x seconds
+    assert b == c  # no main bytes told: the whole size
     granted(farm.request(req(size=100_000), now))
     farm.host_gone("a", "host left", now + 1)
     assert model.jobs == 8
+
+
+def test_a_big_main_file_is_a_big_job_whatever_its_headers() -> None:
+    """Requests that tell their main file's bytes teach the model that those
+    cost and the headers do not: of two jobs of one size the one with more
+    of its own code is the bigger (and goes to the fast host first)."""
+    farm = Farm(rng=random.Random(44))
+    farm.host_report(host("a", speed=1, slots=1), 0)
+    now = 0.0
+    sizes = [(5_000, 100_000), (40_000, 20_000), (5_000, 20_000), (40_000, 100_000)]
+    for main, headers in sizes * 3:
+        (g,) = granted(farm.request(req(size=main + headers, main=main), now))
+        now += 0.05 + main / 20_000
+        farm.release(g.lease, now)
+    a, b, c = farm.costs[GCC].fit() or (0.0, 0.0, 0.0)
+    assert abs(b - 5e-5) < 1e-9 and abs(a - 0.05) < 1e-6 and abs(c) < 1e-12
+    (busy,) = granted(farm.request(req(size=1000, main=500), now))
+    small, big = req(size=110_000, main=5_000), req(size=110_000, main=60_000)
+    assert farm.request(small, now) == [] and farm.request(big, now) == []
+    (first,) = granted(farm.release(busy.lease, now + 1))
+    assert first.request == big.request
 
 
 def test_equal_sizes_keep_first_come_first_served() -> None:

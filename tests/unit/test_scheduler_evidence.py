@@ -374,30 +374,30 @@ def test_honest_farms_are_not_moved(
 
 @given(
     jobs=st.lists(
-        st.tuples(st.sampled_from("abc"), st.integers(1, 10**6), st.floats(0.01, 100)),
+        st.tuples(
+            st.sampled_from("abc"),
+            st.integers(1, 10**6),
+            st.floats(0.01, 100),
+            st.integers(0, 10**6),
+        ),
         min_size=1,
         max_size=40,
     ),
     speeds=st.dictionaries(st.sampled_from("abc"), st.sampled_from([0.0, 0.5, 1.0, 3.0])),
 )
 def test_respeed_is_as_if_the_jobs_had_counted_at_that_speed(
-    jobs: list[tuple[str, int, float]], speeds: dict[str, float]
+    jobs: list[tuple[str, int, float, int]], speeds: dict[str, float]
 ) -> None:
     """A host's jobs re-weighed at a new speed (0: left out) give the sums a
     model fed at that speed from the start would have."""
     model, fresh = CostModel(min_jobs=2), CostModel(min_jobs=2)
-    for host, size, seconds in jobs:
-        model.observe_on(host, size, seconds, 1.0)
-        fresh.observe_on(host, size, seconds, speeds.get(host, 1.0))
-    sums = (model._n, model._x, model._y, model._xx, model._xy)
+    for host, size, seconds, main in jobs:
+        model.observe_on(host, size, seconds, 1.0, main)
+        fresh.observe_on(host, size, seconds, speeds.get(host, 1.0), main)
+    sums = list(model._s)
     for host, speed in speeds.items():
         model.respeed(host, speed)
-    for before, mine, theirs in zip(
-        sums,
-        (model._n, model._x, model._y, model._xx, model._xy),
-        (fresh._n, fresh._x, fresh._y, fresh._xx, fresh._xy),
-        strict=True,
-    ):
+    for before, mine, theirs in zip(sums, model._s, fresh._s, strict=True):
         # exact but for rounding, which is relative to what was taken out
         assert math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-9 * max(before, theirs))
     assert model.jobs == fresh.jobs == len(jobs)

@@ -142,6 +142,8 @@ def encode_lease_request(req: LeaseRequest) -> bytes:
         fields["compiler"] = req.compiler.text()
     if req.size > 0:
         fields["size"] = req.size
+    if req.main > 0:
+        fields["main"] = req.main
     if req.local_slot:
         fields["local_slot"] = 1
     if req.local_speed > 0:
@@ -153,14 +155,16 @@ def decode_lease_request(message: Message, request_id: int) -> tuple[int, LeaseR
     """(the client's own id, the request under the scheduler's id)."""
     f = message.first()
     compiler = _compiler(f["compiler"]) if f.get("compiler") else None
+    size = _int(f, "size", 0, MAX_SIZE)
     return _int(f, "id"), LeaseRequest(
         request_id,
         _bounded("client", f.get("client", "?")),
         compiler,
         _float(f, "timeout", 60.0, MAX_TIMEOUT),
-        _int(f, "size", 0, MAX_SIZE),
+        size,
         local_slot=_int(f, "local_slot", 0, 1) > 0,
         local_speed=_float(f, "local_speed", 0.0, MAX_SPEED),
+        main=min(_int(f, "main", 0, MAX_SIZE), size),  # part of the size
     )
 
 

@@ -20,6 +20,9 @@ class LeaseRequest:
     local_slot: bool = False
     #: the client machine's speed in the hosts' units (0: not known)
     local_speed: float = 0.0
+    #: how many of `size`'s bytes come from the job's main file (not from
+    #: headers), the better measure of its cost (0: not known)
+    main: int = 0
 
 
 @record

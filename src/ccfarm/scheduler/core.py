@@ -125,7 +125,7 @@ class Farm:
     def request(self, req: LeaseRequest, now: float) -> list[Outcome]:
         """A lease on the fastest free compatible host, or the request waits."""
         key = req.compiler
-        cost = self.evidence.cost(key, req.size)
+        cost = self.evidence.cost(key, req.size, req.main)
         host = self.standing.trial(key, req.size, cost) or self.slots.pick(key)
         waiting = self.queue.counts.get(key, 0)
         if req.local_slot and self.slots.has_compiler(key):

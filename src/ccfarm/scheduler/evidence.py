@@ -60,6 +60,9 @@ from ccfarm.scheduler.slots import Key
 
 __all__ = ["ANCHOR_HOSTS", "TRIAL_JOBS", "WINDOW", "HostEvidence", "SpeedEvidence"]
 
+#: a cost model's `line()`: (a, b, c, low, high)
+_Line = tuple[float, float, float, float, float]
+
 #: jobs a host's observed speed is the median over
 WINDOW = 16
 #: samples before a host counts in the anchor and leaves its trial
@@ -71,13 +74,13 @@ _TRIAL_LOOKS = 8
 
 
 class HostEvidence:
-    """One host's last jobs (compiler, size, seconds) and what they say."""
+    """One host's last jobs (compiler, size, main bytes, seconds) and what they say."""
 
     __slots__ = ("samples", "jobs", "level", "claimed", "claim", "speed", "counted", "keys")
 
     def __init__(self, claimed: float) -> None:
-        #: (the compiler's cost model, size, seconds) of its last jobs
-        self.samples: deque[tuple[CostModel, int, float]] = deque(maxlen=WINDOW)
+        #: (the compiler's cost model, size, main bytes, seconds) of its last jobs
+        self.samples: deque[tuple[CostModel, int, int, float]] = deque(maxlen=WINDOW)
         self.jobs = 0  # samples taken, also those gone from the window
         self.level = 0.0  # log of its observed speed in cost units (the samples' median)
         self.claimed = claimed  # the speed it claims
@@ -113,12 +116,13 @@ class SpeedEvidence:
 
     # -- costs ---------------------------------------------------------------------
 
-    def cost(self, key: Key, size: int) -> float:
-        """A job's cost relative to the average job of its compiler."""
+    def cost(self, key: Key, size: int, main: int = 0) -> float:
+        """A job's cost relative to the average job of its compiler (`size`
+        bytes, `main` of them from its main file)."""
         model = self.costs.get(key)
         if model is None:
             model = self.costs[key] = CostModel()
-        return model.relative(size)
+        return model.relative(size, main)
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -191,26 +195,28 @@ class SpeedEvidence:
 
     # -- jobs ----------------------------------------------------------------------
 
-    def ended(self, name: str, key: Key, size: int, seconds: float, cost: float) -> list[str]:
-        """A job of `size` bytes ended well after `seconds` on host `name`,
-        costing `cost` (seconds x the speed it was granted at): a sample of
-        the host's speed, then of the job's cost. Returns the hosts whose
-        effective speed may have changed (see `speed`)."""
+    def ended(
+        self, name: str, key: Key, size: int, seconds: float, cost: float, main: int = 0
+    ) -> list[str]:
+        """A job of `size` bytes (`main` from its main file) ended well after
+        `seconds` on host `name`, costing `cost` (seconds x the speed it was
+        granted at): a sample of the host's speed, then of the job's cost.
+        Returns the hosts whose effective speed may have changed (see `speed`)."""
         model = self.costs.get(key)
         if model is None:
             model = self.costs[key] = CostModel()
         evidence = self.hosts.get(name)
         if evidence is None or not self.enabled:
-            model.observe(size, cost)
+            model.observe(size, cost, main)
             return []
         sampled = seconds > 0 and size > 0 and model.warm
         if sampled:
-            evidence.samples.append((model, size, seconds))
+            evidence.samples.append((model, size, main, seconds))
             evidence.jobs += 1
             evidence.level = self._level(evidence)
             if evidence.jobs >= TRIAL_JOBS:
                 self.tried.add(name)
-        model.observe_on(name, size, seconds, evidence.counted)
+        model.observe_on(name, size, seconds, evidence.counted, main)
         evidence.keys.add(key)
         if not sampled:
             return []
@@ -227,20 +233,21 @@ class SpeedEvidence:
     def _level(
         self,
         evidence: HostEvidence,
-        lines: dict[CostModel, tuple[float, float, float, float] | None] | None = None,
+        lines: dict[CostModel, _Line | None] | None = None,
     ) -> float:
         """The median of log(predicted cost / seconds) over the host's samples
         (`lines`: the cost models' `line()`, when computed already)."""
         lines = {} if lines is None else lines
         values = []
-        for model, size, seconds in evidence.samples:
+        for model, size, main, seconds in evidence.samples:
             if model in lines:
                 line = lines[model]
             else:
                 line = lines[model] = model.line()
             if line is not None:
-                a, b, low, high = line
-                predicted = min(high, max(low, a + b * size))
+                a, b, c, low, high = line
+                m, r = model.measures(size, main)
+                predicted = min(high, max(low, a + b * m + c * r))
                 if predicted > 0:
                     values.append(math.log(predicted / seconds))
         return median(values) if values else evidence.level
@@ -253,7 +260,7 @@ class SpeedEvidence:
         self._since = 0
         hosts = self.hosts
         for _ in range(rounds):
-            lines: dict[CostModel, tuple[float, float, float, float] | None] = {}
+            lines: dict[CostModel, _Line | None] = {}
             ratios = []
             for name in self.tried:
                 evidence = hosts[name]

@@ -130,7 +130,7 @@ class HostStanding:
         # as long as it would have taken alone (it shared the host's CPUs with
         # the jobs it ran beside): the evidence is of the speed of one job alone
         seconds = (now - record.granted) * record.share
-        for moved in self.evidence.ended(name, req.compiler, req.size, seconds, used):
+        for moved in self.evidence.ended(name, req.compiler, req.size, seconds, used, req.main):
             host = self.slots.hosts.get(moved)
             if host is not None:
                 speed = self.evidence.speed(moved, host.report.speed)

@@ -155,6 +155,7 @@ def request_lease(
     wait: float = 60.0,
     client: str | None = None,
     size: int = 0,
+    main: int = 0,
     connect: Callable[[str, int, float], _socket.socket] = tcp_connect,
     failed: Callable[[str, int], None] | None = None,
     secret: bytes | None = None,
@@ -202,7 +203,14 @@ def request_lease(
 
                 sock = secure(sock, tls, address)
             req = LeaseRequest(
-                1, client or client_name(), compiler, wait, size, local_slot, local_speed
+                1,
+                client or client_name(),
+                compiler,
+                wait,
+                size,
+                local_slot,
+                local_speed,
+                main,
             )
             sock.settimeout(connect_timeout)
             parser = MessageParser(expect_hello=False)

@@ -310,14 +310,15 @@ def _lease(
     this machine, in one of its local slots, when the scheduler says so or
     a local slot frees before a host does."""
     from ccfarm.client.job.lease import NoLease, SchedulerMarks, request_lease
+    from ccfarm.compiler.linemarkers import main_file_bytes
 
     plan = job.plan
     state = slots.state_dir(job.env)
     compiler = fallback.lease_compiler(job.info().identity)
     # Preprocess before asking: a slot leased now would sit idle, kept from
     # other builds, while this machine preprocesses (slow when it is busy).
-    # Its size tells the scheduler roughly what the job costs: big jobs go
-    # to fast hosts.
+    # Its size, and how much of it comes from the main file, tell the
+    # scheduler roughly what the job costs: big jobs go to fast hosts.
     preprocessed = cpp.result()
     if preprocessed is None:
         return fallback.rerun_here(
@@ -339,6 +340,7 @@ def _lease(
             connect_timeout=plan.settings.scheduler_timeout,
             wait=plan.settings.lease_wait,
             size=len(preprocessed[0]),
+            main=main_file_bytes(preprocessed[0]),
             failed=marks.failed,
             answered=marks.answered,
             local=local.take,
