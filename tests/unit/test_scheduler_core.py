@@ -164,9 +164,9 @@ def test_a_big_job_waits_as_long_as_a_slow_host_would_cost_it() -> None:
 
 
 def test_long_queue_uses_slow_hosts() -> None:
-    """ahead + 1 >= F * (s_f / s_h - 1): with 1 fast slot 4x faster, from 3 ahead."""
+    """ahead + 1 >= F * (s_f / s_h - 1) / 2: with 1 fast slot 7x faster, from 3 ahead."""
     farm = Farm(rng=random.Random(22))
-    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("fast", speed=7, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     granted(farm.request(req(), 0))
     for _ in range(2):
@@ -178,7 +178,7 @@ def test_long_queue_uses_slow_hosts() -> None:
 def test_slow_slot_goes_to_the_heaviest_client() -> None:
     """A small build keeps its turn for a fast host; the big one takes the slow slot."""
     farm = Farm(rng=random.Random(23))
-    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("fast", speed=7, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     big = [req("big/u") for _ in range(6)]
     first = granted(farm.request(big[0], 0))[0]  # big holds the fast host
@@ -196,10 +196,10 @@ def test_slow_slot_goes_to_the_heaviest_client() -> None:
 
 
 def test_slow_slot_takes_a_small_job_at_once_a_big_one_waits() -> None:
-    """c * F * (s_f / s_h - 1): 1 fast slot 4x faster makes the slow slot worth it
+    """c * F * (s_f / s_h - 1) / 2: 1 fast slot 7x faster makes the slow slot worth it
     for a job of a third of the average size or less, with nobody waiting."""
     farm = Farm(rng=random.Random(40))
-    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("fast", speed=7, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=2), 0)
     assert granted(farm.request(req(size=1000), 0))[0].host == "fast"  # average: 1000
     big = req(size=3000)
@@ -215,7 +215,7 @@ def test_fast_slot_takes_the_biggest_job_slow_slot_the_smallest() -> None:
     delays least. Among one client's jobs only: fairness between clients
     is unchanged."""
     farm = Farm(rng=random.Random(41))
-    farm.host_report(host("fast", speed=4, slots=1), 0)
+    farm.host_report(host("fast", speed=7, slots=1), 0)
     farm.host_report(host("slow", speed=1, slots=1), 0)
     first = granted(farm.request(req(size=1000), 0))[0]
     sizes = [900, 4000, 1100, 1000, 600, 1200, 800]
@@ -234,12 +234,12 @@ def test_fast_slot_takes_the_biggest_job_slow_slot_the_smallest() -> None:
 
 
 def test_a_small_build_with_jobs_in_line_takes_a_slower_slot_too() -> None:
-    """A slot on a host half as fast as two busy ones (F (s_f/s_h - 1) = 2) is
+    """A slot on a host a third as fast as two busy ones (F (s_f/s_h - 1) / 2 = 2) is
     worth it for the second of a client's jobs at the front of the line: the
     first goes to a fast host. So a small build uses more than the fastest
     hosts; with one job waiting it keeps its turn for a fast one."""
     farm = Farm(rng=random.Random(44))
-    farm.host_report(host("fast", speed=4, slots=2), 0)
+    farm.host_report(host("fast", speed=6, slots=2), 0)
     farm.host_report(host("mid", speed=2, slots=1), 0)
     big = [req("big/u") for _ in range(6)]
     leases = [g for r in big for g in granted(farm.request(r, 0))]

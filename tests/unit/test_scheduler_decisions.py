@@ -46,9 +46,9 @@ class Parts:
 
 
 def test_a_slow_slot_is_worth_it_once_enough_jobs_are_ahead() -> None:
-    """ahead + 1 >= c * F * (s_f / s_h - 1): 2 busy slots 4x faster make F(..) 6."""
+    """ahead + 1 >= c * F * (s_f / s_h - 1) / 2: 2 busy slots 7x faster make it 6."""
     parts = Parts()
-    fast, slow = parts.host("fast", 4.0, 2), parts.host("slow", 1.0, 1)
+    fast, slow = parts.host("fast", 7.0, 2), parts.host("slow", 1.0, 1)
     parts.busy(fast)
     assert parts.decide.need(GCC, fast) == 0.0  # nothing faster to wait for
     assert parts.decide.need(GCC, slow) == pytest.approx(6.0)
@@ -70,10 +70,10 @@ def test_a_fast_slot_goes_to_the_least_used_client_for_its_biggest_job() -> None
 
 
 def test_a_slow_slot_goes_to_the_heaviest_when_worth_it_only_behind_everyone() -> None:
-    """need 3 (1 busy slot 4x faster): worth it for no client at the front of
+    """need 3 (1 busy slot 7x faster): worth it for no client at the front of
     the line (one job each), for the queue of 3: the heaviest client takes it."""
     parts = Parts()
-    fast, slow = parts.host("fast", 4.0, 1), parts.host("slow", 1.0, 1)
+    fast, slow = parts.host("fast", 7.0, 1), parts.host("slow", 1.0, 1)
     parts.busy(fast, "heavy/u")
     for client in ("light/u", "heavy/u", "mid/u"):
         parts.wait(client)
@@ -85,7 +85,7 @@ def test_a_slow_slot_goes_to_the_heaviest_when_worth_it_only_behind_everyone() -
 
 def test_no_turn_when_the_slot_is_worth_it_for_nobody() -> None:
     parts = Parts()
-    fast, slow = parts.host("fast", 4.0, 2), parts.host("slow", 1.0, 1)
+    fast, slow = parts.host("fast", 7.0, 2), parts.host("slow", 1.0, 1)
     parts.busy(fast)
     parts.wait("a/u", 2.0)
     assert parts.decide.turn(slow, now=1.0) is None  # 2.0 x 6 > 1 waiting

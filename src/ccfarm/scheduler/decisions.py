@@ -54,15 +54,22 @@ class Decisions:
 
         With F busy slots on faster hosts (mean speed s_f) each freeing after
         an average job's time there (w/s_f), the (ahead+1)-th of them frees
-        after about (ahead+1)/F of that; a job of c times the average size
-        finishes sooner on this host (speed s_h) when
-        c*w/s_h <= (ahead+1)/F * w/s_f + c*w/s_f, that is when
-        ahead + 1 >= c * F * (s_f / s_h - 1)  (= c * `need`).
+        after about t = (ahead+1)/F of that. A job of c times the average
+        cost takes c*w/s_h on this host (speed s_h), c*w/s_f on a faster
+        one. Waiting for the faster slot costs more than the job's own wait:
+        a build sends its next job as soon as one is placed, and the slot
+        this job waits for would have gone to that one, which now waits
+        about as long (while this slot stays idle). Counting both waits,
+        the slot is worth it when c*w/s_h - c*w/s_f <= 2t, that is when
+        ahead + 1 >= c * F * (s_f / s_h - 1) / 2  (= c * `need`).
+        Counting this job's wait alone (half as permissive) left the slowest
+        hosts of the emulated farm idle most of a one-client build, which
+        took 9-18 % longer (docs/benchmarks.md, tenth session).
         """
         return ahead + 1 >= cost * self.need(key, host)
 
     def need(self, key: Key, host: Host) -> float:
-        """F * (s_f / s_h - 1) of `worth`: 0 with nothing faster to wait for;
+        """F * (s_f / s_h - 1) / 2 of `worth`: 0 with nothing faster to wait for;
         at most 1 for a host on trial (it takes jobs of average cost or less
         until its speed is known)."""
         if not self.policy.prefer_fast:
@@ -70,7 +77,7 @@ class Decisions:
         slots, speed = self.slots.capacity.faster(key, host.next_tier)
         if slots <= 0:
             return 0.0
-        need = max(0.0, slots * (speed / max(host.next_speed, 1e-9) - 1))
+        need = max(0.0, slots * (speed / max(host.next_speed, 1e-9) - 1)) / 2
         if (
             need > 1.0
             and self.evidence is not None
