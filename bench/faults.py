@@ -7,6 +7,9 @@ cgroup v1 CPU group of 0.5 CPU, so that a host's load is its own) on loopback, a
 building Lua 5.4 (`make -j6`) through the scheduler. Each figure is one
 fault against the same build without it, in the same run:
 
+  clean build      the build with nothing failing: its time, and the jobs
+                   compiled on the client (a local slot was free and no free
+                   host was faster)
   stopped host     one host SIGSTOPped 1 s into the build (a hung machine),
                    resumed after the build: seconds it adds to the build
   killed host      one host SIGKILLed 1 s into the build: the last lease the
@@ -256,8 +259,11 @@ def all_slots_held() -> Iterator[None]:
 def one_round(work: str, src: str, files: int, base: dict[str, str], note: Note) -> None:
     env = {**base, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"}
     with farm_up(os.path.join(work, "stop")) as farm:
+        since = host_logs(farm.work)
         clean, _ = build(src, env, None)
         note("clean build, s", clean)
+        # what the counts below compare with: jobs kept here by choice
+        note("clean build: jobs compiled locally", files - jobs_on_hosts(farm.work, since))
         victim = farm.procs[HOSTS[0]]
         took, _ = build(src, env, lambda: with_signal(victim, signal.SIGSTOP))
         with_signal(victim, signal.SIGCONT)

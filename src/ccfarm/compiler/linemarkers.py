@@ -101,8 +101,9 @@ def main_file_bytes(preprocessed: bytes) -> int:
     0 when the text has no line markers (`-P`).
 
     It looks only for the quoted name, then checks that the line is a
-    marker: a few `find`s, ~20 us for 250 kB (a `__FILE__` in the code is
-    not a marker and counts as the main file's text).
+    marker: a few `find`s per marker of the main file (a `__FILE__` in the
+    code is not a marker and counts as the main file's text). Over Lua's
+    files 70 us a job (median), 230 us for one with 207 such markers.
     """
     if not preprocessed.startswith(b"#"):
         return 0
