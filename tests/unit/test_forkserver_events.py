@@ -1,5 +1,5 @@
 """The fork server's reading of a job's lifeline (the job's process's
-connection), on a real process standing in for a worker."""
+connection), on a real process standing in for a worker; its code stamps."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from ccfarm.client.forkserver.server import ForkServer, _Worker
+from ccfarm.client.forkserver import wire
+from ccfarm.client.forkserver.server import ForkServer, _Worker, module_stamps
 
 
 @pytest.fixture
@@ -71,3 +73,26 @@ def test_a_job_process_gone_stops_its_job(server) -> None:  # type: ignore[no-un
     fork_server._peer_event(worker.pid, worker.conn)
     assert worker.conn is None and worker.doomed and worker.kill_at is not None
     assert proc.wait(timeout=10) == -signal.SIGTERM  # its process group had SIGTERM
+
+
+def test_code_stamps_cover_the_packages_sources_and_see_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    sub = tmp_path / "sub"
+    (sub / "__pycache__").mkdir(parents=True)
+    (sub / "b.py").write_text("B = 1\n")
+    (sub / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "elsewhere").symlink_to(sub)  # a link to a directory is not followed
+    monkeypatch.setattr(wire, "package_dir", lambda: str(tmp_path))
+    stamps = module_stamps()
+    assert set(stamps) == {str(tmp_path / "a.py"), str(sub / "b.py")}
+    (sub / "b.py").write_text("B = 22\n")  # another size
+    assert module_stamps() != stamps
+    # ccfarm's own package: every module it can import
+    monkeypatch.undo()
+    package = Path(wire.package_dir())
+    assert set(module_stamps()) == {
+        str(p) for p in package.rglob("*.py") if "__pycache__" not in p.parts
+    }
