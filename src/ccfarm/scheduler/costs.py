@@ -15,6 +15,8 @@ _SUMS = 9
 
 #: cost = a + b x main bytes + c x the rest (see `CostModel`)
 Fit = tuple[float, float, float]
+#: (a, b, c, low, high): a fit and the bounds its predictions are kept in (`CostModel.line`)
+Line = tuple[float, float, float, float, float]
 
 
 class CostModel:
@@ -186,19 +188,21 @@ class CostModel:
         """Have enough jobs ended for `predicted` to mean something?"""
         return self.jobs >= self.min_jobs
 
-    def predicted(self, size: int, main: int = 0) -> float | None:
+    def predicted(self, size: int, main: int = 0, line: Line | None = None) -> float | None:
         """What a job of `size` bytes (`main` from its main file) costs
         (seconds x speed), from the fit or, while it is not usable, in
         proportion to the observed jobs' sizes; None before any job ended or
-        for a job of unknown size."""
-        line = self.line()
+        for a job of unknown size. `line`: `line()` as computed already (for
+        many predictions at once)."""
+        if line is None:
+            line = self.line()
         if size <= 0 or line is None:
             return None
         a, b, c, low, high = line
         m, r = self.measures(size, main)
         return min(high, max(low, a + b * m + c * r))
 
-    def line(self) -> tuple[float, float, float, float, float] | None:
+    def line(self) -> Line | None:
         """(a, b, c, low, high) of `predicted` as it is now: cost = a + b x
         main bytes + c x the rest, kept within [low, high] (for many
         predictions at once); None before any job counted."""

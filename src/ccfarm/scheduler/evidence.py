@@ -54,14 +54,11 @@ from collections import deque
 from collections.abc import Iterable
 from statistics import median
 
-from ccfarm.scheduler.costs import CostModel
+from ccfarm.scheduler.costs import CostModel, Line
 from ccfarm.scheduler.policy import Policy
 from ccfarm.scheduler.slots import Key
 
 __all__ = ["ANCHOR_HOSTS", "TRIAL_JOBS", "WINDOW", "HostEvidence", "SpeedEvidence"]
-
-#: a cost model's `line()`: (a, b, c, low, high)
-_Line = tuple[float, float, float, float, float]
 
 #: jobs a host's observed speed is the median over
 WINDOW = 16
@@ -233,7 +230,7 @@ class SpeedEvidence:
     def _level(
         self,
         evidence: HostEvidence,
-        lines: dict[CostModel, _Line | None] | None = None,
+        lines: dict[CostModel, Line | None] | None = None,
     ) -> float:
         """The median of log(predicted cost / seconds) over the host's samples
         (`lines`: the cost models' `line()`, when computed already)."""
@@ -245,10 +242,8 @@ class SpeedEvidence:
             else:
                 line = lines[model] = model.line()
             if line is not None:
-                a, b, c, low, high = line
-                m, r = model.measures(size, main)
-                predicted = min(high, max(low, a + b * m + c * r))
-                if predicted > 0:
+                predicted = model.predicted(size, main, line)
+                if predicted is not None and predicted > 0:
                     values.append(math.log(predicted / seconds))
         return median(values) if values else evidence.level
 
@@ -260,7 +255,7 @@ class SpeedEvidence:
         self._since = 0
         hosts = self.hosts
         for _ in range(rounds):
-            lines: dict[CostModel, _Line | None] = {}
+            lines: dict[CostModel, Line | None] = {}
             ratios = []
             for name in self.tried:
                 evidence = hosts[name]
