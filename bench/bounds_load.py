@@ -31,7 +31,13 @@ import time
 
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, hello
-from ccfarm.demo.farm import start_daemon, stop_daemon, stop_process, wait_listening
+from ccfarm.demo.farm import (
+    scheduler_command,
+    start_daemon,
+    stop_daemon,
+    stop_process,
+    wait_listening,
+)
 from ccfarm.model import HostReport, LeaseRequest
 from ccfarm.protocol import LZO, JobHeader, encode_request
 
@@ -252,11 +258,10 @@ def main() -> int:
         os.chmod(tmp, 0o1777)  # a daemon started as root runs as its own user
         daemon = start_daemon(DAEMON, free_port(DAEMON), 4, tmp, extra=("--tmpdir", tmp))
         sport = free_port(SCHEDULER)
+        log = os.path.join(tmp, "scheduler.log")
         sched = subprocess.Popen(
-            [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", SCHEDULER, "--port",
-             str(sport), "--log-file", os.path.join(tmp, "scheduler.log")],
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            scheduler_command(SCHEDULER, sport, ("--log-file", log)), stdin=subprocess.DEVNULL
+        )
         try:
             wait_listening(SCHEDULER, sport)
             assert daemon.process is not None

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from ccfarm.demo.farm import (
     LocalDaemon,
     distccd_command,
+    scheduler_command,
     start_daemon,
     stop_daemon,
     wait_listening,
@@ -48,9 +49,10 @@ def ccfarmd(
 def scheduler(address: str, log_dir: str, extra: tuple[str, ...] = ()) -> Iterator[str]:
     """A ccfarm-scheduler on `address` (a free port); yields its HOST:PORT."""
     port = free_port(address)
-    argv = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", address]
-    argv += ["--port", str(port), "--log-file", os.path.join(log_dir, "scheduler.log"), *extra]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    log = os.path.join(log_dir, "scheduler.log")
+    proc = subprocess.Popen(
+        scheduler_command(address, port, ("--log-file", log, *extra)), stdin=subprocess.DEVNULL
+    )
     try:
         wait_listening(address, port)
         yield f"{address}:{port}"

@@ -80,6 +80,7 @@ from ccfarm.demo.codebase import LuaTree, fetch_lupa, lua_trees, prepare_build  
 from ccfarm.demo.farm import (  # noqa: E402
     ccfarmd_command,
     distccd_command,
+    scheduler_command,
     stop_process,
     wait_listening,
 )
@@ -222,8 +223,7 @@ def ccfarm_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
     assert ccfarm
     work = bench.work
     with ExitStack() as stack:
-        argv = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", SCHED[0]]
-        argv += ["--port", str(SCHED[1])] + (["--log-level", "debug"] if VERBOSE else [])
+        argv = scheduler_command(*SCHED, ("--log-level", "debug") if VERBOSE else ())
         stack.enter_context(process(argv, os.path.join(work, "scheduler.log")))
         wait_listening(*SCHED)
         logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(slots))]

@@ -49,7 +49,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ccfarm.control import messages as m  # noqa: E402
 from ccfarm.control.codec import MessageParser, hello  # noqa: E402
 from ccfarm.demo.codebase import fetch_lupa, lua_trees, prepare_build  # noqa: E402
-from ccfarm.demo.farm import ccfarmd_command, stop_process, wait_listening  # noqa: E402
+from ccfarm.demo.farm import (  # noqa: E402
+    ccfarmd_command,
+    scheduler_command,
+    stop_process,
+    wait_listening,
+)
 from ccfarm.model import LeaseRequest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,8 +78,7 @@ class Farm:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", SCHED[0]]
-        argv += ["--port", str(SCHED[1]), "--log-level", "debug", "--log-file", self.scheduler_log]
+        argv = scheduler_command(*SCHED, ("--log-level", "debug", "--log-file", self.scheduler_log))
         self.procs["scheduler"] = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         wait_listening(*SCHED)
         for host in HOSTS:

@@ -21,7 +21,7 @@ import tempfile
 
 from bench.common import free_port, timed
 from ccfarm.client.job.lease import Lease, request_lease
-from ccfarm.demo.farm import start_daemon, stop_daemon, wait_listening
+from ccfarm.demo.farm import scheduler_command, start_daemon, stop_daemon, wait_listening
 
 SOURCE = "".join(
     f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 7 + 3}; k++) "
@@ -41,19 +41,9 @@ def main() -> None:
         address = "127.0.1.200"
         port = free_port(address)
         sched = f"{address}:{port}"
+        log = os.path.join(tmp, "scheduler.log")
         scheduler = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccfarm.scheduler.main",
-                "--listen",
-                address,
-                "--port",
-                str(port),
-                "--log-file",
-                os.path.join(tmp, "scheduler.log"),
-            ],
-            stdin=subprocess.DEVNULL,
+            scheduler_command(address, port, ("--log-file", log)), stdin=subprocess.DEVNULL
         )
         daemons = []
         held: list[Lease] = []

@@ -25,7 +25,7 @@ import contextlib
 
 from ccfarm.control import messages as m  # noqa: E402
 from ccfarm.control.codec import encode, hello  # noqa: E402
-from ccfarm.demo.farm import wait_listening  # noqa: E402
+from ccfarm.demo.farm import scheduler_command, wait_listening  # noqa: E402
 from ccfarm.model import CompilerIdentity, HostReport, LeaseRequest  # noqa: E402
 
 GCC = CompilerIdentity("gcc", "12.2.0", "x86_64-linux-gnu")
@@ -125,19 +125,7 @@ def main() -> int:
     )
     args = p.parse_args()
     port = 3634
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ccfarm.scheduler.main",
-            "--listen",
-            ADDRESS,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    )
+    proc = subprocess.Popen(scheduler_command(ADDRESS, port, ("--log-level", "warning")))
     runs = []
     try:
         wait_listening(ADDRESS, port)

@@ -25,7 +25,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import free_port, median_ms, timed  # noqa: E402
 
-from ccfarm.demo.farm import start_daemon, stop_daemon, stop_process, wait_listening  # noqa: E402
+from ccfarm.demo.farm import (  # noqa: E402
+    scheduler_command,
+    start_daemon,
+    stop_daemon,
+    stop_process,
+    wait_listening,
+)
 from ccfarm.secretfile import read_secret  # noqa: E402
 
 TINY = "int add(int a, int b) { return a + b; }\nint twice(int x) { return add(x, x); }\n"
@@ -34,8 +40,9 @@ TINY = "int add(int a, int b) { return a + b; }\nint twice(int x) { return add(x
 def _scheduler(address: str, work: str, extra: tuple[str, ...]) -> tuple[str, subprocess.Popen]:  # type: ignore[type-arg]
     port = free_port(address)
     log = os.path.join(work, f"scheduler-{address}.log")
-    cmd = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", address, "--port", str(port)]
-    cmd += ["--log-file", log, "--load-low", "100", "--load-high", "200", *extra]
+    cmd = scheduler_command(
+        address, port, ("--log-file", log, "--load-low", "100", "--load-high", "200", *extra)
+    )
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     wait_listening(address, port)
     return f"{address}:{port}", proc

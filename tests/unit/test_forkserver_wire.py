@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import pytest
 from hypothesis import given
@@ -127,3 +128,42 @@ def test_the_fork_server_warms_ssl_only_for_jobs_that_use_tls(
     from ccfarm.client.forkserver.server import _wants_tls
 
     assert _wants_tls(([b"ccfarm", b"gcc"], b"/", 0o22, env)) is wants
+
+
+def test_send_with_fds_passes_the_data_whole_and_the_descriptors() -> None:
+    """More data than the socket's buffer holds (the rest goes after the
+    first part), and descriptors that lead to the same pipe at the far end."""
+    import socket
+    import threading
+
+    near, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end, write_end = os.pipe()
+    data = os.urandom(1 << 20)
+    got: list[bytes] = []
+    passed: list[int] = []
+
+    def receive() -> None:
+        while sum(map(len, got)) < len(data):
+            chunk, ancdata, _, _ = far.recvmsg(1 << 16, socket.CMSG_SPACE(8))
+            if not chunk:
+                break
+            got.append(chunk)
+            for level, kind, rights in ancdata:
+                assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+                for i in range(0, len(rights), 4):
+                    passed.append(int.from_bytes(rights[i : i + 4], sys.byteorder))
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    try:
+        wire.send_with_fds(near, data, [write_end, write_end])
+        reader.join(10)
+        assert b"".join(got) == data
+        assert len(passed) == 2 and write_end not in passed
+        os.write(passed[0], b"via the passed descriptor")
+        assert os.read(read_end, 100) == b"via the passed descriptor"
+    finally:
+        for fd in (read_end, write_end, *passed):
+            os.close(fd)
+        near.close()
+        far.close()

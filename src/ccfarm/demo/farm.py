@@ -60,6 +60,20 @@ def ccfarmd_command(
     ]
 
 
+def scheduler_command(address: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """This ccfarm's `ccfarm-scheduler` (it runs in the foreground) on ADDRESS:PORT."""
+    return [
+        sys.executable,
+        "-m",
+        "ccfarm.scheduler.main",
+        "--listen",
+        address,
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
 def start_daemon(
     address: str,
     port: int,
@@ -121,11 +135,11 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
 def start_scheduler(address: str, port: int, log_dir: str) -> LocalDaemon:
     """Run `ccfarm-scheduler` in the foreground of a child process; return when it listens."""
     log_path = os.path.join(log_dir, f"scheduler-{address}-{port}.log")
-    cmd = [sys.executable, "-m", "ccfarm.scheduler.main", "--listen", address]
-    cmd += ["--port", str(port), "--log-file", log_path]
     # Every emulated host sees this one machine's load average: a farm on one
     # machine must not withdraw its hosts for the load its own build makes.
-    cmd += ["--load-low", "1000", "--load-high", "1001"]
+    cmd = scheduler_command(
+        address, port, ("--log-file", log_path, "--load-low", "1000", "--load-high", "1001")
+    )
     scheduler = LocalDaemon(address, port, 0, log_path)
     scheduler.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:

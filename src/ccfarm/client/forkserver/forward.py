@@ -65,10 +65,7 @@ def forward_job(argv: list[str], name: bytes) -> int | None:
             umask,
             [k + b"=" + v for k, v in environb.items()],
         )
-        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
-        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        if sent < len(request):
-            sock.sendall(request[sent:])
+        wire.send_with_fds(sock, request, (0, 1, 2))
         # From here the job is running there: an interrupt ends this process
         # quietly, and the fork server stops the job when the socket closes.
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)

@@ -161,7 +161,7 @@ class ForkServer:
         try:
             if worker is None:
                 raise OSError("no worker")
-            _send_request(worker.chan, raw, fds)
+            wire.send_with_fds(worker.chan, raw, fds)
         except OSError:
             if worker is not None:
                 self._dismiss(worker)  # gone while idle: its exit is reaped
@@ -489,14 +489,6 @@ def _read_request(
     except BaseException:
         _close_all(fds)
         raise
-
-
-def _send_request(chan: socket.socket, raw: bytes, fds: list[int]) -> None:
-    """Pass a job's request and descriptors on to a worker, as the job's process sent them."""
-    rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
-    sent = chan.sendmsg([raw], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
-    if sent < len(raw):
-        chan.sendall(raw[sent:])
 
 
 def _close_all(fds: object) -> None:

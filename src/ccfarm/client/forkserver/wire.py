@@ -4,8 +4,9 @@ A compile job's own process only forwards it: its argv, working directory,
 umask and environment go to the user's fork server over a Unix socket, with
 its stdin, stdout and stderr passed along (SCM_RIGHTS); the fork server runs the
 job in a forked child that already has every module imported, and answers
-with how it ended. Pure encoding here (bytes in, bytes out); imported on the
-wrapper's start-up path, so it uses nothing but `os`.
+with how it ended. Encoding here (bytes in, bytes out), and the one send
+that passes descriptors; imported on the wrapper's start-up path, so it
+uses only built-in modules.
 
 Request: ``CCFH0001`` + 8 hex digits (payload length) + payload, the payload
 being NUL-terminated fields: argc, the argv items, cwd, umask (octal), then
@@ -26,6 +27,12 @@ connect to an abstract socket, so both ends check the other's uid
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
+
+MYPY = False
+if MYPY:
+    import _socket
 
 MAGIC = b"CCFH0001"
 HEADER_SIZE = len(MAGIC) + 8
@@ -98,6 +105,16 @@ def decode_reply(reply: bytes) -> tuple[str, int]:
         if value is not None and value <= 255:
             return ("exit" if reply[:1] == b"X" else "signal"), value
     raise WireError("bad reply")
+
+
+def send_with_fds(sock: _socket.socket, data: bytes, fds: Sequence[int]) -> None:
+    """Send `data` with the descriptors `fds` passed along (SCM_RIGHTS, with its first part)."""
+    import _socket
+
+    rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+    sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+    if sent < len(data):
+        sock.sendall(data[sent:])
 
 
 def socket_name(uid: int, key: bytes) -> bytes:
