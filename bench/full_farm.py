@@ -19,9 +19,16 @@ import subprocess
 import sys
 import tempfile
 
-from bench.common import free_port, timed
-from ccfarm.client.job.lease import Lease, request_lease
-from ccfarm.demo.farm import scheduler_command, start_daemon, stop_daemon, wait_listening
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import free_port, timed  # noqa: E402
+
+from ccfarm.client.job.lease import Lease, request_lease  # noqa: E402
+from ccfarm.demo.farm import (  # noqa: E402
+    scheduler_command,
+    start_daemon,
+    stop_daemon,
+    wait_listening,
+)
 
 SOURCE = "".join(
     f"double f{i}(double x) {{ double s = 0; for (int k = 0; k < {i % 7 + 3}; k++) "
