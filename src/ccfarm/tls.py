@@ -126,15 +126,45 @@ def server_context(files: TLSFiles) -> ssl.SSLContext:
 def client_context(files: TLSFiles) -> ssl.SSLContext:
     """The context a client connects with: the server's certificate must be
     signed by the CA and name the host dialled (`server_hostname`); the
-    client's own certificate goes with it when given."""
+    client's own certificate goes with it when given.
+
+    Kept for the process's next calls while the files stay as they were
+    (device, inode, size, mtime): a fork server's worker runs job after job,
+    and loading a CA bundle and a key costs each job ~1 ms or more. A file
+    replaced or rewritten (a renewed certificate) is loaded again.
+    """
     import ssl
 
+    key = (files, *map(_identity, (files.cert, files.key, files.ca)))
+    cached = _CLIENT_CONTEXTS.get(key) if None not in key else None
+    if cached is not None:
+        return cached
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (checks the name and the chain)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_ca(context, files.ca)
     if files.cert:
         _load_chain(context, files)
+    if None not in key:
+        _CLIENT_CONTEXTS.clear()  # one set of files per process in practice
+        _CLIENT_CONTEXTS[key] = context
     return context
+
+
+#: `client_context`'s last context, by its files and their identities
+_CLIENT_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+
+def _identity(path: str) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime in ns) of `path`; zeros for no file; None if unreadable."""
+    if not path:
+        return (0, 0, 0, 0)
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # not cached: loading says what is wrong
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _load_chain(context: ssl.SSLContext, files: TLSFiles) -> None:

@@ -3,6 +3,7 @@ contexts built from them (with certificates `tests.tlscerts` makes)."""
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
@@ -134,6 +135,34 @@ def test_a_client_context_checks_the_name_and_the_chain(pki: PKI) -> None:
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "farm-ca"),),)]
     assert tls.client_from(TLSFiles(pki.host.cert, pki.host.key, pki.ca)) is not None
+
+
+def test_a_client_context_is_kept_while_its_files_stay_as_they_were(
+    pki: PKI, tmp_path: Path
+) -> None:
+    """A fork server's worker builds its context once for many jobs; a
+    certificate replaced on disk (a renewal) is loaded again, and a file
+    gone is an error again, not the kept context."""
+    import shutil
+
+    cert = tmp_path / "client.pem"
+    shutil.copy(pki.host.cert, cert)
+    files = TLSFiles(str(cert), pki.host.key, pki.ca)
+    first = tls.client_from(files)
+    assert first is not None and tls.client_from(files) is first
+    assert tls.client_from(TLSFiles(ca=pki.ca)) is not first  # other files, another context
+    renewed = tmp_path / "renewed.pem"
+    shutil.copy(pki.other_host.cert, renewed)
+    os.replace(renewed, cert)  # same path, another file (and another key would not load)
+    with pytest.raises(ConfigError, match="do not load"):
+        tls.client_from(files)
+    shutil.copy(pki.host.cert, renewed)
+    os.replace(renewed, cert)
+    again = tls.client_from(files)
+    assert again is not None and again is not first
+    cert.unlink()
+    with pytest.raises(ConfigError, match="client.pem"):
+        tls.client_from(files)
 
 
 def test_files_that_do_not_load_are_config_errors(pki: PKI, tmp_path: Path) -> None:
