@@ -18,6 +18,7 @@ import pytest
 from ccfarm.demo.farm import (
     LocalDaemon,
     distccd_command,
+    scheduler_command,
     start_daemon,
     stop_daemon,
     stop_process,
@@ -239,18 +240,7 @@ def scheduler(tmp_path: Path) -> Iterator[object]:
         port = port or free_port(address)
         log = tmp_path / f"scheduler-{address}.log"
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccfarm.scheduler.main",
-                "--listen",
-                address,
-                "--port",
-                str(port),
-                "--log-file",
-                str(log),
-                *extra,
-            ],
+            scheduler_command(address, port, ("--log-file", str(log), *extra)),
             stdin=subprocess.DEVNULL,
         )
         procs.append(proc)
