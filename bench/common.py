@@ -100,9 +100,33 @@ def cgroups_available() -> bool:
     return os.geteuid() == 0 and os.access(CGROOT, os.W_OK)
 
 
+#: held by a benchmark that makes groups, for as long as it runs (`only_benchmark`)
+_LOCK: int | None = None
+
+
+def only_benchmark() -> None:
+    """Stop here if another benchmark runs: the groups (`ccfarm-bench-NAME`)
+    and the hosts' addresses are the same in every script, and a second one
+    would requota and remove the first one's groups mid-build."""
+    global _LOCK
+    if _LOCK is not None:
+        return
+    import fcntl
+    import tempfile
+
+    fd = os.open(os.path.join(tempfile.gettempdir(), "ccfarm-bench.lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        sys.exit("another ccfarm benchmark is running here; wait for it to end")
+    _LOCK = fd
+
+
 @contextmanager
 def cgroup(name: str, cpus: float) -> Iterator[str]:
     """A cgroup v1 CPU group with a quota of `cpus` CPUs; removed afterwards."""
+    only_benchmark()
     path = os.path.join(CGROOT, f"ccfarm-bench-{name}")
     os.makedirs(path, exist_ok=True)
     set_quota(path, cpus)
@@ -158,6 +182,7 @@ CPUACCT = "/sys/fs/cgroup/cpuacct"
 @contextmanager
 def accounting(name: str) -> Iterator[str]:
     """A cgroup v1 cpuacct group (its CPU use counted); emptied and removed afterwards."""
+    only_benchmark()
     path = os.path.join(CPUACCT, f"ccfarm-bench-{name}")
     os.makedirs(path, exist_ok=True)
     try:
