@@ -133,25 +133,24 @@ def client_context(files: TLSFiles) -> ssl.SSLContext:
     and loading a CA bundle and a key costs each job ~1 ms or more. A file
     replaced or rewritten (a renewed certificate) is loaded again.
     """
+    global _last_client
     import ssl
 
     key = (files, *map(_identity, (files.cert, files.key, files.ca)))
-    cached = _CLIENT_CONTEXTS.get(key) if None not in key else None
-    if cached is not None:
-        return cached
+    if _last_client is not None and _last_client[0] == key:
+        return _last_client[1]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (checks the name and the chain)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_ca(context, files.ca)
     if files.cert:
         _load_chain(context, files)
-    if None not in key:
-        _CLIENT_CONTEXTS.clear()  # one set of files per process in practice
-        _CLIENT_CONTEXTS[key] = context
+    if None not in key:  # one set of files per process in practice: the last is kept
+        _last_client = (key, context)
     return context
 
 
-#: `client_context`'s last context, by its files and their identities
-_CLIENT_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+#: `client_context`'s last context, with its files and their identities
+_last_client: tuple[tuple[object, ...], ssl.SSLContext] | None = None
 
 
 def _identity(path: str) -> tuple[int, int, int, int] | None:
