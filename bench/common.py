@@ -105,9 +105,9 @@ _LOCK: int | None = None
 
 
 def only_benchmark() -> None:
-    """Stop here if another benchmark runs: the groups (`ccfarm-bench-NAME`)
-    and the hosts' addresses are the same in every script, and a second one
-    would requota and remove the first one's groups mid-build."""
+    """Stop here if another benchmark that makes groups runs: every script
+    names its groups `ccfarm-bench-NAME`, and a second one would requota and
+    remove the first one's groups mid-build."""
     global _LOCK
     if _LOCK is not None:
         return
