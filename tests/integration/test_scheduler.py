@@ -109,6 +109,28 @@ def test_ctl_hosts_jobs_disable_enable(tmp_path: Path, scheduler, ccfarmd, clien
     assert ctl(sched, "jobs") == []
 
 
+def test_ccfarm_j_and_show_hosts_ask_the_scheduler(
+    tmp_path: Path, scheduler, ccfarmd, client_env
+) -> None:
+    """`make -j$(ccfarm -j)`: the slots of the hosts that take jobs, plus the
+    local ones; a disabled host counts no more; a silent scheduler list falls
+    back to the host list within the scheduler timeout."""
+    from ccfarm.cgroups import cpu_slots
+
+    sched, daemons = _farm(scheduler, ccfarmd, [3.0, 1.0], jobs=3)
+    env = {**client_env, "CCFARM_SCHEDULER": sched}
+    asked = run([ccfarm_exe(), "-j"], tmp_path, env)
+    assert asked.returncode == 0 and asked.stdout == f"{6 + cpu_slots()}\n".encode()
+    shown = run([ccfarm_exe(), "--show-hosts"], tmp_path, env).stdout.decode().split()
+    assert sorted(shown) == sorted(f"{d.address}:{d.port}/3" for d in daemons)
+    slow = f"{daemons[1].address}:{daemons[1].port}"
+    ctl(sched, "disable", slow)
+    assert run([ccfarm_exe(), "-j"], tmp_path, env).stdout == f"{3 + cpu_slots()}\n".encode()
+    listed = {**env, "CCFARM_SCHEDULER": "127.0.0.1:1", "DISTCC_HOSTS": "a/5 localhost/1"}
+    fallen = run([ccfarm_exe(), "-j"], tmp_path, listed)
+    assert fallen.stdout == b"6\n" and b"no scheduler answered" in fallen.stderr
+
+
 def test_gethost_with_real_distcc(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
     distcc = shutil.which("distcc")
     if distcc is None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ccfarm.client.hosts.farmsize import farm_entries, level_of_farm, level_of_list
 from ccfarm.client.hosts.hostlist import (
     CPU_COUNT,
     MAX_SLOTS,
@@ -345,7 +346,7 @@ def _distcc(args: str, hosts: str, tmp_path: Path) -> str:
 @pytest.mark.parametrize("text", AGREE)
 def test_agrees_with_real_distcc(text: str, tmp_path: Path) -> None:
     ours = parse_hosts(text)
-    assert int(_distcc("-j", text, tmp_path)) == sum(h.slots for h in ours.hosts)
+    assert int(_distcc("-j", text, tmp_path)) == level_of_list(ours, local_slots=0)
     shown = _distcc("--show-hosts", text, tmp_path).splitlines()
     if ours.randomize:
         shown.sort()
@@ -361,3 +362,37 @@ def test_rejects_what_real_distcc_rejects(text: str, tmp_path: Path) -> None:
         parse_hosts(text)
     distcc_rejects = _distcc("-j", text, tmp_path) == ""
     assert distcc_rejects == (text not in STRICTER_THAN_DISTCC)
+
+
+@pytest.mark.interop
+@needs_distcc
+@pytest.mark.parametrize("text", ["h1/3 h2:4000/2,lzo localhost", "h1 --randomize h2/7"])
+def test_ccfarm_j_and_show_hosts_answer_as_distcc(text: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISTCC_", "CCFARM_"))}
+    env.update({"DISTCC_HOSTS": text, "DISTCC_DIR": str(tmp_path), "CCFARM_HELPER": "0"})
+    for option in ("-j", "--show-hosts"):
+        ours = subprocess.run(
+            ["ccfarm", option], env=env, capture_output=True, text=True, timeout=30
+        )
+        assert ours.returncode == 0 and ours.stderr == ""
+        theirs = _distcc(option, text, tmp_path)
+        if "--randomize" in text:  # distcc shows the list shuffled
+            assert sorted(ours.stdout.splitlines()) == sorted(theirs.splitlines())
+        else:
+            assert ours.stdout == theirs, option
+
+
+def test_farm_level_counts_hosts_that_take_jobs() -> None:
+    rows = [
+        {"host": "a:1", "address": "127.0.1.1", "port": 3632, "slots": 4, "state": "up"},
+        {"host": "b:1", "address": "::1", "port": 3633, "slots": 2, "state": "busy"},
+        {"host": "c:1", "address": "127.0.1.3", "port": 3632, "slots": 8, "state": "disabled"},
+        {"host": "d:1", "address": "127.0.1.4", "port": 3632, "slots": 8, "state": "leaving"},
+        {"host": "e:1", "address": "127.0.1.5", "port": 3632, "slots": 8, "state": "quarantined"},
+        {"host": "f:1", "slots": 1, "state": "probation"},
+    ]
+    assert level_of_farm(rows, local_slots=3) == 4 + 2 + 1 + 3
+    assert level_of_farm([], local_slots=2) == 2
+    assert farm_entries(rows) == ["127.0.1.1:3632/4", "[::1]:3633/2", "f:1/1"]
+    assert level_of_list(None, local_slots=5) == 5
+    assert level_of_list(parse_hosts(""), local_slots=5) == 5  # distcc: nothing at all

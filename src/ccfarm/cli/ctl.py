@@ -66,11 +66,11 @@ class CtlError(Exception):
         self.status = status
 
 
-def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
+def _ask(address: tuple[str, int], request: bytes, auth: Auth, timeout: float = TIMEOUT) -> Message:
     where = f"{address[0]}:{address[1]}"
     secret, context = auth
     try:
-        with socket.create_connection(address, timeout=TIMEOUT) as plain:
+        with socket.create_connection(address, timeout=timeout) as plain:
             secure = plain if context is None else _secure(plain, context, address[0], where)
             with secure as sock:
                 if secret is None:
@@ -83,7 +83,7 @@ def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
         raise CtlError(f"no scheduler listening on {where}", EXIT_NO_SCHEDULER) from None
     except TimeoutError:
         raise CtlError(
-            f"scheduler {where} did not answer in {TIMEOUT:g} s", EXIT_NO_SCHEDULER
+            f"scheduler {where} did not answer in {timeout:g} s", EXIT_NO_SCHEDULER
         ) from None
     except RemoteProtocolError as exc:
         raise CtlError(f"scheduler {where}: bad answer: {exc}", EXIT_BAD_ANSWER) from None
@@ -180,8 +180,17 @@ def _run(args: argparse.Namespace, address: tuple[str, int], auth: Auth) -> str:
     return json.dumps(rows, indent=2) if args.json else table(rows, columns)
 
 
-def _rows(address: tuple[str, int], query: str, lists: bool, auth: Auth) -> list[dict[str, Value]]:
-    reply = _ask(address, encode(query), auth)
+def query_hosts(
+    address: tuple[str, int], auth: Auth, timeout: float = TIMEOUT
+) -> list[dict[str, Value]]:
+    """The scheduler's hosts, one record each (CtlError when it does not answer)."""
+    return _rows(address, m.QUERY_HOSTS, True, auth, timeout)
+
+
+def _rows(
+    address: tuple[str, int], query: str, lists: bool, auth: Auth, timeout: float = TIMEOUT
+) -> list[dict[str, Value]]:
+    reply = _ask(address, encode(query), auth, timeout)
     if reply.kind == m.FAILED:
         raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
     return [typed_row(record, lists=lists) for record in reply.records]

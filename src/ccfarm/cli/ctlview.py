@@ -27,7 +27,7 @@ HOST_COLUMNS = (
     "state",
 )  # fmt: skip
 JOB_COLUMNS = ("state", "lease", "host", "client", "seconds", "compiler")
-_INTS = frozenset({"tier", "slots", "offered", "used", "cpus", "desktop", "lease"})
+_INTS = frozenset({"tier", "slots", "offered", "used", "cpus", "desktop", "lease", "port"})
 _FLOATS = frozenset({"speed", "load", "seconds"})
 #: fields a record may repeat: a list in JSON, joined by "; " in the table
 _LISTS = frozenset({"compiler"})

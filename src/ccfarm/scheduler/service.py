@@ -504,6 +504,8 @@ class SchedulerService:
             records.append(
                 {
                     "host": name,
+                    "address": r.address,
+                    "port": r.port,
                     "tier": host.tier,
                     # the speed the farm uses; the host's claim; what its jobs showed
                     "speed": f"{host.speed:.3g}",

@@ -10,10 +10,15 @@ from collections.abc import Mapping
 USAGE = """\
 usage: ccfarm [COMPILER] [COMPILER ARGS...]
        ccfarm --help | --version
+       ccfarm -j              jobs to run at once: `make -j$(ccfarm -j)` (distcc's -j)
+       ccfarm --show-hosts    the hosts jobs may go to, one host-list entry a line
        (or as CC="ccfarm gcc", CMAKE_C_COMPILER_LAUNCHER=ccfarm, or a link named gcc/cc)
 
 Runs one compile job on a farm host (a scheduler's lease, else a host list),
 else here. The object, messages and exit status are the local compiler's.
+With CCFARM_SCHEDULER, -j counts the slots of the farm's hosts that take
+jobs plus this machine's local slots, and --show-hosts lists those hosts;
+else both answer from the host list, as distcc does.
 
 Environment (distcc's DISTCC_* names work where they are shown):
   CCFARM_SCHEDULER=HOST[:PORT][,...]  schedulers to ask for a host first
@@ -75,6 +80,10 @@ def run_job(argv: list[str], env: Mapping[str, str]) -> int:
 
             sys.stdout.write(f"ccfarm {__version__}\n")
             return 0
+        if argv[1] in ("-j", "--show-hosts"):
+            from ccfarm.client.hosts.farmsize import answer
+
+            return answer(argv[1], env)
     from ccfarm.client.job.invocation import resolve
     from ccfarm.client.job.run import compile_job
     from ccfarm.errors import CcfarmError
