@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ccfarm.cgroups import cpu_slots
 from ccfarm.control import messages as m
 from ccfarm.control.codec import MessageParser, hello
 from ccfarm.model import CompilerIdentity, HostReport
@@ -138,6 +139,12 @@ def test_without_the_secret_nobody_joins_leases_or_steers(
         assert refused.returncode != 0
         assert b"authentication" in refused.stderr, refused.stderr
     assert ctl(sched, "--secret-file", secret, "hosts")[0]["state"] == "up"
+    # `ccfarm -j` proves the secret as a job's lease does; without it, the host list answers
+    env = {**client_env, "CCFARM_SCHEDULER": sched, "DISTCC_HOSTS": "a/5"}
+    asked = run([ccfarm_exe(), "-j"], tmp_path, {**env, "CCFARM_SECRET_FILE": secret})
+    assert asked.stdout == f"{daemon.jobs + cpu_slots()}\n".encode(), asked.stderr
+    unproven = run([ccfarm_exe(), "-j"], tmp_path, env)
+    assert unproven.stdout == b"5\n" and b"authentication" in unproven.stderr
     # a wrapper without the secret gets no lease (it compiles locally, and says why)
     (tmp_path / "a.c").write_text(SOURCES["a.c"])
     env = {**client_env, "CCFARM_SCHEDULER": sched, "CCFARM_VERBOSE": "1", "CCFARM_FALLBACK": "1"}

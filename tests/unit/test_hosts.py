@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ccfarm.client.hosts.farmsize import farm_entries, level_of_farm, level_of_list
 from ccfarm.client.hosts.hostlist import (
     CPU_COUNT,
     MAX_SLOTS,
@@ -22,6 +21,7 @@ from ccfarm.client.hosts.hostlist import (
     parse_entry,
     parse_hosts,
 )
+from ccfarm.client.job.farmsize import farm_entries, level_of_farm, level_of_list
 
 # text -> (kind, host, port, slots, protocol, ccfarm, down, auth)
 ENTRIES: dict[str, tuple[str, str, int, int, int, bool, bool, bool]] = {

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
-from typing import TYPE_CHECKING
 
 from ccfarm import __version__
 from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
@@ -36,18 +34,13 @@ from ccfarm.cli.ctlview import (
     table,
     typed_row,
 )
-from ccfarm.client.job.net import read_message
+from ccfarm.client.job import ask
+from ccfarm.client.job.ask import Auth
 from ccfarm.config import add_secret_file, add_tls
 from ccfarm.control import messages as m
-from ccfarm.control.codec import Message, encode, hello
-from ccfarm.errors import ConfigError, RemoteProtocolError
+from ccfarm.control.codec import Message
+from ccfarm.errors import ConfigError
 from ccfarm.secretfile import secret_from
-
-if TYPE_CHECKING:
-    import ssl
-
-#: the farm secret and the TLS context to reach the scheduler with (None: none)
-Auth = tuple[bytes | None, "ssl.SSLContext | None"]
 
 #: exit statuses, one per way of failing (2 is argparse's usage error)
 EXIT_REFUSED = 1  # the scheduler answered FAIL
@@ -66,57 +59,19 @@ class CtlError(Exception):
         self.status = status
 
 
-def _ask(address: tuple[str, int], request: bytes, auth: Auth, timeout: float = TIMEOUT) -> Message:
-    where = f"{address[0]}:{address[1]}"
-    secret, context = auth
+_STATUS = {
+    ask.BAD_ADDRESS: EXIT_BAD_ADDRESS,
+    ask.NO_SCHEDULER: EXIT_NO_SCHEDULER,
+    ask.REFUSED: EXIT_REFUSED,
+    ask.BAD_ANSWER: EXIT_BAD_ANSWER,
+}
+
+
+def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
     try:
-        with socket.create_connection(address, timeout=timeout) as plain:
-            secure = plain if context is None else _secure(plain, context, address[0], where)
-            with secure as sock:
-                if secret is None:
-                    sock.sendall(hello() + request)
-                    return read_message(sock)
-                return _ask_proven(sock, request, secret, where)
-    except socket.gaierror as exc:
-        raise CtlError(f"cannot resolve {address[0]}: {exc.strerror}", EXIT_BAD_ADDRESS) from None
-    except ConnectionRefusedError:
-        raise CtlError(f"no scheduler listening on {where}", EXIT_NO_SCHEDULER) from None
-    except TimeoutError:
-        raise CtlError(
-            f"scheduler {where} did not answer in {timeout:g} s", EXIT_NO_SCHEDULER
-        ) from None
-    except RemoteProtocolError as exc:
-        raise CtlError(f"scheduler {where}: bad answer: {exc}", EXIT_BAD_ANSWER) from None
-    except OSError as exc:
-        raise CtlError(f"cannot reach {where}: {exc.strerror or exc}", EXIT_NO_SCHEDULER) from None
-
-
-def _secure(sock: socket.socket, context: ssl.SSLContext, host: str, where: str) -> socket.socket:
-    """TLS on `sock`; the scheduler's certificate must name `host`."""
-    import ssl
-
-    try:
-        return context.wrap_socket(sock, server_hostname=host)
-    except ssl.SSLError as exc:
-        raise CtlError(
-            f"scheduler {where}: TLS failed: {exc.reason or exc}", EXIT_REFUSED
-        ) from None
-
-
-def _ask_proven(sock: socket.socket, request: bytes, secret: bytes, where: str) -> Message:
-    """The farm secret's handshake first (the scheduler proves it too), then the request."""
-    from ccfarm.client.job.net import authenticate
-    from ccfarm.control.codec import MessageParser
-    from ccfarm.protocol.auth import CONTROL
-
-    try:
-        proof, rest = authenticate(sock, secret, CONTROL, hello())
-    except RemoteProtocolError as exc:
-        raise CtlError(f"scheduler {where}: {exc}", EXIT_REFUSED) from None
-    sock.sendall(proof + request)
-    parser = MessageParser(expect_hello=False)
-    parser.receive_data(rest)
-    return read_message(sock, parser)
+        return ask.ask(address, request, auth, TIMEOUT)
+    except ask.Unanswered as exc:
+        raise CtlError(str(exc), _STATUS[exc.kind]) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,20 +135,12 @@ def _run(args: argparse.Namespace, address: tuple[str, int], auth: Auth) -> str:
     return json.dumps(rows, indent=2) if args.json else table(rows, columns)
 
 
-def query_hosts(
-    address: tuple[str, int], auth: Auth, timeout: float = TIMEOUT
-) -> list[dict[str, Value]]:
-    """The scheduler's hosts, one record each (CtlError when it does not answer)."""
-    return _rows(address, m.QUERY_HOSTS, True, auth, timeout)
-
-
-def _rows(
-    address: tuple[str, int], query: str, lists: bool, auth: Auth, timeout: float = TIMEOUT
-) -> list[dict[str, Value]]:
-    reply = _ask(address, encode(query), auth, timeout)
-    if reply.kind == m.FAILED:
-        raise CtlError(reply.first().get("reason", "failed"), EXIT_REFUSED)
-    return [typed_row(record, lists=lists) for record in reply.records]
+def _rows(address: tuple[str, int], query: str, lists: bool, auth: Auth) -> list[dict[str, Value]]:
+    try:
+        found = ask.records(address, query, auth, TIMEOUT)
+    except ask.Unanswered as exc:
+        raise CtlError(str(exc), _STATUS[exc.kind]) from None
+    return [typed_row(record, lists=lists) for record in found]
 
 
 def _fail(message: str, status: int) -> int:

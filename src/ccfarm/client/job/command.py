@@ -81,7 +81,7 @@ def run_job(argv: list[str], env: Mapping[str, str]) -> int:
             sys.stdout.write(f"ccfarm {__version__}\n")
             return 0
         if argv[1] in ("-j", "--show-hosts"):
-            from ccfarm.client.hosts.farmsize import answer
+            from ccfarm.client.job.farmsize import answer
 
             return answer(argv[1], env)
     from ccfarm.client.job.invocation import resolve

@@ -93,9 +93,10 @@ def _farm(env: Mapping[str, str]) -> Sequence[Row] | None:
     text = env.get("CCFARM_SCHEDULER", "")
     if not text:
         return None
-    from ccfarm.cli.ctl import CtlError, query_hosts
+    from ccfarm.client.job.ask import Unanswered, records
     from ccfarm.client.job.lease import parse_schedulers
     from ccfarm.client.job.plan import read_settings
+    from ccfarm.control.messages import QUERY_HOSTS
     from ccfarm.errors import ConfigError
     from ccfarm.secretfile import secret_from
     from ccfarm.tls import CA_ENV, CERT_ENV, KEY_ENV, TLSFiles, client_from
@@ -111,11 +112,21 @@ def _farm(env: Mapping[str, str]) -> Sequence[Row] | None:
         return None
     for address in parse_schedulers(text):
         try:
-            return query_hosts(address, auth, timeout=settings.scheduler_timeout)
-        except CtlError as exc:
+            found = records(address, QUERY_HOSTS, auth, settings.scheduler_timeout)
+        except Unanswered as exc:
             sys.stderr.write(f"ccfarm: warning: {exc}\n")
+            continue
+        return [_row(record) for record in found]
     sys.stderr.write("ccfarm: warning: no scheduler answered; the host lists answer\n")
     return None
+
+
+def _row(record: list[tuple[str, str]]) -> dict[str, object]:
+    """A host's record with its numbers as numbers (slots, port)."""
+    row: dict[str, object] = {}
+    for key, value in record:
+        row.setdefault(key, int(value) if key in ("slots", "port") and value.isdigit() else value)
+    return row
 
 
 def _local_slots() -> int:
