@@ -201,6 +201,11 @@ class Bench:
     work: str
     base_env: dict[str, str]
 
+    @property
+    def state(self) -> str:
+        """The ccfarmd hosts' --state-dir (their speed probe, kept between rounds)."""
+        return os.path.join(self.work, "ccfarmd-state")
+
     def client_envs(self) -> list[dict[str, str]]:
         envs = []
         for i in range(len(self.clients)):
@@ -228,9 +233,9 @@ def ccfarm_farm(bench: Bench, slots: tuple[int, ...]) -> Iterator[Farm]:
         wait_listening(*SCHED)
         logs = [os.path.join(work, f"ccfarmd-{i + 1}.log") for i in range(len(slots))]
         for i, (group, n, log) in enumerate(zip(bench.hosts, slots, logs, strict=True)):
-            argv = ccfarmd_command(
-                f"127.0.1.{i + 1}", PORT, n, ("--scheduler", f"{SCHED[0]}:{SCHED[1]}")
-            )
+            # the speed probe's result is kept between rounds, as by a host's restarts
+            extra = ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--state-dir", bench.state)
+            argv = ccfarmd_command(f"127.0.1.{i + 1}", PORT, n, extra)
             stack.enter_context(process(in_group(group, argv), log))
         _wait_ccfarm_hosts(len(slots))
         envs = [{**e, "CCFARM_SCHEDULER": f"{SCHED[0]}:{SCHED[1]}"} for e in bench.client_envs()]

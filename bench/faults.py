@@ -87,7 +87,8 @@ class Farm:
 
     def start_host(self, host: str) -> None:
         log = os.path.join(self.work, f"ccfarmd-{host}.log")
-        extra = ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--log-file", log)
+        state = os.path.join(self.work, "ccfarmd-state")  # kept across a host's restarts
+        extra = ("--scheduler", f"{SCHED[0]}:{SCHED[1]}", "--log-file", log, "--state-dir", state)
         argv = ccfarmd_command(host, PORT, SLOTS, extra)
         if host in self.groups:
             argv = in_group(self.groups[host], argv)

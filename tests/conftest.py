@@ -53,6 +53,20 @@ def daemon_account() -> tuple[int, int] | None:
     return account.pw_uid, account.pw_gid
 
 
+@pytest.fixture(scope="session", autouse=True)
+def daemon_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where this session's ccfarmd keep their speed probe (systemd's
+    $STATE_DIRECTORY, inherited): not the machine's /var/lib/ccfarmd."""
+    path = tmp_path_factory.mktemp("ccfarmd-state")
+    before = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("STATE_DIRECTORY", None)
+    else:
+        os.environ["STATE_DIRECTORY"] = before
+
+
 @pytest.fixture
 def daemon_dir() -> Iterator[Path]:
     """A directory a test's ccfarmd may use (its --tmpdir, a --compiler-path) also

@@ -131,6 +131,31 @@ def test_ccfarm_j_and_show_hosts_ask_the_scheduler(
     assert fallen.stdout == b"6\n" and b"no scheduler answered" in fallen.stderr
 
 
+def test_a_restarted_host_rejoins_with_its_remembered_speed(
+    tmp_path: Path, scheduler, ccfarmd
+) -> None:
+    """The first start probes and keeps the result in --state-dir; a restart
+    with the same CPU, quota and compiler joins with it at once, unprobed."""
+    sched = scheduler()
+    state = tmp_path / "host-state"
+    extra = ("--scheduler", sched, "--heartbeat", "0.5", "--state-dir", str(state))
+    first = ccfarmd(extra=extra)
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=30)
+    log = Path(first.log_path).read_text()
+    assert "(probed)" in log and "(remembered)" not in log
+    stored = (state / "speed").read_text()
+    claimed = ctl(sched, "hosts")[0]["claimed"]
+    from ccfarm.demo.farm import stop_daemon
+
+    stop_daemon(first)
+    wait_for(lambda: ctl(sched, "hosts") == [], timeout=10)
+    second = ccfarmd(extra=extra)
+    wait_for(lambda: len(ctl(sched, "hosts")) == 1, timeout=10)
+    assert "(remembered)" in Path(second.log_path).read_text()
+    assert ctl(sched, "hosts")[0]["claimed"] == claimed
+    assert (state / "speed").read_text() == stored  # nothing probed, nothing rewritten
+
+
 def test_gethost_with_real_distcc(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
     distcc = shutil.which("distcc")
     if distcc is None:

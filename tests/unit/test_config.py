@@ -73,6 +73,8 @@ NEW_SCHEDULER_FLAGS |= {
 TLS_FLAGS = {"--tls-cert", "--tls-key", "--tls-ca", "--tls-require", "--no-tls-require"}
 NEW_DAEMON_FLAGS |= TLS_FLAGS
 NEW_SCHEDULER_FLAGS |= TLS_FLAGS
+#: where ccfarmd keeps its speed probe across restarts
+NEW_DAEMON_FLAGS |= {"--state-dir"}
 
 DAEMON_ARGV = [
     "-p", "4000", "--listen", "127.0.0.2", "-a", "10.0.0.0/8", "--allow", "127.0.0.0/8",

@@ -143,6 +143,12 @@ class DaemonConfig:
     speed: float = setting(
         0.0, "pin the speed score (bigger is faster)", shown="0 = measure at start"
     )
+    state_dir: str = setting(
+        "",
+        "keep the speed probe's result here across restarts (none: probe at each start)",
+        metavar="DIR",
+        shown="$STATE_DIRECTORY, else /var/lib/ccfarmd as root, else ~/.local/state/ccfarmd",
+    )
     heartbeat: float = setting(2.0, "seconds between reports to the scheduler", metavar="S")
     desktop_activity: str = setting(
         "none",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ccfarm.daemon.agent import HostAgent
     from ccfarm.daemon.service import DaemonService
+    from ccfarm.daemon.speedmemory import SpeedMemory
 
 EXIT_BAD_ARGUMENTS = 101
 EXIT_SETUID_FAILED = 112  # distccd's code when it could not become its user
@@ -167,6 +168,7 @@ async def _run(
             return EXIT_STARTUP_FAILED
     service = DaemonService(config, compilers, secret=secret, tls_context=contexts[0])
     await service.start(sock=sockets[0])
+    memory = _speed_memory(config)  # opened while root may write the state directory
     # no job is served before this returns: nothing here awaits
     status = _confine(config, service)
     if status:
@@ -177,7 +179,7 @@ async def _run(
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the moment it says ready
         asyncio.get_running_loop().add_signal_handler(sig, service.drain)
     launch.ready(f"{config.jobs} job slots")  # it serves jobs; the agents join as they can
-    agent, runs = await _agent_tasks(config, compilers, service, secret, contexts[1])
+    agent, runs = await _agent_tasks(config, compilers, service, secret, contexts[1], memory)
     agents = [asyncio.ensure_future(run) for run in runs]
     try:
         await service.serve_until_drained(on_drain=launch.stopping)
@@ -197,6 +199,15 @@ async def _run(
     return 0
 
 
+def _speed_memory(config: DaemonConfig) -> SpeedMemory | None:
+    """Where the speed probe is kept, when the host agent will probe."""
+    if not config.scheduler or config.speed or config.state_dir == "none":
+        return None
+    from ccfarm.daemon.speedmemory import SpeedMemory, default_state_dir
+
+    return SpeedMemory.open(config.state_dir or default_state_dir(os.environ, os.geteuid()))
+
+
 def _remove_pid_file(config: DaemonConfig) -> None:
     if config.pid_file:
         # (a daemon that gave up root may not remove it from a root-owned directory)
@@ -212,6 +223,7 @@ _AGENT_MODULES = (
     "ccfarm.daemon.activity",
     "ccfarm.daemon.agent",
     "ccfarm.daemon.probe",
+    "ccfarm.daemon.speedmemory",
 )
 
 
@@ -305,6 +317,7 @@ async def _agent_tasks(
     service: DaemonService,
     secret: bytes | None = None,
     tls_context: ssl.SSLContext | None = None,
+    memory: SpeedMemory | None = None,
 ) -> tuple[HostAgent | None, list[Coroutine[Any, Any, None]]]:
     """The host agent and one reporting task per --scheduler (after probing
     speed and compilers)."""
@@ -314,7 +327,8 @@ async def _agent_tasks(
     from ccfarm.cgroups import effective_cpus
     from ccfarm.daemon.activity import desktop_in_use, parse_source
     from ccfarm.daemon.agent import HostAgent, RefinedSpeed
-    from ccfarm.daemon.probe import children_cpu, compiler_identities, measure_speed
+    from ccfarm.daemon.probe import children_cpu, compiler_identities
+    from ccfarm.daemon.speedmemory import probed_speed
 
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)
@@ -324,8 +338,8 @@ async def _agent_tasks(
         def speed() -> float:
             return pinned
 
-    else:  # measured at start, then refined from the jobs this host runs
-        estimate = await loop.run_in_executor(None, measure_speed)
+    else:  # measured at start (or remembered), then refined from the jobs this host runs
+        estimate, recalled = await loop.run_in_executor(None, probed_speed, memory)
         speed = RefinedSpeed(estimate, lambda: service.compile_seconds, children_cpu)
     source = parse_source(config.desktop_activity)
     agent = HostAgent(
@@ -346,7 +360,7 @@ async def _agent_tasks(
     logging.getLogger("ccfarmd").info(
         "host agent: speed %.3g%s, %d compiler(s), schedulers %s",
         speed(),
-        " (pinned)" if config.speed else "",
+        " (pinned)" if config.speed else " (remembered)" if recalled else " (probed)",
         len(idents),
         ", ".join(config.scheduler),
     )

@@ -63,7 +63,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_speed(compiler: str = "gcc", rounds: int = 2) -> SpeedEstimate:
+#: the compiler of the reference compile (found on PATH)
+REFERENCE_COMPILER = "gcc"
+
+
+def measure_speed(compiler: str = REFERENCE_COMPILER, rounds: int = 2) -> SpeedEstimate:
     """Time the reference compile (best of `rounds`): wall and CPU seconds."""
     with tempfile.TemporaryDirectory(prefix="ccfarmd-probe-") as tmp:
         source = os.path.join(tmp, "reference.c")
@@ -96,6 +100,8 @@ class SpeedEstimate:
     """
 
     def __init__(self, reference_cpu: float, reference_wall: float, weight: float = 0.3) -> None:
+        self.reference_cpu = reference_cpu  # the probe's figures (kept across restarts)
+        self.reference_wall = reference_wall
         self.core_speed = 1.0 / reference_cpu
         self.share = min(1.0, reference_cpu / reference_wall)
         self.weight = weight
