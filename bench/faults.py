@@ -16,7 +16,9 @@ fault against the same build without it, in the same run:
                    scheduler granted on it, in seconds after its death, and
                    jobs compiled on the client (by a failure, or because a
                    local slot was free and no free host was faster)
-  restarted host   one host restarted 1 s into the build: jobs compiled on the client
+  restarted host   one host restarted 1 s into the build: jobs compiled on the
+                   client, and seconds from its new start until it is back in
+                   the farm (its speed probe kept in its --state-dir)
   silent scheduler CCFARM_SCHEDULER at a port that accepts and never answers,
                    no host list: 5 sequential compiles against the same 5
                    compiled locally by gcc
@@ -190,10 +192,22 @@ def last_grant_after(log: str, host: str, died: float) -> float | None:
         for line in f:
             if " lease " not in line or f" on {host}" not in line:
                 continue
-            words = line.split()
-            stamp = datetime.datetime.strptime(f"{words[0]} {words[1]}", "%Y-%m-%d %H:%M:%S,%f")
-            last = stamp.timestamp() - died
+            last = _stamp(line) - died
     return last
+
+
+def _stamp(line: str) -> float:
+    words = line.split()
+    return datetime.datetime.strptime(f"{words[0]} {words[1]}", "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def joined_after(log: str, host: str, since: float) -> float | None:
+    """Seconds after `since` (wall clock) of the scheduler's first "joined" of `host`."""
+    with open(log, errors="replace") as f:
+        for line in f:
+            if f"host {host}:" in line and " joined:" in line and _stamp(line) >= since:
+                return _stamp(line) - since
+    return None
 
 
 def sequential(cwd: str, env: dict[str, str], wrapper: list[str], n: int = 5) -> float:
@@ -286,15 +300,21 @@ def one_round(work: str, src: str, files: int, base: dict[str, str], note: Note)
         note("killed host: last lease after death, s", after if after is not None else 0)
         note("killed host: jobs compiled locally", files - jobs_on_hosts(farm.work, since))
 
+        restarted: list[float] = []
+
         def restart() -> None:
             proc = farm.procs[HOSTS[1]]
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+            restarted.append(time.time())
             farm.start_host(HOSTS[1])
 
         since = host_logs(farm.work)
         build(src, env, restart)
         note("restarted host: jobs compiled locally", files - jobs_on_hosts(farm.work, since))
+        back = joined_after(farm.scheduler_log, f"{HOSTS[1]}", restarted[0])
+        # its speed probe is kept in its --state-dir: it joins without probing again
+        note("restarted host: back in the farm after, s", back if back is not None else -1)
     with farm_up(os.path.join(work, "full")), all_slots_held():
         full = sequential(src, env, ["ccfarm"])
     local = sequential(src, base, [])

@@ -394,5 +394,12 @@ def test_farm_level_counts_hosts_that_take_jobs() -> None:
     assert level_of_farm(rows, local_slots=3) == 4 + 2 + 1 + 3
     assert level_of_farm([], local_slots=2) == 2
     assert farm_entries(rows) == ["127.0.1.1:3632/4", "[::1]:3633/2", "f:1/1"]
+    hostile = [
+        {"host": "x", "address": "\x1b]0;owned\x07", "port": 1, "slots": 2, "state": "up"},
+        {"host": "y --randomize", "slots": 2, "state": "up"},
+        {"host": "z", "address": "127.0.1.9", "port": 1, "slots": "2", "state": "up"},
+        {"host": "w", "address": "127.0.1.9", "port": "1;", "slots": 3, "state": "up"},
+    ]
+    assert farm_entries(hostile) == ["x/2", "w/3"]  # x: by its name
     assert level_of_list(None, local_slots=5) == 5
     assert level_of_list(parse_hosts(""), local_slots=5) == 5  # distcc: nothing at all

@@ -51,17 +51,31 @@ def level_of_farm(rows: Sequence[Row], local_slots: int) -> int:
 
 def farm_entries(rows: Sequence[Row]) -> list[str]:
     """The hosts that take jobs as host-list entries (`ADDRESS:PORT/SLOTS`,
-    what CCFARM_HOSTS takes), by the scheduler's name where it gives no address."""
+    what CCFARM_HOSTS takes), by the scheduler's name where it gives no
+    address. A record whose words are not an address, a port and a slot
+    count is left out: they come from the network and go to a terminal or
+    into a host list."""
     entries = []
     for row in taking_jobs(rows):
         address, port, slots = row.get("address"), row.get("port"), row.get("slots")
-        where = f"{_bracketed(str(address))}:{port}" if address and port else str(row["host"])
+        if not isinstance(slots, int) or slots <= 0:
+            continue
+        if isinstance(address, str) and isinstance(port, int) and _plain(address):
+            where = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        elif isinstance(row.get("host"), str) and _plain(str(row["host"])):
+            where = str(row["host"])
+        else:
+            continue
         entries.append(f"{where}/{slots}")
     return entries
 
 
-def _bracketed(address: str) -> str:
-    return f"[{address}]" if ":" in address else address
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]%")
+
+
+def _plain(word: str) -> bool:
+    """A host name or address, nothing a terminal or a host list reads otherwise."""
+    return 0 < len(word) <= 255 and all(c in _PLAIN for c in word)
 
 
 def answer(option: str, env: Mapping[str, str]) -> int:
