@@ -156,6 +156,19 @@ def test_a_restarted_host_rejoins_with_its_remembered_speed(
     assert (state / "speed").read_text() == stored  # nothing probed, nothing rewritten
 
 
+def test_a_host_stopped_while_it_probes_its_speed_exits_cleanly(scheduler, ccfarmd) -> None:
+    """SIGTERM during the speed probe: the daemon drains and exits 0, and
+    does not join the scheduler afterwards (it used to die on its closed port)."""
+    sched = scheduler()
+    daemon = ccfarmd(extra=("--scheduler", sched, "--state-dir", "none"))
+    assert daemon.process is not None
+    daemon.process.send_signal(signal.SIGTERM)  # listening; the probe takes a second or two
+    assert daemon.process.wait(30) == 0
+    log = Path(daemon.log_path).read_text()
+    assert "Traceback" not in log and "host agent" not in log, log
+    assert ctl(sched, "hosts") == []
+
+
 def test_gethost_with_real_distcc(tmp_path: Path, scheduler, ccfarmd, client_env) -> None:
     distcc = shutil.which("distcc")
     if distcc is None:

@@ -330,6 +330,7 @@ async def _agent_tasks(
     from ccfarm.daemon.probe import children_cpu, compiler_identities
     from ccfarm.daemon.speedmemory import probed_speed
 
+    port = service.port  # (read now: a drain meanwhile closes the listening socket)
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)
     if config.speed:
@@ -341,9 +342,11 @@ async def _agent_tasks(
     else:  # measured at start (or remembered), then refined from the jobs this host runs
         estimate, recalled = await loop.run_in_executor(None, probed_speed, memory)
         speed = RefinedSpeed(estimate, lambda: service.compile_seconds, children_cpu)
+    if service.draining.is_set():  # stopped while probing: it does not join any more
+        return None, []
     source = parse_source(config.desktop_activity)
     agent = HostAgent(
-        port=service.port,
+        port=port,
         listen=config.listen,
         advertise=config.advertise,
         slots=config.jobs,
