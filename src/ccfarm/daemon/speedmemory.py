@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from typing import TypeGuard
 
 from ccfarm.daemon.probe import SpeedEstimate
@@ -91,7 +92,7 @@ def _sane(value: object) -> TypeGuard[float]:
     )
 
 
-def default_state_dir(env: dict[str, str] | os._Environ[str], euid: int) -> str:
+def default_state_dir(env: Mapping[str, str], euid: int) -> str:
     """systemd's `$STATE_DIRECTORY` (its first entry), else /var/lib/ccfarmd
     as root, else `$XDG_STATE_HOME/ccfarmd` (~/.local/state/ccfarmd)."""
     given = env.get("STATE_DIRECTORY", "")

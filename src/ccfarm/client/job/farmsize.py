@@ -88,8 +88,10 @@ def answer(option: str, env: Mapping[str, str]) -> int:
             for entry in farm_entries(rows):
                 print(entry)
         return 0
+    from ccfarm.client.job.run import read_text
+
     try:
-        listing = hosts_from_environment(env, read_file=_read_text)
+        listing = hosts_from_environment(env, read_file=read_text)
     except HostListError as exc:
         sys.stderr.write(f"ccfarm: {exc}\n")
         return 101
@@ -147,14 +149,6 @@ def _local_slots() -> int:
     from ccfarm.cgroups import cpu_slots
 
     return cpu_slots()
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 __all__ = ["answer", "farm_entries", "level_of_farm", "level_of_list", "taking_jobs"]

@@ -105,7 +105,7 @@ def _run(inv: Invocation, env: Mapping[str, str], settings: Settings, story: Sto
         before = (leased.verbose,)
     try:
         route = fallback.route_hosts(
-            hostlist.hosts_from_environment(env, read_file=_read_text),
+            hostlist.hosts_from_environment(env, read_file=read_text),
             source=plan.job.source,
             before=before,
         )
@@ -483,7 +483,8 @@ def _cpus() -> int:
     return cpu_slots()
 
 
-def _read_text(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A host-list file's text, or None when it cannot be read."""
     try:
         with open(path) as f:
             return f.read()
@@ -497,4 +498,4 @@ def _say(job: _Job, said: RunLocal | Exit | NextHost | UseHostLists | HostRoute)
     job.story.note(said.verbose)
 
 
-__all__ = ["compile_job"]
+__all__ = ["compile_job", "read_text"]
