@@ -1,7 +1,7 @@
 """The speed probe's result, kept across restarts (`--state-dir`).
 
 The probe compiles a reference file twice before the host joins its
-scheduler: about 3.6 s on a 0.3-CPU host, 14 s on a 0.075-CPU one, during
+scheduler: about 2 s on a 0.3-CPU host, 14 s on a 0.075-CPU one, during
 which a restarted host is missing from the farm. Its result depends on the
 CPU, the CPU quota and the compiler, so it is kept under a key made of
 those (`fingerprint`) and used again, without probing, while they are
