@@ -162,7 +162,11 @@ def test_a_host_stopped_while_it_probes_its_speed_exits_cleanly(scheduler, ccfar
     sched = scheduler()
     daemon = ccfarmd(extra=("--scheduler", sched, "--state-dir", "none"))
     assert daemon.process is not None
-    daemon.process.send_signal(signal.SIGTERM)  # listening; the probe takes a second or two
+    # ready (its SIGTERM handler set just after this line), probing (a second or two)
+    started = ("running as", "NO JOB SANDBOX")
+    wait_for(lambda: any(w in Path(daemon.log_path).read_text() for w in started), timeout=10)
+    time.sleep(0.2)
+    daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(30) == 0
     log = Path(daemon.log_path).read_text()
     assert "Traceback" not in log and "host agent" not in log, log
