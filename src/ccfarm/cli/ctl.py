@@ -22,6 +22,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ccfarm import __version__
 from ccfarm.addresses import SCHEDULER_PORT, parse_addresses
@@ -67,11 +69,18 @@ _STATUS = {
 }
 
 
-def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
+@contextmanager
+def _answered() -> Iterator[None]:
+    """A question the scheduler left unanswered is a CtlError with its exit status."""
     try:
-        return ask.ask(address, request, auth, TIMEOUT)
+        yield
     except ask.Unanswered as exc:
         raise CtlError(str(exc), _STATUS[exc.kind]) from None
+
+
+def _ask(address: tuple[str, int], request: bytes, auth: Auth) -> Message:
+    with _answered():
+        return ask.ask(address, request, auth, TIMEOUT)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,10 +145,8 @@ def _run(args: argparse.Namespace, address: tuple[str, int], auth: Auth) -> str:
 
 
 def _rows(address: tuple[str, int], query: str, lists: bool, auth: Auth) -> list[dict[str, Value]]:
-    try:
+    with _answered():
         found = ask.records(address, query, auth, TIMEOUT)
-    except ask.Unanswered as exc:
-        raise CtlError(str(exc), _STATUS[exc.kind]) from None
     return [typed_row(record, lists=lists) for record in found]
 
 

@@ -334,7 +334,7 @@ async def _agent_tasks(
     loop = asyncio.get_running_loop()
     idents = await loop.run_in_executor(None, compiler_identities, compilers)
     if config.speed:
-        pinned = config.speed
+        pinned, recalled = config.speed, False
 
         def speed() -> float:
             return pinned

@@ -10,7 +10,8 @@ unchanged; the jobs then refine it as they do a fresh probe's.
 One file (`speed`) holds the results of every daemon of the machine (the
 emulated hosts of a benchmark differ by quota), at most `KEEP`, newest
 last. It is opened before the daemon gives up root and read and written
-through that descriptor under an exclusive lock; a file that cannot be
+through that descriptor under a lock (shared to read, exclusive to
+write); a file that cannot be
 parsed counts as empty (the daemon probes, then writes it anew).
 
 `fingerprint`, `recalled` and `remembered` are pure; `SpeedMemory` does the
@@ -27,7 +28,8 @@ import shutil
 from collections.abc import Mapping
 from typing import TypeGuard
 
-from ccfarm.daemon.probe import SpeedEstimate
+from ccfarm.cgroups import effective_cpus
+from ccfarm.daemon.probe import REFERENCE_COMPILER, SpeedEstimate, measure_speed
 
 #: results kept in the file (a machine's daemons, each by its fingerprint)
 KEEP = 16
@@ -107,9 +109,6 @@ def default_state_dir(env: Mapping[str, str], euid: int) -> str:
 def probed_speed(memory: SpeedMemory | None) -> tuple[SpeedEstimate, bool]:
     """This host's speed estimate, and whether it was remembered (else probed,
     and the result kept in `memory`)."""
-    from ccfarm.cgroups import effective_cpus
-    from ccfarm.daemon.probe import REFERENCE_COMPILER, measure_speed
-
     key = fingerprint(
         _text("/proc/cpuinfo"), effective_cpus(), _compiler_key(shutil.which(REFERENCE_COMPILER))
     )

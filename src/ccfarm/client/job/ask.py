@@ -61,14 +61,14 @@ def ask(address: tuple[str, int], request: bytes, auth: Auth, timeout: float) ->
 
 def records(
     address: tuple[str, int], query: str, auth: Auth, timeout: float
-) -> list[list[tuple[str, str]]]:
+) -> tuple[tuple[tuple[str, str], ...], ...]:
     """The records of the answer to `query` (a kind with no fields: QHST, QJOB)."""
     from ccfarm.control import messages as m
 
     reply = ask(address, encode(query), auth, timeout)
     if reply.kind == m.FAILED:
         raise Unanswered(reply.first().get("reason", "failed"), REFUSED)
-    return [list(record) for record in reply.records]
+    return reply.records
 
 
 def _secure(sock: socket.socket, context: ssl.SSLContext, host: str, where: str) -> socket.socket:

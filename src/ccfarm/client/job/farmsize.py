@@ -80,10 +80,12 @@ def _plain(word: str) -> bool:
 
 def answer(option: str, env: Mapping[str, str]) -> int:
     """Print the answer to `-j` or `--show-hosts`; the exit status."""
+    from ccfarm.cgroups import cpu_slots
+
     rows = _farm(env)
     if rows is not None:
         if option == "-j":
-            print(level_of_farm(rows, _local_slots()))
+            print(level_of_farm(rows, cpu_slots()))
         else:
             for entry in farm_entries(rows):
                 print(entry)
@@ -96,7 +98,7 @@ def answer(option: str, env: Mapping[str, str]) -> int:
         sys.stderr.write(f"ccfarm: {exc}\n")
         return 101
     if option == "-j":
-        print(level_of_list(listing, _local_slots()))
+        print(level_of_list(listing, cpu_slots()))
     elif listing is not None:
         for host in listing.hosts:
             print(host.text)
@@ -137,18 +139,12 @@ def _farm(env: Mapping[str, str]) -> Sequence[Row] | None:
     return None
 
 
-def _row(record: list[tuple[str, str]]) -> dict[str, object]:
+def _row(record: Sequence[tuple[str, str]]) -> dict[str, object]:
     """A host's record with its numbers as numbers (slots, port)."""
     row: dict[str, object] = {}
     for key, value in record:
         row.setdefault(key, int(value) if key in ("slots", "port") and value.isdigit() else value)
     return row
-
-
-def _local_slots() -> int:
-    from ccfarm.cgroups import cpu_slots
-
-    return cpu_slots()
 
 
 __all__ = ["answer", "farm_entries", "level_of_farm", "level_of_list", "taking_jobs"]
